@@ -1,0 +1,66 @@
+# taskq — everything a fresh machine needs is installed by these targets.
+#   make dev    the whole stack here: Kafka, Redis, API+UI, three workers (Ctrl-C stops it)
+#   make test   installs what the tests need, starts Kafka/Redis on free ports, runs the suite
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/taskq
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' tools/kafka/pom.xml)
+KAFKA_JARS := $(CACHE)/kafka-$(KAFKA_VERSION)/jars
+export TASKQ_KAFKA_JARS := $(KAFKA_JARS)
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
+PYTEST_ARGS ?=
+
+.PHONY: help dev test test-fast lint deps venv kafka chromium clean bench chaos
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+# --- setup -----------------------------------------------------------------
+deps:  ## system packages: Java (Kafka), redis-server
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; fi
+
+chromium:  ## Debian's chromium for the browser tests
+	@command -v chromium >/dev/null || { $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium >/dev/null; }
+
+$(VENV)/.stamp: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[test,dev]'
+	@touch $@
+
+venv: $(VENV)/.stamp
+
+$(KAFKA_JARS)/.stamp: tools/kafka/pom.xml
+	@echo "fetching Apache Kafka $(KAFKA_VERSION) jars into $(KAFKA_JARS)"
+	@rm -rf $(KAFKA_JARS) && mkdir -p $(KAFKA_JARS)
+	@mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(KAFKA_JARS)
+	@touch $@
+
+kafka: deps $(KAFKA_JARS)/.stamp
+
+# --- run -------------------------------------------------------------------
+dev: deps venv kafka
+	$(VENV)/bin/taskq dev --workers 3
+
+# --- checks ----------------------------------------------------------------
+test: deps venv kafka chromium
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test-fast: venv  ## unit tests only, no services
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf .taskq .pytest_cache .mypy_cache .ruff_cache

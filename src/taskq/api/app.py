@@ -1,0 +1,154 @@
+"""Assembles the FastAPI app: routers, error mapping, body limit, static UI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..client import Client
+from ..errors import (
+    BrokerError,
+    InvalidTask,
+    StoreError,
+    TaskNotFound,
+    TaskqError,
+    TaskStateError,
+)
+from ..metrics import ApiMetrics
+from ..settings import Settings
+from . import events, system, tasks, workers
+from .deps import require_token
+
+
+def ui_dir() -> Path | None:
+    """The web UI's files: shipped inside the package, or the repository's ui/ in a checkout."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parent.parent / "_ui", here.parents[3] / "ui"):
+        if (candidate / "index.html").exists():
+            return candidate
+    return None
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._reject(send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return msg
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        resp = JSONResponse({"detail": f"request body is larger than the limit of {self.limit} bytes"}, 413)
+        await resp({"type": "http"}, _empty_receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.client.close()
+
+    app = FastAPI(title="taskq", version=__version__, lifespan=lifespan,
+                  description="Submit and inspect tasks of a Kafka + Redis task queue.")
+    app.state.settings = settings
+    app.state.client = client or Client(settings)
+    app.state.metrics = ApiMetrics()
+    app.state.metrics.topic = settings.tasks_topic
+    app.state.lag_cache = {}
+
+    def error(status: int, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(TaskNotFound)
+    async def _not_found(_: Request, exc: TaskNotFound) -> JSONResponse:
+        return error(404, exc)
+
+    @app.exception_handler(TaskStateError)
+    async def _conflict(_: Request, exc: TaskStateError) -> JSONResponse:
+        return error(409, exc)
+
+    @app.exception_handler(InvalidTask)
+    async def _invalid(_: Request, exc: InvalidTask) -> JSONResponse:
+        return error(422, exc)
+
+    @app.exception_handler(BrokerError)
+    async def _kafka_down(_: Request, exc: BrokerError) -> JSONResponse:
+        app.state.metrics.kafka_error()
+        return error(503, exc)
+
+    @app.exception_handler(StoreError)
+    async def _redis_down(_: Request, exc: StoreError) -> JSONResponse:
+        app.state.metrics.redis_error()
+        return error(503, exc)
+
+    @app.exception_handler(TaskqError)
+    async def _other(_: Request, exc: TaskqError) -> JSONResponse:
+        return error(400, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        def where(e: dict[str, Any]) -> str:
+            return ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+
+        messages = [f"{where(e)}: {e.get('msg')}" for e in exc.errors()[:10]]
+        return JSONResponse({"detail": "; ".join(messages), "errors": jsonable(exc.errors()[:10])}, 422)
+
+    protected = [Depends(require_token)]
+    app.include_router(tasks.router, dependencies=protected)
+    app.include_router(workers.router, dependencies=protected)
+    app.include_router(events.router)
+    app.include_router(system.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    ui = ui_dir()
+    if ui is not None:
+        app.mount("/ui", StaticFiles(directory=ui, html=True), name="ui")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> RedirectResponse:
+            return RedirectResponse("/ui/")
+    return app
+
+
+def jsonable(errors: list[Any]) -> list[dict[str, Any]]:
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))} for e in errors]

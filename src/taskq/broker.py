@@ -1,0 +1,155 @@
+"""Kafka: topic setup, the submitting producer, and consumer construction.
+
+kafka-python exceptions are translated to ``BrokerError``/``BrokerUnavailable`` here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import kafka.errors as kerr
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import OffsetSpec
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+
+from .errors import BrokerError, BrokerUnavailable
+from .models import TaskMessage
+from .settings import Settings
+
+log = logging.getLogger("taskq.broker")
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except kerr.KafkaTimeoutError as exc:
+        raise BrokerUnavailable(f"Kafka did not answer while trying to {what}: {exc}") from exc
+    except (kerr.KafkaConnectionError, kerr.NodeNotReadyError) as exc:
+        raise BrokerUnavailable(f"Kafka is unreachable while trying to {what}: {exc}") from exc
+    except kerr.KafkaError as exc:
+        raise BrokerError(f"Kafka error while trying to {what}: {exc}") from exc
+
+
+def admin_client(settings: Settings, *, timeout: float = 10.0) -> KafkaAdminClient:
+    with translate_errors("connect the admin client"):
+        return KafkaAdminClient(
+            **settings.kafka_common(), client_id="taskq-admin",
+            request_timeout_ms=int(timeout * 1000), bootstrap_timeout_ms=int(timeout * 1000),
+        )
+
+
+def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> None:
+    """Create the task and dead-letter topics if they do not exist yet."""
+    admin = admin_client(settings, timeout=timeout)
+    try:
+        with translate_errors("create topics"):
+            existing = set(admin.list_topics())
+            wanted = {
+                settings.tasks_topic: settings.partitions,
+                settings.dead_topic: 1,
+            }
+            missing = {
+                name: {"num_partitions": parts, "replication_factor": settings.replication_factor}
+                for name, parts in wanted.items() if name not in existing
+            }
+            if missing:
+                try:
+                    admin.create_topics(missing, timeout_ms=int(timeout * 1000), wait_for_metadata=True)
+                except kerr.TopicAlreadyExistsError:
+                    pass  # another process won the race
+                log.info("created topics %s", ", ".join(sorted(missing)))
+    finally:
+        admin.close()
+
+
+def consumer_lag(settings: Settings) -> dict[int, int]:
+    """Per-partition lag (end offset - committed offset) of the worker group on the tasks topic."""
+    admin = admin_client(settings)
+    try:
+        with translate_errors("read consumer lag"):
+            parts = [TopicPartition(settings.tasks_topic, p) for p in range(settings.partitions)]
+            committed = admin.list_group_offsets({settings.group_id: parts}).get(settings.group_id, {})
+            ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in parts})
+            lag: dict[int, int] = {}
+            for tp in parts:
+                end = ends[tp].offset if tp in ends else 0
+                c = committed.get(tp)
+                pos = c.offset if c is not None and c.offset >= 0 else 0
+                lag[tp.partition] = max(0, end - pos)
+            return lag
+    finally:
+        admin.close()
+
+
+class Producer:
+    """Produces task messages and waits for Kafka's acknowledgement (acks=all, idempotent)."""
+
+    def __init__(self, settings: Settings, *, client_id: str = "taskq-producer") -> None:
+        self.settings = settings
+        with translate_errors("connect the producer"):
+            self._p = KafkaProducer(
+                **settings.kafka_common(),
+                client_id=client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=1,
+                batch_size=256 * 1024,
+                max_block_ms=int(settings.submit_timeout * 1000),
+                request_timeout_ms=int(settings.submit_timeout * 1000),
+                delivery_timeout_ms=int(settings.submit_timeout * 1000) + 1000,
+                bootstrap_timeout_ms=int(settings.submit_timeout * 1000),
+            )
+
+    def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
+             keys: Sequence[str | None] | None = None) -> None:
+        """Produce all messages; return only once Kafka acknowledged every one of them."""
+        topic = topic or self.settings.tasks_topic
+        with translate_errors(f"produce to {topic}"):
+            futures = [
+                self._p.send(
+                    topic,
+                    value=m.to_bytes(),
+                    key=((keys[i] if keys and keys[i] else m.id)).encode(),
+                )
+                for i, m in enumerate(messages)
+            ]
+            self._p.flush(timeout=self.settings.submit_timeout)
+            for f in futures:
+                f.get(timeout=self.settings.submit_timeout)
+
+    def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
+                 headers: list[tuple[str, bytes]] | None = None) -> None:
+        with translate_errors(f"produce to {topic}"):
+            self._p.send(topic, value=value, key=key, headers=headers).get(timeout=self.settings.submit_timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            self._p.close(timeout=timeout)
+        except kerr.KafkaError:  # closing a producer whose broker is gone
+            log.debug("producer close failed", exc_info=True)
+
+
+def make_consumer(settings: Settings, *, client_id: str, listener: Any) -> KafkaConsumer:
+    """The worker's group consumer: manual commits, cooperative-sticky, short session."""
+    session_ms = int(settings.session_timeout * 1000)
+    with translate_errors("connect the consumer"):
+        consumer = KafkaConsumer(
+            **settings.kafka_common(),
+            client_id=client_id,
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=[CooperativeStickyAssignor],
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(100, session_ms // 5),
+            max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=100,
+            max_poll_records=500,
+            allow_auto_create_topics=False,
+        )
+        consumer.subscribe([settings.tasks_topic], listener=listener)
+    return consumer

@@ -1,0 +1,225 @@
+"""The ``taskq`` command. Every command builds one ``Settings`` and passes it down."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from .client import Client, parse_cli_value
+from .errors import TaskqError
+from .settings import Settings, default_worker_id
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="taskq: a distributed task queue on Kafka and Redis.")
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        fail(f"invalid setting {where} (TASKQ_{where.upper()}): {first['msg']}", code=2)
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """One readable line and a non-zero exit instead of a traceback."""
+    try:
+        yield
+    except TaskqError as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def _fmt_time(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).isoformat(sep=" ", timespec="milliseconds") if ts else "-"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+@app.command()
+def submit(
+    task: Annotated[str, typer.Argument(help="Task name, e.g. add")],
+    args: Annotated[list[str] | None, typer.Argument(help="Arguments; JSON values where they parse (1, [1,2], true)")] = None,
+    kwargs: Annotated[str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the result and print it")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait")] = 60.0,
+    max_retries: Annotated[int | None, typer.Option("--max-retries", min=0)] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Ordering key (same key, same partition)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Submit a task. Prints its id and status, or its result with --wait."""
+    kw: dict[str, Any] = {}
+    if kwargs:
+        try:
+            kw = orjson.loads(kwargs)
+        except orjson.JSONDecodeError as exc:
+            fail(f"--kwargs is not valid JSON: {exc}", code=2)
+        if not isinstance(kw, dict):
+            fail("--kwargs must be a JSON object, e.g. '{\"seconds\": 2}'", code=2)
+    values = [parse_cli_value(a) for a in (args or [])]
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        tid = client.submit(task, *values, _max_retries=max_retries, _key=key, **kw)
+        if not wait:
+            typer.echo(_json({"id": tid, "status": "queued"}) if as_json else f"{tid} queued")
+            return
+        rec = client.wait(tid, timeout=timeout)
+        if as_json:
+            typer.echo(_json(rec.to_dict()))
+        elif rec.status.value == "success":
+            typer.echo(_json(rec.result) if not isinstance(rec.result, str) else rec.result)
+        else:
+            fail(f"task {tid} {rec.status.value}: {rec.error}")
+
+
+@app.command()
+def status(
+    task_id: Annotated[str, typer.Argument(help="Task id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show a task's state, result or error, attempts and timings."""
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        rec = client.get(task_id)
+    if as_json:
+        typer.echo(_json(rec.to_dict()))
+        return
+    rows = [
+        ("id", rec.id), ("task", rec.task), ("args", _json(rec.args)), ("status", rec.status.value),
+        ("result", _json(rec.result) if rec.result is not None else "-"), ("error", rec.error or "-"),
+        ("attempts", str(rec.attempts)), ("worker", rec.worker or "-"), ("created", _fmt_time(rec.created_at)),
+        ("started", _fmt_time(rec.started_at)), ("finished", _fmt_time(rec.finished_at)),
+    ]
+    if rec.kwargs:
+        rows.insert(3, ("kwargs", _json(rec.kwargs)))
+    for k, v in rows:
+        typer.echo(f"{k + ':':<10} {v}")
+
+
+@app.command()
+def cancel(task_id: Annotated[str, typer.Argument(help="Task id")]) -> None:
+    """Cancel a queued or retrying task."""
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        rec = client.cancel(task_id)
+    typer.echo(f"{rec.id} {rec.status.value}")
+
+
+@app.command()
+def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """List workers: alive, lost (no heartbeat) or stopped, with partitions and counts."""
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        infos = client.store.workers()
+    if as_json:
+        typer.echo(_json([w.to_dict() for w in infos]))
+        return
+    if not infos:
+        typer.echo("no workers have registered yet")
+        return
+    import time
+
+    table = Table(box=None, header_style="bold")
+    for col in ("WORKER", "STATUS", "HEARTBEAT", "PARTITIONS", "RUNNING", "PROCESSED", "FAILED"):
+        table.add_column(col)
+    colors = {"alive": "green", "lost": "red", "stopped": "yellow"}
+    for w in infos:
+        age = f"{time.time() - w.last_heartbeat:.1f}s ago" if w.last_heartbeat else "-"
+        table.add_row(w.id, f"[{colors[w.status]}]{w.status}[/]", age,
+                      ",".join(map(str, w.partitions)) or "-", f"{w.current_tasks}/{w.concurrency}",
+                      str(w.processed), str(w.failed))
+    Console().print(table)
+
+
+@app.command()
+def worker(
+    worker_id: Annotated[str | None, typer.Option("--id", help="Worker id (default: host-pid)")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=1024)] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Module with @task functions (repeatable)")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve /metrics on this port")] = None,
+) -> None:
+    """Run a worker until SIGTERM/Ctrl-C (graceful: in-flight tasks finish first)."""
+    from .registry import Registry
+    from .worker import Worker
+
+    settings = load_settings(concurrency=concurrency, metrics_port=metrics_port)
+    wid = worker_id or os.environ.get("TASKQ_WORKER_ID") or default_worker_id()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    with clear_errors():
+        registry = Registry.load([*settings.tasks_modules, *(tasks or [])])
+        w = Worker(settings, worker_id=wid, registry=registry)
+        w.install_signal_handlers()
+        if settings.metrics_port is not None:
+            from .metrics_server import serve_metrics
+
+            serve_metrics(w.metrics.registry, port=settings.metrics_port)
+        clean = w.run()
+    sys.stdout.flush()
+    # Tasks still running past the grace live in non-daemon threads: leave without joining them.
+    os._exit(0 if clean else 3)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the HTTP API, the web UI (at /) and /metrics."""
+    import uvicorn
+
+    from .api.app import create_app
+
+    settings = load_settings()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def dev(
+    workers_n: Annotated[int, typer.Option("--workers", min=1, max=32, help="Worker processes")] = 3,
+    port: Annotated[int, typer.Option("--port", help="API/UI port")] = 8000,
+    kafka_port: Annotated[int, typer.Option("--kafka-port", help="Kafka port (controller: +1)")] = 9092,
+    redis_port: Annotated[int, typer.Option("--redis-port")] = 6379,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 4,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Module with @task functions")] = None,
+    data: Annotated[Path, typer.Option("--data", help="Where Kafka and Redis keep data")] = Path(".taskq/dev"),
+) -> None:
+    """Run Kafka, Redis, the API+UI and workers here; Ctrl-C stops everything."""
+    from .dev import DevStack
+
+    stack = DevStack(root=data.resolve(), workers=workers_n, port=port, kafka_port=kafka_port,
+                     redis_port=redis_port, concurrency=concurrency, tasks_modules=list(tasks or []))
+    try:
+        with clear_errors():
+            stack.start()
+        stack.wait()
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,150 @@
+"""The Python SDK: submit tasks and read their state. The CLI and the API are built on it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .broker import Producer
+from .errors import InvalidTask, TaskNotFound, WaitTimeout
+from .models import TaskMessage, TaskRecord, new_task_id
+from .registry import _NAME_RE
+from .settings import Settings
+from .store import Store
+
+MAX_NESTING = 32
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRequest:
+    """One task to submit. ``key`` orders tasks: the same key always lands on the same partition."""
+
+    task: str
+    args: Sequence[Any] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    max_retries: int | None = None
+    timeout: float | None = None
+    key: str | None = None
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_NESTING:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, (list, tuple)):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+class Client:
+    """Submit tasks to Kafka and read their records from Redis.
+
+    >>> client = Client(Settings())
+    >>> tid = client.submit("add", 1, 2)
+    >>> client.wait(tid, timeout=10).result
+    3
+    """
+
+    def __init__(self, settings: Settings, *, store: Store | None = None, producer: Producer | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings)
+        self._producer = producer
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self.settings)
+        return self._producer
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+        self.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- submit ------------------------------------------------------------
+    def submit(self, task: str, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,
+               _key: str | None = None, **kwargs: Any) -> str:
+        """Submit one task; returns its id once Kafka has acknowledged it."""
+        req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key)
+        return self.submit_many([req])[0]
+
+    def submit_many(self, requests: Sequence[TaskRequest], *, known_tasks: Sequence[str] | None = None) -> list[str]:
+        """Submit a batch: one produce round trip and one Redis pipeline for all of them.
+
+        With ``known_tasks``, names outside it are refused before anything is sent.
+        """
+        if not requests:
+            return []
+        messages = [self._message(r, known_tasks) for r in requests]
+        self.producer.send(messages, keys=[r.key for r in requests])
+        # Kafka has it: from here the task exists even if this write fails (the worker creates the record).
+        self.store.create(messages)
+        return [m.id for m in messages]
+
+    def _message(self, r: TaskRequest, known_tasks: Sequence[str] | None) -> TaskMessage:
+        if not isinstance(r.task, str) or not _NAME_RE.match(r.task):
+            raise InvalidTask(f"task name {r.task!r} is invalid")
+        if known_tasks is not None and r.task not in known_tasks:
+            raise InvalidTask(f"unknown task {r.task!r}; known: {', '.join(sorted(known_tasks)) or '(none)'}")
+        if r.max_retries is not None and (not isinstance(r.max_retries, int) or not 0 <= r.max_retries <= 1000):
+            raise InvalidTask("max_retries must be an integer from 0 to 1000")
+        if r.timeout is not None and (not isinstance(r.timeout, (int, float)) or r.timeout <= 0):
+            raise InvalidTask("timeout must be a positive number of seconds")
+        if r.key is not None and (not isinstance(r.key, str) or not 0 < len(r.key) <= 256):
+            raise InvalidTask("key must be a string of 1 to 256 characters")
+        args, kwargs = list(r.args), dict(r.kwargs)
+        if _depth(args) > MAX_NESTING or _depth(kwargs) > MAX_NESTING:
+            raise InvalidTask(f"arguments are nested deeper than {MAX_NESTING} levels")
+        msg = TaskMessage(
+            id=new_task_id(), task=r.task, args=args, kwargs=kwargs,
+            max_retries=r.max_retries, timeout=float(r.timeout) if r.timeout is not None else None,
+        )
+        try:
+            size = len(msg.to_bytes())
+        except TypeError as exc:
+            raise InvalidTask(f"arguments must be JSON serializable: {exc}") from exc
+        if size > self.settings.max_body_bytes:
+            raise InvalidTask(f"task payload is {size} bytes; the limit is {self.settings.max_body_bytes}")
+        return msg
+
+    # --- read --------------------------------------------------------------
+    def get(self, task_id: str) -> TaskRecord:
+        return self.store.get(task_id)
+
+    def wait(self, task_id: str, *, timeout: float = 60.0) -> TaskRecord:
+        """Block until the task reaches a terminal state."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            try:
+                rec = self.store.get(task_id)
+                if rec.status.terminal:
+                    return rec
+            except TaskNotFound:
+                pass  # accepted by Kafka, record not written yet
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"task {task_id} did not finish within {timeout:g}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def cancel(self, task_id: str) -> TaskRecord:
+        return self.store.cancel(task_id)
+
+
+def parse_cli_value(text: str) -> Any:
+    """CLI arguments are JSON when they parse as JSON (``1``, ``[1,2]``, ``true``), else strings."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text

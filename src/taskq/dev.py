@@ -1,0 +1,130 @@
+"""``taskq dev``: the whole stack on this machine, logs prefixed by component."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .devstack import KafkaServer, RedisServer, port_in_use, python_argv, spawn, stop_process, wait_until
+from .errors import ConfigError
+
+COLORS = ["36", "32", "33", "35", "34", "31", "96", "92", "93"]
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    pump: threading.Thread | None = field(default=None)
+
+
+class DevStack:
+    def __init__(self, *, root: Path, workers: int, port: int, kafka_port: int, redis_port: int,
+                 concurrency: int, tasks_modules: list[str]) -> None:
+        self.root = root
+        self.n_workers = workers
+        self.port = port
+        self.kafka = KafkaServer(data_dir=root / "kafka", port=kafka_port, controller_port=kafka_port + 1)
+        self.redis = RedisServer(data_dir=root / "redis", port=redis_port)
+        self.concurrency = concurrency
+        self.tasks_modules = tasks_modules
+        self.children: list[_Child] = []
+        self._print_lock = threading.Lock()
+        self._color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        self._width = max(8, len(f"worker{workers}"))
+
+    def say(self, name: str, line: str, color: str = "0") -> None:
+        label = f"{name:<{self._width}}"
+        with self._print_lock:
+            if self._color:
+                sys.stdout.write(f"\x1b[{color}m{label}\x1b[0m | {line}\n")
+            else:
+                sys.stdout.write(f"{label} | {line}\n")
+            sys.stdout.flush()
+
+    def _pump(self, child: _Child, color: str) -> None:
+        assert child.proc.stdout is not None
+        for raw in iter(child.proc.stdout.readline, b""):
+            self.say(child.name, raw.decode(errors="replace").rstrip(), color)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "TASKQ_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "TASKQ_REDIS_URL": self.redis.url,
+            "PYTHONUNBUFFERED": "1",
+        })
+        if self.tasks_modules:
+            env["TASKQ_TASKS_MODULES"] = ",".join(self.tasks_modules)
+        return env
+
+    def _start_child(self, name: str, argv: list[str], color: str) -> _Child:
+        child = _Child(name, spawn(argv, env=self._env(), stdout=subprocess.PIPE))
+        child.pump = threading.Thread(target=self._pump, args=(child, color), daemon=True)
+        child.pump.start()
+        self.children.append(child)
+        return child
+
+    def start(self) -> None:
+        if port_in_use(self.port):
+            raise ConfigError(f"port {self.port} is already in use: pass --port to pick another")
+        t0 = time.monotonic()
+        self.say("redis", f"starting on {self.redis.url} (AOF in {self.redis.data_dir})")
+        self.redis.start()
+        self.say("kafka", f"starting on {self.kafka.bootstrap} (KRaft, data in {self.kafka.data_dir})")
+        self.kafka.start()
+        self.say("kafka", f"ready after {time.monotonic() - t0:.1f}s")
+        from .broker import ensure_topics
+        from .settings import Settings
+
+        ensure_topics(Settings(kafka_bootstrap=self.kafka.bootstrap, redis_url=self.redis.url))
+        api = self._start_child("api", python_argv("api", "--host", "127.0.0.1", "--port", str(self.port)), COLORS[0])
+        for i in range(1, self.n_workers + 1):
+            self._start_child(
+                f"worker{i}",
+                python_argv("worker", "--id", f"worker{i}", "--concurrency", str(self.concurrency)),
+                COLORS[i % len(COLORS)],
+            )
+        wait_until(lambda: port_in_use(self.port), timeout=30, what="API", proc=api.proc)
+        self.say("dev", f"ready in {time.monotonic() - t0:.1f}s")
+        self.say("dev", f"  web UI + API   http://127.0.0.1:{self.port}/   (OpenAPI: /docs)")
+        self.say("dev", f"  Kafka          {self.kafka.bootstrap}   (log: {self.kafka.log_path})")
+        self.say("dev", f"  Redis          {self.redis.url}")
+        self.say("dev", f"  workers        worker1..worker{self.n_workers}, concurrency {self.concurrency}")
+        self.say("dev", "  try: taskq submit add 1 2 --wait   |   taskq workers   |   Ctrl-C stops everything")
+
+    def wait(self) -> None:
+        """Block until Ctrl-C/SIGTERM; restart nothing (a dead child is reported)."""
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        reported: set[str] = set()
+        while not stop.wait(0.5):
+            for c in self.children:
+                if c.proc.poll() is not None and c.name not in reported:
+                    reported.add(c.name)
+                    self.say("dev", f"{c.name} exited with code {c.proc.returncode}")
+
+    def stop(self) -> None:
+        self.say("dev", "stopping: workers finish their tasks, then API, Redis, Kafka")
+        workers = [c for c in self.children if c.name.startswith("worker")]
+        for c in workers:
+            if c.proc.poll() is None:
+                os.kill(c.proc.pid, signal.SIGTERM)
+        for c in workers:
+            stop_process(c.proc, timeout=35, sig=None)
+        for c in self.children:
+            if c not in workers:
+                stop_process(c.proc, timeout=10)
+        for c in self.children:
+            if c.pump is not None:
+                c.pump.join(timeout=2)
+        self.redis.stop()
+        self.kafka.stop()
+        self.say("dev", "all stopped")

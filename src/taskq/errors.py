@@ -1,0 +1,68 @@
+"""One error tree for taskq.
+
+Library exceptions (kafka-python, redis) are translated to these at the
+boundary modules (`broker`, `store`) with ``raise ... from exc`` so callers
+only ever catch ``TaskqError`` subclasses.
+"""
+
+from __future__ import annotations
+
+
+class TaskqError(Exception):
+    """Root of every error taskq raises on purpose."""
+
+
+class ConfigError(TaskqError):
+    """A setting or option is invalid."""
+
+
+class BrokerError(TaskqError):
+    """Kafka failed in a way the caller should know about."""
+
+
+class BrokerUnavailable(BrokerError):
+    """Kafka could not be reached or did not acknowledge in time."""
+
+
+class StoreError(TaskqError):
+    """Redis failed in a way the caller should know about."""
+
+
+class StoreUnavailable(StoreError):
+    """Redis could not be reached."""
+
+
+class TaskNotFound(TaskqError):
+    """No task with this id exists (or its record has expired)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} not found (unknown id, or its record expired)")
+        self.task_id = task_id
+
+
+class InvalidTask(TaskqError):
+    """A submission is malformed: unknown task name, bad arguments, limits exceeded."""
+
+
+class TaskStateError(TaskqError):
+    """An operation does not apply to a task in its current state (e.g. cancel a finished task)."""
+
+
+class UnknownTask(TaskqError):
+    """A worker received a task name it has no function for."""
+
+
+class TaskTimeout(TaskqError):
+    """A task ran longer than its time limit."""
+
+
+class WaitTimeout(TaskqError):
+    """A client gave up waiting for a task to finish."""
+
+
+class Retry(Exception):  # noqa: N818 - raised by user tasks, named for how it reads there
+    """Raise from a task to ask for another attempt, optionally after ``delay`` seconds."""
+
+    def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay = delay

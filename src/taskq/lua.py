@@ -1,0 +1,124 @@
+"""Lua scripts for atomic task state changes in Redis.
+
+Every transition is one script so a terminal record never changes again and two
+workers can never both believe they own a run. ARGV[1] is always the key prefix.
+Key names are built inside the scripts, so this targets standalone/sentinel Redis
+(not Redis Cluster).
+"""
+
+COMMON = r"""
+local P = ARGV[1]
+local TERMINAL = {success=true, failed=true, dead=true, cancelled=true}
+local function event(maxlen, id, status, task, worker, ts)
+  redis.call('XADD', P..'events', 'MAXLEN', '~', maxlen, '*',
+    'type', 'task', 'id', id, 'status', status, 'task', task or '', 'worker', worker or '', 'ts', ts)
+end
+local function move(id, from, to, score)
+  if from then redis.call('ZREM', P..'idx:state:'..from, id) end
+  redis.call('ZADD', P..'idx:state:'..to, score, id)
+end
+local function create(key, id, task, args, kwargs, created, max_retries, timeout, gen)
+  redis.call('HSET', key, 'id', id, 'task', task, 'args', args, 'kwargs', kwargs, 'status', 'queued',
+    'attempts', 0, 'gen', gen, 'created_at', created, 'max_retries', max_retries, 'timeout', timeout,
+    'history', '[]')
+  redis.call('ZADD', P..'idx:all', created, id)
+  redis.call('ZADD', P..'idx:task:'..task, created, id)
+  redis.call('SADD', P..'task-names', task)
+  move(id, nil, 'queued', created)
+end
+"""
+
+# ARGV: prefix, id, task, args, kwargs, created_at, max_retries, timeout, maxlen, now
+CREATE = COMMON + r"""
+local id = ARGV[2]
+local key = P..'task:'..id
+if redis.call('EXISTS', key) == 1 then return 0 end
+create(key, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], 0)
+event(ARGV[9], id, 'queued', ARGV[3], '', ARGV[10])
+return 1
+"""
+
+# ARGV: prefix, id, gen, worker, lease, now, task, args, kwargs, created_at, max_retries, timeout, maxlen
+# Returns {'run', attempts} | {'skip', reason} | {'busy', owner}
+START = COMMON + r"""
+local id, gen, worker, lease, now = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local key = P..'task:'..id
+local st = redis.call('HGET', key, 'status')
+if not st then
+  -- The submitter died between Kafka's ack and its Redis write, or the record expired.
+  create(key, id, ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], gen)
+  st = 'queued'
+end
+if TERMINAL[st] then return {'skip', st} end
+local rgen = tonumber(redis.call('HGET', key, 'gen') or '0')
+if gen < rgen then return {'skip', 'stale'} end
+local reason = 'first delivery'
+local lost = nil
+if st == 'running' then
+  local owner = redis.call('HGET', key, 'worker')
+  local owner_lease = redis.call('HGET', key, 'lease')
+  local hb = redis.call('GET', P..'hb:'..owner)
+  if hb and hb == owner_lease then return {'busy', owner} end
+  lost = owner
+  reason = 'redelivered: worker '..owner..' was lost'
+elseif st == 'retrying' then
+  reason = 'retry'
+end
+local attempts = tonumber(redis.call('HGET', key, 'attempts') or '0') + 1
+local history = cjson.decode(redis.call('HGET', key, 'history') or '[]')
+if lost and #history > 0 and not history[#history]['outcome'] then
+  history[#history]['outcome'] = 'lost'
+end
+table.insert(history, {attempt=attempts, worker=worker, started_at=tonumber(now), reason=reason})
+redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'worker', worker, 'lease', lease,
+  'started_at', now, 'gen', gen, 'history', cjson.encode(history))
+if lost then redis.call('HSET', key, 'lost_worker', lost) end
+move(id, st, 'running', tonumber(redis.call('HGET', key, 'created_at') or now))
+event(ARGV[13], id, 'running', redis.call('HGET', key, 'task'), worker, now)
+return {'run', attempts}
+"""
+
+# ARGV: prefix, id, lease, attempt, status, result, error, now, ttl, worker, maxlen
+# status is success | failed | dead. Returns 1 when recorded, 0 when this run no longer owns the task.
+FINISH = COMMON + r"""
+local id, lease, attempt, status, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[8]
+local key = P..'task:'..id
+local cur = redis.call('HMGET', key, 'status', 'lease', 'attempts', 'history', 'created_at', 'task')
+if cur[1] ~= 'running' or cur[2] ~= lease or tonumber(cur[3]) ~= attempt then return 0 end
+local history = cjson.decode(cur[4] or '[]')
+if #history > 0 then
+  history[#history]['finished_at'] = tonumber(now)
+  history[#history]['outcome'] = status
+  if ARGV[7] ~= '' then history[#history]['error'] = ARGV[7] end
+end
+redis.call('HSET', key, 'status', status, 'result', ARGV[6], 'error', ARGV[7], 'finished_at', now,
+  'history', cjson.encode(history))
+redis.call('HDEL', key, 'lease')
+move(id, 'running', status, tonumber(cur[5] or now))
+redis.call('PEXPIRE', key, ARGV[9])
+local wkey = P..'worker:'..ARGV[10]
+if status == 'success' then
+  redis.call('HINCRBY', wkey, 'processed', 1)
+else
+  redis.call('HINCRBY', wkey, 'failed', 1)
+end
+local bucket = P..'tput:'..math.floor(tonumber(now) / 10)
+redis.call('HINCRBY', bucket, status, 1)
+redis.call('EXPIRE', bucket, 3700)
+event(ARGV[11], id, status, cur[6], ARGV[10], now)
+return 1
+"""
+
+# ARGV: prefix, id, now, ttl, maxlen. Returns {1, 'cancelled'} or {0, current_status}
+CANCEL = COMMON + r"""
+local id, now = ARGV[2], ARGV[3]
+local key = P..'task:'..id
+local st = redis.call('HGET', key, 'status')
+if not st then return {0, 'missing'} end
+if st ~= 'queued' and st ~= 'retrying' then return {0, st} end
+redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'error', 'cancelled')
+move(id, st, 'cancelled', tonumber(redis.call('HGET', key, 'created_at') or now))
+redis.call('PEXPIRE', key, ARGV[4])
+event(ARGV[5], id, 'cancelled', redis.call('HGET', key, 'task'), '', now)
+return {1, 'cancelled'}
+"""

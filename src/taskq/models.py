@@ -1,0 +1,210 @@
+"""What travels on Kafka (``TaskMessage``) and what Redis keeps (``TaskRecord``)."""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .errors import InvalidTask
+
+WIRE_VERSION = 1
+
+
+class TaskState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCESS = "success"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.DEAD, TaskState.CANCELLED})
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex
+
+
+class InvalidMessage(InvalidTask):
+    """Bytes on the tasks topic that are not a taskq message."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMessage:
+    """One request to run a task, as produced to the tasks topic.
+
+    ``gen`` counts how many messages were produced for this task id (retries and
+    requeues produce new ones); a worker ignores a message older than the record's.
+    """
+
+    id: str
+    task: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    gen: int = 0
+    max_retries: int | None = None
+    timeout: float | None = None
+    created_at: float = field(default_factory=time.time)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": WIRE_VERSION,
+                "id": self.id,
+                "task": self.task,
+                "args": self.args,
+                "kwargs": self.kwargs,
+                "gen": self.gen,
+                "max_retries": self.max_retries,
+                "timeout": self.timeout,
+                "created_at": self.created_at,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> TaskMessage:
+        if raw is None:
+            raise InvalidMessage("empty message (no value)")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidMessage(f"not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InvalidMessage("message is not a JSON object")
+        if data.get("v") != WIRE_VERSION:
+            raise InvalidMessage(f"unsupported wire version {data.get('v')!r} (expected {WIRE_VERSION})")
+        tid, name = data.get("id"), data.get("task")
+        args, kwargs = data.get("args", []), data.get("kwargs", {})
+        if not isinstance(tid, str) or not tid or len(tid) > 200:
+            raise InvalidMessage("field 'id' must be a non-empty string of at most 200 characters")
+        if not isinstance(name, str) or not name:
+            raise InvalidMessage("field 'task' must be a non-empty string")
+        if not isinstance(args, list):
+            raise InvalidMessage("field 'args' must be a list")
+        if not isinstance(kwargs, dict):
+            raise InvalidMessage("field 'kwargs' must be an object")
+        gen = data.get("gen", 0)
+        if not isinstance(gen, int) or gen < 0:
+            raise InvalidMessage("field 'gen' must be a non-negative integer")
+        max_retries = data.get("max_retries")
+        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
+            raise InvalidMessage("field 'max_retries' must be a non-negative integer or null")
+        timeout = data.get("timeout")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise InvalidMessage("field 'timeout' must be a positive number or null")
+        created_at = data.get("created_at", time.time())
+        if not isinstance(created_at, (int, float)):
+            raise InvalidMessage("field 'created_at' must be a number")
+        return cls(
+            id=tid,
+            task=name,
+            args=args,
+            kwargs=kwargs,
+            gen=gen,
+            max_retries=max_retries,
+            timeout=float(timeout) if timeout is not None else None,
+            created_at=float(created_at),
+        )
+
+
+def _opt_float(v: str | None) -> float | None:
+    return float(v) if v not in (None, "") else None
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """A task as Redis keeps it: its request, state, outcome and attempt history."""
+
+    id: str
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    status: TaskState
+    result: Any = None
+    error: str | None = None
+    attempts: int = 0
+    worker: str | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    max_retries: int | None = None
+    timeout: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_hash(cls, h: dict[str, str]) -> TaskRecord:
+        return cls(
+            id=h["id"],
+            task=h.get("task", ""),
+            args=orjson.loads(h.get("args") or "[]"),
+            kwargs=orjson.loads(h.get("kwargs") or "{}"),
+            status=TaskState(h["status"]),
+            result=orjson.loads(h["result"]) if h.get("result") else None,
+            error=h.get("error") or None,
+            attempts=int(h.get("attempts") or 0),
+            worker=h.get("worker") or None,
+            created_at=_opt_float(h.get("created_at")),
+            started_at=_opt_float(h.get("started_at")),
+            finished_at=_opt_float(h.get("finished_at")),
+            max_retries=int(h["max_retries"]) if h.get("max_retries") else None,
+            timeout=_opt_float(h.get("timeout")),
+            history=orjson.loads(h.get("history") or "[]"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "task": self.task,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "status": self.status.value,
+            "result": self.result,
+            "error": self.error,
+            "attempts": self.attempts,
+            "worker": self.worker,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "history": self.history,
+        }
+
+
+@dataclass(slots=True)
+class WorkerInfo:
+    id: str
+    status: str  # alive | lost | stopped
+    last_heartbeat: float | None
+    current_tasks: int
+    processed: int
+    failed: int
+    partitions: list[int]
+    concurrency: int
+    tasks: list[str]
+    started_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "last_heartbeat": self.last_heartbeat,
+            "current_tasks": self.current_tasks,
+            "processed": self.processed,
+            "failed": self.failed,
+            "partitions": self.partitions,
+            "concurrency": self.concurrency,
+            "tasks": self.tasks,
+            "started_at": self.started_at,
+        }

@@ -1,0 +1,105 @@
+"""The one settings object. Built at an entry point (CLI, API factory, tests) and passed in."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_worker_id() -> str:
+    # In a pod the hostname is the pod name; locally several workers share a host.
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """All of taskq's configuration, read from ``TASKQ_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKQ_", extra="ignore", frozen=True)
+
+    # --- Kafka -----------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    # Topic names: the task stream and the dead-letter topic (messages that can never run).
+    tasks_topic: str = "taskq.tasks"
+    dead_topic: str = "taskq.dead"
+    # 12 partitions: the ceiling on parallel consumers, divisible by 2, 3, 4 and 6 worker counts.
+    partitions: int = Field(12, ge=1, le=10_000)
+    replication_factor: int = Field(1, ge=1)
+    group_id: str = "taskq-workers"
+    # Well under Kafka's 45 s default so a killed worker's partitions move quickly.
+    session_timeout: float = Field(10.0, ge=1.0, le=300.0)
+    submit_timeout: float = Field(10.0, gt=0, description="Seconds to wait for Kafka to acknowledge a submission.")
+
+    # --- Redis -----------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = None
+    # Every key lives under this prefix so several deployments can share one Redis.
+    prefix: str = "taskq:"
+    result_ttl: float = Field(7 * 24 * 3600, gt=0, description="Seconds a finished task's record is kept.")
+    events_maxlen: int = Field(10_000, ge=100, description="Approximate length cap of the live event stream.")
+
+    # --- Worker ----------------------------------------------------------
+    concurrency: int = Field(4, ge=1, le=1024)
+    shutdown_grace: float = Field(25.0, ge=0, description="Seconds to finish in-flight tasks on SIGTERM.")
+    # Liveness of a worker is its heartbeat key; the TTL is below session_timeout so that, when
+    # Kafka hands a dead worker's partitions over, its heartbeat has already expired.
+    heartbeat_interval: float = Field(1.0, gt=0)
+    heartbeat_ttl: float = Field(5.0, gt=0)
+    tasks_modules: list[str] = Field(default_factory=list, description="Extra modules with @task functions.")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Worker /metrics port; off when unset.")
+    default_max_retries: int = Field(0, ge=0, le=1000)
+
+    # --- API -------------------------------------------------------------
+    api_token: SecretStr | None = None
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_ends_with_colon(cls, v: str) -> str:
+        if not v:
+            raise ValueError("prefix must not be empty")
+        return v if v.endswith(":") else v + ":"
+
+    @field_validator("tasks_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [m.strip() for m in v.split(",") if m.strip()]
+        return v
+
+    @model_validator(mode="after")
+    def _check_timings(self) -> Settings:
+        if self.heartbeat_ttl <= self.heartbeat_interval:
+            raise ValueError(
+                f"heartbeat_ttl ({self.heartbeat_ttl}) must exceed heartbeat_interval "
+                f"({self.heartbeat_interval}), or live workers would look lost"
+            )
+        return self
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
+
+    def kafka_common(self) -> dict[str, object]:
+        """Connection options shared by producer, consumer and admin client."""
+        opts: dict[str, object] = {
+            "bootstrap_servers": self.kafka_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            opts["sasl_mechanism"] = self.kafka_sasl_mechanism
+            opts["sasl_plain_username"] = self.kafka_sasl_username
+            opts["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_ssl_cafile:
+            opts["ssl_cafile"] = self.kafka_ssl_cafile
+        return opts

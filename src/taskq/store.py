@@ -1,0 +1,350 @@
+"""Redis: task records, state indexes, worker heartbeats and the live event stream.
+
+Every state change goes through one Lua script (see ``lua``); this module only
+builds arguments, translates redis-py errors and decodes what comes back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+
+from . import lua
+from .errors import StoreError, StoreUnavailable, TaskNotFound, TaskStateError
+from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, WorkerInfo
+from .settings import Settings
+
+# A lost worker's entry is dropped from the worker list after a day of silence.
+WORKER_FORGET_AFTER = 24 * 3600.0
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Map redis-py exceptions to taskq's at this one boundary."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+    except redis.RedisError as exc:
+        raise StoreError(f"Redis error: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class StartDecision:
+    """What a worker should do with a message it received."""
+
+    action: str  # run | skip | busy
+    attempt: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[TaskRecord]
+    next_cursor: str | None
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Store:
+    """All of taskq's Redis access."""
+
+    def __init__(self, settings: Settings, *, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.prefix = settings.prefix
+        if client is None:
+            password = settings.redis_password.get_secret_value() if settings.redis_password else None
+            client = redis.Redis.from_url(
+                settings.redis_url,
+                password=password,
+                decode_responses=True,
+                socket_timeout=10,
+                socket_connect_timeout=5,
+                health_check_interval=30,
+            )
+        self.r: redis.Redis = client
+        self._create = self.r.register_script(lua.CREATE)
+        self._start = self.r.register_script(lua.START)
+        self._finish = self.r.register_script(lua.FINISH)
+        self._cancel = self.r.register_script(lua.CANCEL)
+        self._ttl_ms = str(int(settings.result_ttl * 1000))
+        self._maxlen = str(settings.events_maxlen)
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def close(self) -> None:
+        self.r.close()
+
+    def ping(self) -> None:
+        with translate_errors():
+            self.r.ping()
+
+    # --- tasks -------------------------------------------------------------
+    def create(self, messages: Sequence[TaskMessage]) -> None:
+        """Record accepted tasks as ``queued`` unless a worker already recorded them."""
+        now = str(time.time())
+        with translate_errors():
+            pipe = self.r.pipeline(transaction=False)
+            for m in messages:
+                self._create(
+                    args=[
+                        self.prefix, m.id, m.task, _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
+                        "" if m.max_retries is None else str(m.max_retries),
+                        "" if m.timeout is None else repr(m.timeout), self._maxlen, now,
+                    ],
+                    client=pipe,
+                )
+            pipe.execute()
+
+    def start(self, m: TaskMessage, *, worker: str, lease: str) -> StartDecision:
+        with translate_errors():
+            action, detail = self._start(
+                args=[
+                    self.prefix, m.id, str(m.gen), worker, lease, repr(time.time()), m.task,
+                    _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
+                    "" if m.max_retries is None else str(m.max_retries),
+                    "" if m.timeout is None else repr(m.timeout), self._maxlen,
+                ]
+            )
+        if action == "run":
+            return StartDecision("run", attempt=int(detail))
+        return StartDecision(str(action), detail=str(detail))
+
+    def finish(
+        self, task_id: str, *, lease: str, attempt: int, status: TaskState, worker: str,
+        result: Any = None, error: str | None = None,
+    ) -> bool:
+        """Record a run's outcome; False when that run no longer owns the task."""
+        with translate_errors():
+            done = self._finish(
+                args=[
+                    self.prefix, task_id, lease, str(attempt), status.value,
+                    "" if result is None else _dumps(result), error or "", repr(time.time()),
+                    self._ttl_ms, worker, self._maxlen,
+                ]
+            )
+        return bool(done)
+
+    def cancel(self, task_id: str) -> TaskRecord:
+        with translate_errors():
+            ok, status = self._cancel(args=[self.prefix, task_id, repr(time.time()), self._ttl_ms, self._maxlen])
+        if status == "missing":
+            raise TaskNotFound(task_id)
+        if not ok:
+            raise TaskStateError(f"task {task_id} is {status}; only queued or retrying tasks can be cancelled")
+        return self.get(task_id)
+
+    def get(self, task_id: str) -> TaskRecord:
+        with translate_errors():
+            h = self.r.hgetall(self.key("task", task_id))
+        if not h:
+            raise TaskNotFound(task_id)
+        return TaskRecord.from_hash(h)
+
+    def get_many(self, task_ids: Iterable[str]) -> list[TaskRecord | None]:
+        ids = list(task_ids)
+        with translate_errors():
+            pipe = self.r.pipeline(transaction=False)
+            for tid in ids:
+                pipe.hgetall(self.key("task", tid))
+            rows = pipe.execute()
+        return [TaskRecord.from_hash(h) if h else None for h in rows]
+
+    def list(
+        self, *, status: TaskState | None = None, task: str | None = None, limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """A page of tasks, newest first. ``cursor`` is the ``next_cursor`` of the page before."""
+        if status is not None:
+            index = self.key("idx", "state", status.value)
+        elif task is not None:
+            index = self.key("idx", "task", task)
+        else:
+            index = self.key("idx", "all")
+        need_task_filter = status is not None and task is not None
+        max_score: str = "+inf"
+        after_id: str | None = None
+        if cursor:
+            score_s, _, after_id = cursor.partition(":")
+            max_score = score_s
+        out: list[TaskRecord] = []
+        batch = max(limit * 2, 50)
+        last_score, last_id = None, None
+        with translate_errors():
+            offset = 0
+            while len(out) < limit:
+                rows = self.r.zrevrangebyscore(index, max_score, "-inf", start=offset, num=batch, withscores=True)
+                if not rows:
+                    break
+                offset += len(rows)
+                candidates: list[tuple[str, float]] = []
+                for member, score in rows:
+                    if after_id is not None and repr(score) == max_score and member >= after_id:
+                        continue
+                    candidates.append((member, score))
+                records = self.get_many(m for m, _ in candidates)
+                for (member, score), rec in zip(candidates, records, strict=True):
+                    if rec is None:
+                        self.r.zrem(index, member)  # the record expired; lazily drop it
+                        continue
+                    if need_task_filter and rec.task != task:
+                        continue
+                    if status is not None and rec.status != status:
+                        continue
+                    out.append(rec)
+                    last_score, last_id = score, member
+                    if len(out) >= limit:
+                        break
+                if len(rows) < batch:
+                    break
+        more = len(out) >= limit and last_score is not None
+        return Page(out, f"{last_score!r}:{last_id}" if more else None)
+
+    def counts(self) -> dict[str, int]:
+        with translate_errors():
+            pipe = self.r.pipeline(transaction=False)
+            for s in TaskState:
+                pipe.zcard(self.key("idx", "state", s.value))
+            values = pipe.execute()
+        return {s.value: int(v) for s, v in zip(TaskState, values, strict=True)}
+
+    def throughput(self, *, window: float = 60.0) -> dict[str, float]:
+        """Finished tasks per second by outcome over the last ``window`` seconds (10 s buckets)."""
+        now = time.time()
+        first, last = int((now - window) // 10), int(now // 10)
+        with translate_errors():
+            pipe = self.r.pipeline(transaction=False)
+            for b in range(first + 1, last + 1):
+                pipe.hgetall(self.key("tput", str(b)))
+            rows = pipe.execute()
+        totals: dict[str, float] = {}
+        for h in rows:
+            for k, v in h.items():
+                totals[k] = totals.get(k, 0) + int(v)
+        span = max(1.0, now - (first + 1) * 10)
+        return {k: round(v / span, 3) for k, v in sorted(totals.items())}
+
+    def throughput_series(self, *, window: float = 600.0) -> list[dict[str, Any]]:
+        """Per-10-second buckets of finished tasks, oldest first (for charts)."""
+        now = time.time()
+        first, last = int((now - window) // 10), int(now // 10)
+        with translate_errors():
+            pipe = self.r.pipeline(transaction=False)
+            for b in range(first + 1, last + 1):
+                pipe.hgetall(self.key("tput", str(b)))
+            rows = pipe.execute()
+        return [
+            {"t": b * 10, **{k: int(v) for k, v in h.items()}}
+            for b, h in zip(range(first + 1, last + 1), rows, strict=True)
+        ]
+
+    def prune(self) -> None:
+        """Drop index entries of finished tasks older than the result TTL."""
+        horizon = time.time() - self.settings.result_ttl
+        with translate_errors():
+            pipe = self.r.pipeline(transaction=False)
+            for s in TERMINAL_STATES:
+                pipe.zremrangebyscore(self.key("idx", "state", s.value), "-inf", horizon)
+            pipe.zremrangebyscore(self.key("idx", "all"), "-inf", horizon)
+            pipe.execute()
+
+    # --- workers -----------------------------------------------------------
+    def heartbeat(
+        self, worker: str, *, lease: str, partitions: list[int], current_tasks: int, concurrency: int,
+        tasks: dict[str, str], started_at: float, first: bool = False,
+    ) -> None:
+        now = time.time()
+        wkey = self.key("worker", worker)
+        with translate_errors():
+            pipe = self.r.pipeline(transaction=True)
+            pipe.set(self.key("hb", worker), lease, px=int(self.settings.heartbeat_ttl * 1000))
+            mapping: dict[str, Any] = {
+                "id": worker, "lease": lease, "status": "alive", "last_heartbeat": repr(now),
+                "partitions": _dumps(sorted(partitions)), "current_tasks": current_tasks,
+                "concurrency": concurrency, "started_at": repr(started_at), "tasks": _dumps(tasks),
+            }
+            pipe.hset(wkey, mapping=mapping)
+            pipe.sadd(self.key("workers"), worker)
+            if first:
+                pipe.xadd(
+                    self.key("events"),
+                    {"type": "worker", "id": worker, "status": "alive", "ts": repr(now)},
+                    maxlen=self.settings.events_maxlen, approximate=True,
+                )
+            pipe.execute()
+
+    def worker_stopped(self, worker: str, *, lease: str) -> None:
+        now = time.time()
+        with translate_errors():
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(self.key("hb", worker))
+            pipe.hset(
+                self.key("worker", worker),
+                mapping={"status": "stopped", "current_tasks": 0, "partitions": "[]", "stopped_at": repr(now)},
+            )
+            pipe.xadd(
+                self.key("events"),
+                {"type": "worker", "id": worker, "status": "stopped", "ts": repr(now)},
+                maxlen=self.settings.events_maxlen, approximate=True,
+            )
+            pipe.execute()
+
+    def workers(self) -> list[WorkerInfo]:
+        with translate_errors():
+            ids = sorted(self.r.smembers(self.key("workers")))
+            pipe = self.r.pipeline(transaction=False)
+            for wid in ids:
+                pipe.hgetall(self.key("worker", wid))
+                pipe.get(self.key("hb", wid))
+            rows = pipe.execute()
+            now = time.time()
+            out: list[WorkerInfo] = []
+            for i, wid in enumerate(ids):
+                h, hb = rows[2 * i], rows[2 * i + 1]
+                if not h:
+                    continue
+                last = float(h["last_heartbeat"]) if h.get("last_heartbeat") else None
+                if hb is not None and hb == h.get("lease"):
+                    status = "alive"
+                elif h.get("status") == "stopped":
+                    status = "stopped"
+                else:
+                    status = "lost"
+                if status != "alive" and last is not None and now - last > WORKER_FORGET_AFTER:
+                    self.r.srem(self.key("workers"), wid)
+                    continue
+                alive = status == "alive"
+                out.append(
+                    WorkerInfo(
+                        id=wid,
+                        status=status,
+                        last_heartbeat=last,
+                        current_tasks=int(h.get("current_tasks") or 0) if alive else 0,
+                        processed=int(h.get("processed") or 0),
+                        failed=int(h.get("failed") or 0),
+                        partitions=orjson.loads(h.get("partitions") or "[]") if alive else [],
+                        concurrency=int(h.get("concurrency") or 0),
+                        tasks=sorted(orjson.loads(h.get("tasks") or "{}")),
+                        started_at=float(h["started_at"]) if h.get("started_at") else None,
+                    )
+                )
+        return out
+
+    def task_types(self) -> dict[str, str]:
+        """Task names (with signatures) advertised by the workers that are alive."""
+        types: dict[str, str] = {}
+        alive = [w.id for w in self.workers() if w.status == "alive"]
+        with translate_errors():
+            for wid in alive:
+                raw = self.r.hget(self.key("worker", wid), "tasks")
+                types.update(orjson.loads(raw or "{}"))
+        return dict(sorted(types.items()))
