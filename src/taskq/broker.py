@@ -5,6 +5,7 @@ kafka-python exceptions are translated to ``BrokerError``/``BrokerUnavailable`` 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -57,10 +58,8 @@ def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> None:
                 for name, parts in wanted.items() if name not in existing
             }
             if missing:
-                try:
+                with contextlib.suppress(kerr.TopicAlreadyExistsError):  # another process won the race
                     admin.create_topics(missing, timeout_ms=int(timeout * 1000), wait_for_metadata=True)
-                except kerr.TopicAlreadyExistsError:
-                    pass  # another process won the race
                 log.info("created topics %s", ", ".join(sorted(missing)))
     finally:
         admin.close()
@@ -113,7 +112,7 @@ class Producer:
                 self._p.send(
                     topic,
                     value=m.to_bytes(),
-                    key=((keys[i] if keys and keys[i] else m.id)).encode(),
+                    key=(keys[i] if keys and keys[i] else m.id).encode(),
                 )
                 for i, m in enumerate(messages)
             ]

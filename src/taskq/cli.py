@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import orjson
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
 
@@ -35,6 +36,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        fail(f"invalid settings: {exc}", code=2)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
@@ -61,7 +64,9 @@ def _json(value: Any) -> str:
 @app.command()
 def submit(
     task: Annotated[str, typer.Argument(help="Task name, e.g. add")],
-    args: Annotated[list[str] | None, typer.Argument(help="Arguments; JSON values where they parse (1, [1,2], true)")] = None,
+    args: Annotated[
+        list[str] | None, typer.Argument(help="Arguments; JSON values where they parse (1, [1,2], true)")
+    ] = None,
     kwargs: Annotated[str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result and print it")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait")] = 60.0,

@@ -6,6 +6,7 @@ the kernel to SIGTERM them if we die (PR_SET_PDEATHSIG), so nothing is orphaned.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -58,13 +59,13 @@ def spawn(argv: Sequence[str], *, env: dict[str, str] | None = None, stdout: IO[
     )
 
 
-def stop_process(proc: subprocess.Popen[bytes], *, timeout: float = 20.0, sig: int | None = signal.SIGTERM) -> int | None:
+def stop_process(
+    proc: subprocess.Popen[bytes], *, timeout: float = 20.0, sig: int | None = signal.SIGTERM
+) -> int | None:
     """Signal one process we started (by PID; ``sig=None``: already signalled), wait, SIGKILL if it lingers."""
     if proc.poll() is None and sig is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
     if proc.poll() is None:
         try:
             proc.wait(timeout=timeout)
@@ -84,7 +85,7 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, proc: su
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
+        except Exception:  # noqa: BLE001, S110 - not ready yet, whatever the reason
             pass
         time.sleep(0.2)
     raise TaskqError(f"{what} did not become ready within {timeout:.0f}s" + (f" (log: {log})" if log else ""))

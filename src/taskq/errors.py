@@ -60,7 +60,7 @@ class WaitTimeout(TaskqError):
     """A client gave up waiting for a task to finish."""
 
 
-class Retry(Exception):  # noqa: N818 - raised by user tasks, named for how it reads there
+class Retry(Exception):
     """Raise from a task to ask for another attempt, optionally after ``delay`` seconds."""
 
     def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:

@@ -15,7 +15,7 @@ from .errors import InvalidTask
 WIRE_VERSION = 1
 
 
-class TaskState(str, enum.Enum):
+class TaskState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     RETRYING = "retrying"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def default_worker_id() -> str:
@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     # Kafka hands a dead worker's partitions over, its heartbeat has already expired.
     heartbeat_interval: float = Field(1.0, gt=0)
     heartbeat_ttl: float = Field(5.0, gt=0)
-    tasks_modules: list[str] = Field(default_factory=list, description="Extra modules with @task functions.")
+    tasks_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Extra modules with @task functions (comma separated)."
+    )
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Worker /metrics port; off when unset.")
     default_max_retries: int = Field(0, ge=0, le=1000)
 

@@ -45,6 +45,17 @@ class StartDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class Finish:
+    """One run's outcome, to record."""
+
+    task_id: str
+    attempt: int
+    status: TaskState
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     items: list[TaskRecord]
     next_cursor: str | None
@@ -106,33 +117,54 @@ class Store:
             pipe.execute()
 
     def start(self, m: TaskMessage, *, worker: str, lease: str) -> StartDecision:
+        return self.start_many([m], worker=worker, lease=lease)[0]
+
+    def start_many(self, messages: Sequence[TaskMessage], *, worker: str, lease: str) -> list[StartDecision]:
+        """Claim runs for a batch of received messages in one round trip."""
+        now = repr(time.time())
         with translate_errors():
-            action, detail = self._start(
-                args=[
-                    self.prefix, m.id, str(m.gen), worker, lease, repr(time.time()), m.task,
-                    _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
-                    "" if m.max_retries is None else str(m.max_retries),
-                    "" if m.timeout is None else repr(m.timeout), self._maxlen,
-                ]
-            )
-        if action == "run":
-            return StartDecision("run", attempt=int(detail))
-        return StartDecision(str(action), detail=str(detail))
+            pipe = self.r.pipeline(transaction=False)
+            for m in messages:
+                self._start(
+                    args=[
+                        self.prefix, m.id, str(m.gen), worker, lease, now, m.task,
+                        _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
+                        "" if m.max_retries is None else str(m.max_retries),
+                        "" if m.timeout is None else repr(m.timeout), self._maxlen,
+                    ],
+                    client=pipe,
+                )
+            rows = pipe.execute()
+        out = []
+        for action, detail in rows:
+            if action == "run":
+                out.append(StartDecision("run", attempt=int(detail)))
+            else:
+                out.append(StartDecision(str(action), detail=str(detail)))
+        return out
 
     def finish(
         self, task_id: str, *, lease: str, attempt: int, status: TaskState, worker: str,
         result: Any = None, error: str | None = None,
     ) -> bool:
         """Record a run's outcome; False when that run no longer owns the task."""
+        return self.finish_many([Finish(task_id, attempt, status, result, error)], worker=worker, lease=lease)[0]
+
+    def finish_many(self, outcomes: Sequence[Finish], *, worker: str, lease: str) -> list[bool]:
+        """Record a batch of outcomes in one round trip."""
+        now = repr(time.time())
         with translate_errors():
-            done = self._finish(
-                args=[
-                    self.prefix, task_id, lease, str(attempt), status.value,
-                    "" if result is None else _dumps(result), error or "", repr(time.time()),
-                    self._ttl_ms, worker, self._maxlen,
-                ]
-            )
-        return bool(done)
+            pipe = self.r.pipeline(transaction=False)
+            for f in outcomes:
+                self._finish(
+                    args=[
+                        self.prefix, f.task_id, lease, str(f.attempt), f.status.value,
+                        "" if f.result is None else _dumps(f.result), f.error or "", now,
+                        self._ttl_ms, worker, self._maxlen,
+                    ],
+                    client=pipe,
+                )
+            return [bool(x) for x in pipe.execute()]
 
     def cancel(self, task_id: str) -> TaskRecord:
         with translate_errors():
@@ -159,7 +191,7 @@ class Store:
             rows = pipe.execute()
         return [TaskRecord.from_hash(h) if h else None for h in rows]
 
-    def list(
+    def list_tasks(
         self, *, status: TaskState | None = None, task: str | None = None, limit: int = 50,
         cursor: str | None = None,
     ) -> Page:

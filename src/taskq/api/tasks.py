@@ -63,7 +63,7 @@ def list_tasks(
     cursor: Annotated[str | None, Query(max_length=300, pattern=r"^[0-9eE.+-]+:[0-9a-zA-Z_-]*$")] = None,
 ) -> TaskPage:
     """Tasks newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    page = client.store.list(status=status_, task=task, limit=limit, cursor=cursor)
+    page = client.store.list_tasks(status=status_, task=task, limit=limit, cursor=cursor)
     return TaskPage(items=[_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 

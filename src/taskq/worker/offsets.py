@@ -45,7 +45,12 @@ class OffsetTracker:
     def forget(self, partition: int) -> None:
         self._parts.pop(partition, None)
 
-    def in_flight(self) -> int:
+    def unfinished(self) -> int:
+        """Offsets received and not finished yet (tasks queued or running)."""
+        return sum(len(w.pending) - len(w.done) for w in self._parts.values())
+
+    def backlog(self) -> int:
+        """Offsets not yet committable: unfinished ones plus finished ones stuck behind them."""
         return sum(len(w.pending) for w in self._parts.values())
 
     def uncommitted(self) -> dict[int, int]:

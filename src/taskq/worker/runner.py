@@ -11,13 +11,15 @@ Finished offsets flow back to the main thread through a queue.
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import logging
 import queue
 import signal
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -34,22 +36,43 @@ from ..metrics import WorkerMetrics
 from ..models import InvalidMessage, TaskMessage, TaskState
 from ..registry import Registry
 from ..settings import Settings
-from ..store import Store
+from ..store import Finish, Store
 from .execute import Outcome, run_task
 from .offsets import OffsetTracker
 
 POLL_TIMEOUT_MS = 50
+# While tasks are in flight the loop turns faster so outcomes are recorded promptly.
+BUSY_POLL_MS = 5
+COMMIT_INTERVAL = 0.2
+# At most this many received-but-uncommittable offsets per worker.
+MAX_BACKLOG = 10_000
 # A busy record (owned by a live worker) is re-checked this often.
 BUSY_RECHECK = 0.2
 # While Redis is down, task threads retry their state writes this often.
 STORE_RETRY = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class _Done:
+@dataclass(slots=True)
+class _Item:
+    """A received message on its way to a run."""
+
     partition: int
     offset: int
     epoch: int
+    msg: TaskMessage
+    not_before: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran:
+    item: _Item
+    attempt: int
+    outcome: Outcome
+    elapsed: float
+
+
+def _args_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -99,9 +122,14 @@ class Worker:
         self._lock = threading.Lock()
         self._owned: dict[int, int] = {}  # partition -> assignment epoch
         self._epoch = 0
-        self._running = 0  # tasks executing right now
-        self._futures: set[Future[None]] = set()
-        self._done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
+        self._running = 0  # tasks executing right now (task threads update it)
+        # Consumer-thread state: received but unclaimed, claimed (handed to a thread), ran but unrecorded.
+        self._to_start: list[_Item] = []
+        self._claimed = 0
+        self._to_record: list[_Ran] = []
+        self._ran: queue.SimpleQueue[_Ran] = queue.SimpleQueue()
+        self._store_failures = 0
+        self._store_backoff_until = 0.0
         self._tracker = OffsetTracker()
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"taskq-{worker_id}")
         # Prefetch one extra window so a slot freed is refilled without waiting for a fetch.
@@ -163,36 +191,43 @@ class Worker:
         paused = False
         last_commit = 0.0
         while not self._stopping.is_set():
-            self._collect_done()
-            free = self._window - self._tracker.in_flight()
+            self._collect_ran()
+            self._record_batch()
+            self._start_batch()
+            # Finished offsets waiting behind a slow task do not take slots (no head-of-line
+            # blocking), but the uncommitted backlog is capped to bound re-delivery after a crash.
+            free = min(self._window - self._tracker.unfinished(), MAX_BACKLOG - self._tracker.backlog())
             if free <= 0 and not paused:
                 consumer.pause(*consumer.assignment())
                 paused = True
             elif free > 0 and paused:
                 consumer.resume(*consumer.paused())
                 paused = False
+            busy = self._claimed or self._to_start or self._to_record
             try:
-                batch = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=max(free, 1))
+                batch = consumer.poll(timeout_ms=BUSY_POLL_MS if busy else POLL_TIMEOUT_MS,
+                                      max_records=max(free, 1))
             except kerr.KafkaError as exc:
                 self.log.warning("[%s] poll failed: %s", self.id, exc)
                 time.sleep(0.5)
                 continue
             if paused and consumer.assignment() - consumer.paused():
-                # Newly assigned partitions arrive unpaused; re-evaluate on the next turn.
-                paused = False
+                paused = False  # newly assigned partitions arrive unpaused; re-evaluate next turn
             for tp, records in batch.items():
                 for rec in records:
-                    self._dispatch(tp, rec)
+                    self._receive(tp, rec)
+            if batch:
+                self._start_batch()
             now = time.monotonic()
-            if now - last_commit >= 0.2:
+            if now - last_commit >= COMMIT_INTERVAL:
                 self._commit(consumer)
                 last_commit = now
 
-    def _dispatch(self, tp: TopicPartition, rec: Any) -> None:
+    def _receive(self, tp: TopicPartition, rec: Any) -> None:
         with self._lock:
             epoch = self._owned.get(tp.partition)
         if epoch is None:
-            return  # revoked between fetch and dispatch; the new owner reads it again
+            return  # revoked between fetch and now; the new owner reads it again
         self._tracker.received(tp.partition, rec.offset)
         try:
             msg = TaskMessage.from_bytes(rec.value)
@@ -200,20 +235,100 @@ class Worker:
             self._dead_letter_raw(tp, rec, str(exc))
             self._tracker.finished(tp.partition, rec.offset)
             return
-        fut = self._pool.submit(self._handle, tp.partition, rec.offset, epoch, msg)
-        self._futures.add(fut)
-        fut.add_done_callback(self._futures.discard)
+        self._to_start.append(_Item(tp.partition, rec.offset, epoch, msg))
 
-    def _collect_done(self) -> None:
+    def _start_batch(self) -> None:
+        """Claim runs for received messages, as many as there are free task threads."""
+        if not self._to_start:
+            return
+        now = time.monotonic()
+        with self._lock:
+            live = {p for p, e in self._owned.items()}
+            epochs = dict(self._owned)
+        # Messages of partitions revoked meanwhile are left to their new owner.
+        self._to_start = [i for i in self._to_start if i.partition in live and epochs[i.partition] == i.epoch]
+        room = self.concurrency - self._claimed
+        due = [i for i in self._to_start if i.not_before <= now][: max(room, 0)]
+        if not due or now < self._store_backoff_until:
+            return
+        try:
+            decisions = self.store.start_many([i.msg for i in due], worker=self.id, lease=self.lease)
+        except StoreError as exc:
+            self._store_failed(exc)
+            return
+        self._store_ok()
+        done_ids = {id(i) for i in due}
+        for item, d in zip(due, decisions, strict=True):
+            if d.action == "busy":
+                # Another live worker runs it (its partition moved mid-run): wait for its outcome.
+                item.not_before = now + BUSY_RECHECK
+                done_ids.discard(id(item))
+            elif d.action == "skip":
+                self.log.info("[%s] Skipped Task ID: %s (%s)", self.id, item.msg.id, d.detail)
+                self.metrics.skipped(item.msg.task)
+                self._tracker.finished(item.partition, item.offset)
+            else:
+                self._claimed += 1
+                if d.attempt > 1:
+                    self.metrics.redelivered(item.msg.task)
+                self.log.info("[%s] Received Task ID: %s | Task: %s | Args: %s", self.id, item.msg.id,
+                              item.msg.task, _args_text(item.msg.args))
+                self.metrics.started(item.msg.task, wait=max(0.0, time.time() - item.msg.created_at),
+                                     running=self._claimed)
+                self._pool.submit(self._execute, item, d.attempt)
+        self._to_start = [i for i in self._to_start if id(i) not in done_ids]
+
+    def _collect_ran(self) -> None:
         while True:
             try:
-                d = self._done.get_nowait()
+                ran = self._ran.get_nowait()
             except queue.Empty:
                 return
-            with self._lock:
-                current = self._owned.get(d.partition)
-            if current == d.epoch:
-                self._tracker.finished(d.partition, d.offset)
+            self._claimed -= 1
+            self._to_record.append(ran)
+
+    def _record_batch(self) -> None:
+        """Write finished runs' outcomes to Redis in one round trip, then release their offsets."""
+        if not self._to_record or time.monotonic() < self._store_backoff_until:
+            return
+        batch, self._to_record = self._to_record, []
+        finishes = [
+            Finish(r.item.msg.id, r.attempt, TaskState.SUCCESS if r.outcome.ok else TaskState.FAILED,
+                   r.outcome.result, r.outcome.error)
+            for r in batch
+        ]
+        try:
+            recorded = self.store.finish_many(finishes, worker=self.id, lease=self.lease)
+        except StoreError as exc:
+            self._to_record = batch + self._to_record
+            self._store_failed(exc)
+            return
+        self._store_ok()
+        with self._lock:
+            epochs = dict(self._owned)
+        for r, f, ok in zip(batch, finishes, recorded, strict=True):
+            self.metrics.finished(r.item.msg.task, f.status.value, r.elapsed, running=self._claimed)
+            if not ok:
+                self.log.info("[%s] Task %s finished but another run owns it now; outcome discarded",
+                              self.id, r.item.msg.id)
+            elif r.outcome.ok:
+                self.log.info("[%s] Task Completed: Result = %s", self.id, _args_text(r.outcome.result))
+            else:
+                self.log.info("[%s] Task Failed: %s", self.id, r.outcome.error)
+            if epochs.get(r.item.partition) == r.item.epoch:
+                self._tracker.finished(r.item.partition, r.item.offset)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        self.metrics.redis_error()
+        if self._store_failures == 0:
+            self.log.warning("[%s] Redis unavailable, retrying: %s", self.id, exc)
+        self._store_failures += 1
+        self._store_backoff_until = time.monotonic() + min(STORE_RETRY * self._store_failures, 5.0)
+
+    def _store_ok(self) -> None:
+        if self._store_failures:
+            self.log.info("[%s] Redis is back", self.id)
+        self._store_failures = 0
 
     def _commit(self, consumer: Any, *, sync: bool = False) -> None:
         positions = self._tracker.uncommitted()
@@ -234,26 +349,26 @@ class Worker:
             self.log.debug("[%s] commit failed: %s", self.id, exc)
 
     def _drain(self, consumer: Any) -> bool:
-        """Graceful stop: take nothing new, let running tasks finish, commit."""
-        for f in list(self._futures):
-            f.cancel()  # queued locally, not started: the next owner runs them
-        try:
+        """Graceful stop: claim nothing new, let claimed runs finish and record them, commit."""
+        self._to_start = []  # unclaimed: the next owner of their partitions runs them
+        with contextlib.suppress(kerr.KafkaError):
             consumer.pause(*consumer.assignment())
-        except kerr.KafkaError:
-            pass
         deadline = time.monotonic() + self.settings.shutdown_grace
-        while self._running > 0 and time.monotonic() < deadline:
-            self._collect_done()
+        while (self._claimed or self._to_record) and time.monotonic() < deadline:
+            self._collect_ran()
+            self._record_batch()
             try:
-                consumer.poll(timeout_ms=POLL_TIMEOUT_MS)  # keeps the group membership alive
+                consumer.poll(timeout_ms=BUSY_POLL_MS)  # keeps the group membership alive
             except kerr.KafkaError:
-                time.sleep(POLL_TIMEOUT_MS / 1000)
+                time.sleep(BUSY_POLL_MS / 1000)
             self._commit(consumer)
-        self._collect_done()
+        self._collect_ran()
+        self._record_batch()
         self._commit(consumer, sync=True)
-        if self._running > 0:
-            self.log.warning("[%s] shutdown grace of %.0fs ran out with %d task(s) running; "
-                             "they will run again elsewhere", self.id, self.settings.shutdown_grace, self._running)
+        if self._claimed or self._to_record:
+            self.log.warning("[%s] shutdown grace of %.0fs ran out with %d task(s) unfinished; "
+                             "they will run again elsewhere", self.id, self.settings.shutdown_grace,
+                             self._claimed + len(self._to_record))
             return False
         return True
 
@@ -277,76 +392,17 @@ class Worker:
         self.log.info("[%s] partitions %s: %s (now %s)", self.id, "lost" if lost else "revoked",
                       sorted(partitions), owned)
 
-    def _still_owned(self, partition: int, epoch: int) -> bool:
-        with self._lock:
-            return self._owned.get(partition) == epoch
-
     # --- task threads ------------------------------------------------------
-    def _handle(self, partition: int, offset: int, epoch: int, msg: TaskMessage) -> None:
-        if self._stopping.is_set() or not self._still_owned(partition, epoch):
-            return
-        decision = self._with_store(lambda: self.store.start(msg, worker=self.id, lease=self.lease))
-        while decision is not None and decision.action == "busy":
-            # Another live worker runs it (a rebalance moved the partition mid-run): wait for its outcome.
-            if self._stopping.is_set() or not self._still_owned(partition, epoch):
-                return
-            time.sleep(BUSY_RECHECK)
-            decision = self._with_store(lambda: self.store.start(msg, worker=self.id, lease=self.lease))
-        if decision is None:
-            return  # stopping while Redis was down: not acknowledged, runs again elsewhere
-        if decision.action == "skip":
-            self.log.info("[%s] Skipped Task ID: %s (%s)", self.id, msg.id, decision.detail)
-            self.metrics.skipped(msg.task)
-            self._done.put(_Done(partition, offset, epoch))
-            return
-        if decision.attempt > 1:
-            self.metrics.redelivered(msg.task)
-        self.log.info("[%s] Received Task ID: %s | Task: %s | Args: %s", self.id, msg.id, msg.task,
-                      orjson.dumps(msg.args).decode().replace(",", ", "))
+    def _execute(self, item: _Item, attempt: int) -> None:
         with self._lock:
             self._running += 1
-        t0 = time.time()
-        self.metrics.started(msg.task, wait=max(0.0, t0 - msg.created_at), running=self._running)
+        t0 = time.perf_counter()
         try:
-            outcome = run_task(self.registry, msg)
+            outcome = run_task(self.registry, item.msg)
         finally:
             with self._lock:
                 self._running -= 1
-        elapsed = time.time() - t0
-        self._record(msg, decision.attempt, outcome, elapsed)
-        self._done.put(_Done(partition, offset, epoch))
-
-    def _record(self, msg: TaskMessage, attempt: int, outcome: Outcome, elapsed: float) -> None:
-        status = TaskState.SUCCESS if outcome.ok else TaskState.FAILED
-        recorded = self._with_store(
-            lambda: self.store.finish(msg.id, lease=self.lease, attempt=attempt, status=status,
-                                      worker=self.id, result=outcome.result, error=outcome.error),
-            keep_trying=True,
-        )
-        self.metrics.finished(msg.task, status.value, elapsed, running=self._running)
-        if not recorded:
-            self.log.info("[%s] Task %s finished but another run owns it now; outcome discarded", self.id, msg.id)
-        elif outcome.ok:
-            self.log.info("[%s] Task Completed: Result = %s", self.id, orjson.dumps(outcome.result).decode())
-        else:
-            self.log.info("[%s] Task Failed: %s", self.id, outcome.error)
-
-    def _with_store(self, op: Any, *, keep_trying: bool = False) -> Any:
-        """Run a Redis operation, waiting out a Redis outage. None if stopping meanwhile."""
-        warned = False
-        while True:
-            try:
-                return op()
-            except StoreError as exc:
-                self.metrics.redis_error()
-                if not warned:
-                    self.log.warning("[%s] Redis unavailable, retrying: %s", self.id, exc)
-                    warned = True
-                if self._stopping.is_set() and not keep_trying:
-                    return None
-                if self._stopped.is_set():
-                    return None
-                time.sleep(STORE_RETRY)
+        self._ran.put(_Ran(item, attempt, outcome, time.perf_counter() - t0))
 
     def _dead_letter_raw(self, tp: TopicPartition, rec: Any, reason: str) -> None:
         self.log.warning("[%s] undecodable message at %s[%d]@%d: %s -> %s", self.id, tp.topic, tp.partition,

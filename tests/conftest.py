@@ -1,0 +1,161 @@
+"""Session services (a real Kafka broker and Redis, on free ports) and factories that clean up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from taskq.client import Client
+from taskq.devstack import KafkaServer, RedisServer, free_port, spawn, stop_process
+from taskq.settings import Settings
+from taskq.store import Store
+
+
+@dataclass
+class Services:
+    kafka: KafkaServer
+    redis: RedisServer
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    root = tmp_path_factory.mktemp("services")
+    redis = RedisServer(data_dir=root / "redis", port=free_port())
+    kafka = KafkaServer(data_dir=root / "kafka", port=free_port(), controller_port=free_port())
+    redis.start()
+    try:
+        kafka.start()
+    except BaseException:
+        redis.stop()
+        raise
+    yield Services(kafka, redis)
+    kafka.stop()
+    redis.stop()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as TASKQ_* variables, for child processes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_") or k == "TASKQ_KAFKA_JARS"}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(value)
+        elif hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"TASKQ_{name.upper()}"] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def make_settings(services: Services, **overrides: object) -> Settings:
+    uid = uuid.uuid4().hex[:10]
+    base: dict[str, object] = {
+        "kafka_bootstrap": services.kafka.bootstrap,
+        "redis_url": services.redis.url,
+        "tasks_topic": f"tasks-{uid}",
+        "dead_topic": f"dead-{uid}",
+        "group_id": f"workers-{uid}",
+        "prefix": f"tq-{uid}:",
+        "partitions": 6,
+        "session_timeout": 6.0,
+        "heartbeat_interval": 0.5,
+        "heartbeat_ttl": 3.0,
+        "shutdown_grace": 20.0,
+    }
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(services: Services) -> Settings:
+    return make_settings(services)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Client]:
+    from taskq.broker import ensure_topics
+
+    ensure_topics(settings)
+    c = Client(settings)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = Store(settings)
+    yield s
+    s.close()
+
+
+@dataclass
+class WorkerProc:
+    id: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    settings: Settings
+    started: float = field(default_factory=time.monotonic)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        stop_process(self.proc, timeout=10, sig=9)
+
+    def terminate(self) -> None:
+        os.kill(self.proc.pid, 15)
+
+    def wait(self, timeout: float = 40) -> int:
+        return self.proc.wait(timeout=timeout)
+
+
+WorkerFactory = Callable[..., WorkerProc]
+
+
+@pytest.fixture
+def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Start ``taskq worker`` processes; every one still running at the end is stopped."""
+    procs: list[WorkerProc] = []
+
+    def start(worker_id: str, *, concurrency: int = 4, wait_ready: bool = True, settings_: Settings | None = None,
+              extra: list[str] | None = None) -> WorkerProc:
+        s = settings_ or settings
+        log = tmp_path / f"{worker_id}-{len(procs)}.log"
+        with open(log, "wb") as fh:
+            proc = spawn([sys.executable, "-m", "taskq", "worker", "--id", worker_id, "--concurrency",
+                          str(concurrency), *(extra or [])], env=settings_env(s), stdout=fh)
+        w = WorkerProc(worker_id, proc, log, s)
+        procs.append(w)
+        if wait_ready:
+            wait_for(lambda: "partitions assigned" in w.output() or proc.poll() is not None, timeout=40,
+                     what=f"{worker_id} to join the group")
+            assert proc.poll() is None, w.output()
+        return w
+
+    yield start
+    for w in procs:
+        if w.proc.poll() is None:
+            stop_process(w.proc, timeout=25)
+
+
+def wait_for(check: Callable[[], object], *, timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_all(client: Client, ids: list[str], *, timeout: float) -> list:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    return [client.wait(i, timeout=max(0.1, deadline - time.monotonic())) for i in ids]

@@ -1,0 +1,47 @@
+"""The CLI contract against a running worker: submit --wait, submit, status, workers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from taskq.settings import Settings
+from tests.conftest import WorkerFactory, settings_env
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "taskq", *args], env=settings_env(settings),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_submit_wait_prints_the_result_and_the_worker_logs_classic_lines(
+    settings: Settings, start_worker: WorkerFactory
+) -> None:
+    w = start_worker("worker2")
+    res = _cli(settings, "submit", "add", "1", "2", "--wait")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "3"
+    res = _cli(settings, "submit", "multiply", "4", "5")
+    tid, state = res.stdout.split()
+    assert state == "queued" and len(tid) == 32
+    _cli(settings, "submit", "add", "0", "0", "--wait")
+    status = _cli(settings, "status", tid, "--json")
+    rec = json.loads(status.stdout)
+    assert rec["status"] == "success" and rec["result"] == 20
+    text = _cli(settings, "status", tid).stdout
+    assert "status:    success" in text and "result:    20" in text
+    out = w.output()
+    assert f"[worker2] Received Task ID: {tid} | Task: multiply | Args: [4, 5]" in out
+    assert "[worker2] Task Completed: Result = 20" in out
+
+
+def test_workers_lists_alive_workers_with_partitions(settings: Settings, start_worker: WorkerFactory) -> None:
+    start_worker("wa")
+    start_worker("wb")
+    res = _cli(settings, "workers", "--json")
+    ws = {w["id"]: w for w in json.loads(res.stdout)}
+    assert ws["wa"]["status"] == ws["wb"]["status"] == "alive"
+    assert sorted(ws["wa"]["partitions"] + ws["wb"]["partitions"]) == list(range(settings.partitions))
+    table = _cli(settings, "workers").stdout
+    assert "wa" in table and "alive" in table and "PARTITIONS" in table
