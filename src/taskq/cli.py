@@ -133,6 +133,15 @@ def cancel(task_id: Annotated[str, typer.Argument(help="Task id")]) -> None:
 
 
 @app.command()
+def retry(task_id: Annotated[str, typer.Argument(help="Task id")]) -> None:
+    """Queue a failed, dead or cancelled task again."""
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        rec = client.retry(task_id)
+    typer.echo(f"{rec.id} {rec.status.value}")
+
+
+@app.command()
 def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """List workers: alive, lost (no heartbeat) or stopped, with partitions and counts."""
     settings = load_settings()

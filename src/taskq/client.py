@@ -139,7 +139,18 @@ class Client:
             delay = min(delay * 2, 0.2)
 
     def cancel(self, task_id: str) -> TaskRecord:
+        """Cancel a queued or retrying task; a worker that receives it later skips it."""
         return self.store.cancel(task_id)
+
+    def retry(self, task_id: str) -> TaskRecord:
+        """Run a failed, dead or cancelled task again (same id, attempts keep counting)."""
+        msg = self.store.requeue(task_id)
+        try:
+            self.producer.send([msg])
+        except BaseException:
+            self.store.unqueue(task_id, msg.gen)
+            raise
+        return self.store.get(task_id)
 
 
 def parse_cli_value(text: str) -> Any:

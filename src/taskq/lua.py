@@ -122,3 +122,35 @@ redis.call('PEXPIRE', key, ARGV[4])
 event(ARGV[5], id, 'cancelled', redis.call('HGET', key, 'task'), '', now)
 return {1, 'cancelled'}
 """
+
+# Put a finished (failed, dead, cancelled) task back in the queue under a new message generation.
+# ARGV: prefix, id, now, maxlen. Returns {1, gen} or {0, current_status}
+REQUEUE = COMMON + r"""
+local id, now = ARGV[2], ARGV[3]
+local key = P..'task:'..id
+local cur = redis.call('HMGET', key, 'status', 'gen', 'error', 'result', 'finished_at', 'created_at', 'task')
+local st = cur[1]
+if not st then return {0, 'missing'} end
+if st ~= 'failed' and st ~= 'dead' and st ~= 'cancelled' then return {0, st} end
+local gen = tonumber(cur[2] or '0') + 1
+redis.call('HSET', key, 'status', 'queued', 'gen', gen, 'prev_status', st, 'prev_error', cur[3] or '',
+  'prev_result', cur[4] or '', 'prev_finished_at', cur[5] or '', 'error', '', 'result', '', 'finished_at', '')
+redis.call('PERSIST', key)
+move(id, st, 'queued', tonumber(cur[6] or now))
+event(ARGV[4], id, 'queued', cur[7], '', now)
+return {1, gen}
+"""
+
+# Undo REQUEUE when Kafka refused the new message. ARGV: prefix, id, gen, ttl, maxlen, now
+UNQUEUE = COMMON + r"""
+local id, gen = ARGV[2], tonumber(ARGV[3])
+local key = P..'task:'..id
+local cur = redis.call('HMGET', key, 'status', 'gen', 'prev_status', 'prev_error', 'prev_result',
+  'prev_finished_at', 'created_at', 'task')
+if cur[1] ~= 'queued' or tonumber(cur[2]) ~= gen then return 0 end
+redis.call('HSET', key, 'status', cur[3], 'error', cur[4], 'result', cur[5], 'finished_at', cur[6])
+move(id, 'queued', cur[3], tonumber(cur[7] or ARGV[6]))
+redis.call('PEXPIRE', key, ARGV[4])
+event(ARGV[5], id, cur[3], cur[8], '', ARGV[6])
+return 1
+"""

@@ -86,6 +86,8 @@ class Store:
         self._start = self.r.register_script(lua.START)
         self._finish = self.r.register_script(lua.FINISH)
         self._cancel = self.r.register_script(lua.CANCEL)
+        self._requeue = self.r.register_script(lua.REQUEUE)
+        self._unqueue = self.r.register_script(lua.UNQUEUE)
         self._ttl_ms = str(int(settings.result_ttl * 1000))
         self._maxlen = str(settings.events_maxlen)
 
@@ -174,6 +176,23 @@ class Store:
         if not ok:
             raise TaskStateError(f"task {task_id} is {status}; only queued or retrying tasks can be cancelled")
         return self.get(task_id)
+
+    def requeue(self, task_id: str) -> TaskMessage:
+        """Mark a failed, dead or cancelled task queued again; returns the message to produce."""
+        with translate_errors():
+            ok, detail = self._requeue(args=[self.prefix, task_id, repr(time.time()), self._maxlen])
+        if detail == "missing":
+            raise TaskNotFound(task_id)
+        if not ok:
+            raise TaskStateError(f"task {task_id} is {detail}; only failed, dead or cancelled tasks can be retried")
+        rec = self.get(task_id)
+        return TaskMessage(id=rec.id, task=rec.task, args=rec.args, kwargs=rec.kwargs, gen=int(detail),
+                           max_retries=rec.max_retries, timeout=rec.timeout, created_at=rec.created_at or time.time())
+
+    def unqueue(self, task_id: str, gen: int) -> None:
+        """Undo ``requeue`` after Kafka refused the message."""
+        with translate_errors():
+            self._unqueue(args=[self.prefix, task_id, str(gen), self._ttl_ms, self._maxlen, repr(time.time())])
 
     def get(self, task_id: str) -> TaskRecord:
         with translate_errors():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from ..client import TaskRequest
 from ..errors import InvalidTask
@@ -30,28 +30,31 @@ def _known(client: ClientDep) -> list[str] | None:
     return names or None  # no live worker advertises yet: accept, the worker decides
 
 
-def _submit(client: ClientDep, bodies: list[SubmitBody]) -> list[str]:
+def _submit(request: Request, client: ClientDep, bodies: list[SubmitBody]) -> list[str]:
     try:
-        return client.submit_many([_request(b) for b in bodies], known_tasks=_known(client))
+        ids = client.submit_many([_request(b) for b in bodies], known_tasks=_known(client))
     except InvalidTask as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    for b in bodies:
+        request.app.state.metrics.submitted(b.task)
+    return ids
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Submitted)
-def submit_task(body: SubmitBody, client: ClientDep) -> Submitted:
+def submit_task(body: SubmitBody, request: Request, client: ClientDep) -> Submitted:
     """Queue a task. Answers only once Kafka has acknowledged it (503 if Kafka is down)."""
-    return Submitted(id=_submit(client, [body])[0])
+    return Submitted(id=_submit(request, client, [body])[0])
 
 
 @router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchSubmitted)
-def submit_batch(bodies: list[SubmitBody], client: ClientDep) -> BatchSubmitted:
+def submit_batch(bodies: list[SubmitBody], request: Request, client: ClientDep) -> BatchSubmitted:
     """Queue up to 1000 tasks in one request (all or none)."""
     if not bodies:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the batch is empty")
     if len(bodies) > MAX_BATCH:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"a batch holds at most {MAX_BATCH} tasks, got {len(bodies)}")
-    return BatchSubmitted(ids=_submit(client, bodies))
+    return BatchSubmitted(ids=_submit(request, client, bodies))
 
 
 @router.get("", response_model=TaskPage)
@@ -76,3 +79,9 @@ def get_task(task_id: str, client: ClientDep) -> TaskOut:
 def cancel_task(task_id: str, client: ClientDep) -> TaskOut:
     """Cancel a queued or retrying task (409 for any other state)."""
     return _out(client.cancel(task_id))
+
+
+@router.post("/{task_id}/retry", response_model=TaskOut)
+def retry_task(task_id: str, client: ClientDep) -> TaskOut:
+    """Queue a failed, dead or cancelled task again (409 for any other state)."""
+    return _out(client.retry(task_id))

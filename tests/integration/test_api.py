@@ -1,0 +1,262 @@
+"""Every HTTP endpoint and error status, against a real uvicorn server, Kafka and Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from taskq.api.app import create_app
+from taskq.broker import ensure_topics
+from taskq.devstack import free_port
+from taskq.settings import Settings
+from tests.conftest import Services, WorkerFactory, make_settings, wait_for
+
+
+class Api:
+    def __init__(self, settings: Settings, *, topics: bool = True) -> None:
+        if topics:
+            ensure_topics(settings)
+        self.port = free_port()
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=20, what="the API server")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[httpx.Client]:
+    a = Api(settings)
+    yield a.http
+    a.close()
+
+
+def _wait_status(http: httpx.Client, tid: str, status: str, timeout: float = 20) -> dict:  # type: ignore[type-arg]
+    box: dict = {}  # type: ignore[type-arg]
+
+    def check() -> bool:
+        box.update(http.get(f"/api/tasks/{tid}").json())
+        return box.get("status") == status
+
+    wait_for(check, timeout=timeout, what=f"task {tid} to be {status}")
+    return box
+
+
+def test_submitted_task_runs_and_reads_back_with_every_field(api: httpx.Client, start_worker: WorkerFactory) -> None:
+    start_worker("w1")
+    r = api.post("/api/tasks", json={"task": "add", "args": [1, 2]})
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    t = _wait_status(api, r.json()["id"], "success")
+    assert t["result"] == 3 and t["attempts"] == 1 and t["worker"] == "w1"
+    for field in ("id", "task", "args", "kwargs", "status", "result", "error", "attempts", "worker",
+                  "created_at", "started_at", "finished_at"):
+        assert field in t
+    assert t["history"][0]["worker"] == "w1" and t["history"][0]["outcome"] == "success"
+
+
+def test_batch_submit_returns_every_id(api: httpx.Client, start_worker: WorkerFactory) -> None:
+    start_worker("w1")
+    r = api.post("/api/tasks/batch", json=[{"task": "multiply", "args": [i, 2]} for i in range(10)])
+    assert r.status_code == 202 and len(r.json()["ids"]) == 10
+    t = _wait_status(api, r.json()["ids"][9], "success")
+    assert t["result"] == 18
+    assert api.post("/api/tasks/batch", json=[]).status_code == 422
+
+
+def test_unknown_task_name_is_422_listing_the_known_ones(api: httpx.Client, start_worker: WorkerFactory) -> None:
+    start_worker("w1")
+    r = api.post("/api/tasks", json={"task": "nope"})
+    assert r.status_code == 422
+    assert r.json()["detail"] == "unknown task 'nope'; known: add, echo, fail, multiply, sleep, sub"
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({}, "task: Field required"),
+        ({"task": "add", "args": "1,2"}, "args: Input should be a valid list"),
+        ({"task": "add", "kwargs": [1]}, "kwargs: Input should be a valid dictionary"),
+        ({"task": "add", "bogus": 1}, "bogus: Extra inputs are not permitted"),
+        ({"task": "add", "timeout": -1}, "timeout: Input should be greater than 0"),
+        ({"task": "add", "max_retries": 5000}, "max_retries: Input should be less than or equal to 1000"),
+        ({"task": ""}, "task: String should have at least 1 character"),
+    ],
+)
+def test_bad_bodies_are_422_saying_what_is_wrong(api: httpx.Client, body: dict, why: str) -> None:  # type: ignore[type-arg]
+    r = api.post("/api/tasks", json=body)
+    assert r.status_code == 422
+    assert why in r.json()["detail"]
+
+
+def test_invalid_json_is_422(api: httpx.Client) -> None:
+    r = api.post("/api/tasks", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON decode error" in r.json()["detail"]
+
+
+def test_oversize_body_is_413(services: Services) -> None:
+    a = Api(make_settings(services, max_body_bytes=2048))
+    try:
+        r = a.http.post("/api/tasks", json={"task": "echo", "args": ["x" * 5000]})
+        assert r.status_code == 413 and "larger than the limit of 2048 bytes" in r.json()["detail"]
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit still holds
+            yield b'{"task": "echo", "args": ["'
+            for _ in range(10):
+                yield b"y" * 500
+            yield b'"]}'
+
+        r = a.http.post("/api/tasks", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+    finally:
+        a.close()
+
+
+def test_unknown_id_is_404(api: httpx.Client) -> None:
+    r = api.get("/api/tasks/0123456789abcdef")
+    assert r.status_code == 404 and "not found" in r.json()["detail"]
+
+
+def test_listing_is_newest_first_paginated_and_filtered(api: httpx.Client) -> None:
+    ids = []
+    for i in range(7):
+        ids.append(api.post("/api/tasks", json={"task": "add" if i % 2 else "sub", "args": [i, 1]}).json()["id"])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/api/tasks", params=params).json()
+        seen += [t["id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(ids))
+    adds = api.get("/api/tasks", params={"task": "add"}).json()["items"]
+    assert [t["id"] for t in adds] == [ids[5], ids[3], ids[1]]
+    queued_subs = api.get("/api/tasks", params={"task": "sub", "status": "queued"}).json()["items"]
+    assert len(queued_subs) == 4
+    assert api.get("/api/tasks", params={"status": "bogus"}).status_code == 422
+    assert api.get("/api/tasks", params={"limit": 0}).status_code == 422
+    assert api.get("/api/tasks", params={"cursor": "not-a-cursor"}).status_code == 422
+
+
+def test_cancel_a_queued_task_then_the_worker_skips_it(api: httpx.Client, start_worker: WorkerFactory) -> None:
+    tid = api.post("/api/tasks", json={"task": "add", "args": [1, 1]}).json()["id"]  # no worker yet
+    r = api.post(f"/api/tasks/{tid}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert api.post(f"/api/tasks/{tid}/cancel").status_code == 409
+    w = start_worker("w1")
+    wait_for(lambda: f"Skipped Task ID: {tid} (cancelled)" in w.output(), timeout=20, what="the skip")
+    assert api.get(f"/api/tasks/{tid}").json()["status"] == "cancelled"
+    assert api.post("/api/tasks/nope/cancel").status_code == 404
+
+
+def test_retry_runs_a_failed_task_again(api: httpx.Client, start_worker: WorkerFactory) -> None:
+    start_worker("w1")
+    tid = api.post("/api/tasks", json={"task": "fail", "args": ["once"]}).json()["id"]
+    _wait_status(api, tid, "failed")
+    r = api.post(f"/api/tasks/{tid}/retry")
+    assert r.status_code == 200 and r.json()["status"] == "queued"
+    t = _wait_status(api, tid, "failed")
+    assert t["attempts"] == 2 and len(t["history"]) == 2
+    ok = api.post("/api/tasks", json={"task": "add", "args": [1, 1]}).json()["id"]
+    _wait_status(api, ok, "success")
+    assert api.post(f"/api/tasks/{ok}/retry").status_code == 409
+
+
+def test_workers_task_types_stats_and_metrics(api: httpx.Client, start_worker: WorkerFactory) -> None:
+    start_worker("w1")
+    tid = api.post("/api/tasks", json={"task": "add", "args": [2, 2]}).json()["id"]
+    _wait_status(api, tid, "success")
+    ws = api.get("/api/workers").json()
+    assert ws[0]["id"] == "w1" and ws[0]["status"] == "alive" and ws[0]["processed"] == 1
+    types = {t["name"]: t["signature"] for t in api.get("/api/task-types").json()}
+    assert types["add"].startswith("add(a")
+    stats = api.get("/api/stats").json()
+    assert stats["counts"]["success"] == 1 and stats["workers_alive"] == 1
+    assert stats["throughput"]["success"] > 0 and stats["lag"] is not None
+    wait_for(lambda: api.get("/api/stats").json()["lag_total"] == 0, timeout=10, what="the offset commit")
+    metrics = api.get("/metrics").text
+    assert 'taskq_tasks_submitted_total{task="add"} 1.0' in metrics
+    assert 'taskq_workers{status="alive"} 1.0' in metrics
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json() == {"status": "ok", "redis": "ok", "kafka": "ok"}
+
+
+def test_events_stream_task_changes_and_resume_from_last_id(api: httpx.Client, start_worker: WorkerFactory) -> None:
+    start_worker("w1")
+    got: list[tuple[str, str]] = []
+    ids: list[str] = []
+
+    def listen() -> None:
+        with api.stream("GET", "/api/events", timeout=30) as r:
+            event_id = ""
+            for line in r.iter_lines():
+                if line.startswith("id:"):
+                    event_id = line[3:].strip()
+                if line.startswith("data:") and '"type":"task"' in line:
+                    got.append((event_id, line))
+                    if ids and any(ids[0] in d and '"success"' in d for _, d in got):
+                        return
+
+    t = threading.Thread(target=listen, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    ids.append(api.post("/api/tasks", json={"task": "add", "args": [5, 5]}).json()["id"])
+    t.join(timeout=20)
+    statuses = [d for _, d in got if ids[0] in d]
+    assert any('"queued"' in d for d in statuses) and any('"success"' in d for d in statuses)
+    first_id = got[0][0]
+    # Resume: asking since the first event replays what came after it.
+    with api.stream("GET", "/api/events", params={"since": first_id}, timeout=10) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                assert ids[0] in line
+                break
+    assert api.get("/api/events", params={"since": "garbage"}).status_code == 422
+
+
+def test_token_is_required_when_configured(services: Services) -> None:
+    a = Api(make_settings(services, api_token="s3cret"))
+    try:
+        r = a.http.get("/api/workers")
+        assert r.status_code == 401 and "Bearer" in r.json()["detail"]
+        assert a.http.get("/api/workers", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert a.http.get("/api/workers", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert a.http.post("/api/tasks", json={"task": "add"}).status_code == 401
+        assert a.http.get("/healthz").status_code == 200
+    finally:
+        a.close()
+
+
+def test_kafka_down_is_503_and_readyz_says_which(services: Services) -> None:
+    a = Api(make_settings(services, kafka_bootstrap=f"127.0.0.1:{free_port()}", submit_timeout=2.0), topics=False)
+    try:
+        r = a.http.post("/api/tasks", json={"task": "add", "args": [1, 2]})
+        assert r.status_code == 503 and "Kafka" in r.json()["detail"]
+        assert a.http.get("/api/tasks").json()["items"] == []
+        ready = a.http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["redis"] == "ok" and ready.json()["kafka"].startswith("Kafka is unreachable")
+    finally:
+        a.close()
+
+
+def test_redis_down_is_503(services: Services) -> None:
+    a = Api(make_settings(services, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    try:
+        r = a.http.get("/api/tasks/abc")
+        assert r.status_code == 503 and "Redis is unreachable" in r.json()["detail"]
+    finally:
+        a.close()
