@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 
+from taskq.api.app import create_app
+from taskq.broker import ensure_topics
 from taskq.client import Client
 from taskq.devstack import KafkaServer, RedisServer, free_port, spawn, stop_process
 from taskq.settings import Settings
@@ -159,3 +164,26 @@ def wait_for(check: Callable[[], object], *, timeout: float, what: str, interval
 def wait_all(client: Client, ids: list[str], *, timeout: float) -> list:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
     return [client.wait(i, timeout=max(0.1, deadline - time.monotonic())) for i in ids]
+
+
+class ApiServer:
+    """The API app in a uvicorn server thread on a free loopback port."""
+
+    def __init__(self, settings: Settings, *, topics: bool = True) -> None:
+        if topics:
+            ensure_topics(settings)
+        self.port = free_port()
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=20, what="the API server")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+

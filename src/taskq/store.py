@@ -16,7 +16,7 @@ import orjson
 import redis
 
 from . import lua
-from .errors import StoreError, StoreUnavailable, TaskNotFound, TaskStateError
+from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError
 from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, WorkerInfo
 from .settings import Settings
 
@@ -225,8 +225,13 @@ class Store:
         max_score: str = "+inf"
         after_id: str | None = None
         if cursor:
-            score_s, _, after_id = cursor.partition(":")
-            max_score = score_s
+            score_s, sep, after_id = cursor.partition(":")
+            try:
+                max_score = repr(float(score_s))
+            except ValueError:
+                max_score = ""
+            if not sep or max_score in ("", "nan", "inf", "-inf") or max_score != score_s:
+                raise InvalidTask(f"cursor {cursor!r} is invalid: pass back the next_cursor of the previous page")
         out: list[TaskRecord] = []
         batch = max(limit * 2, 50)
         last_score, last_id = None, None

@@ -8,32 +8,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
-from taskq.api.app import create_app
-from taskq.broker import ensure_topics
 from taskq.devstack import free_port
 from taskq.settings import Settings
+from tests.conftest import ApiServer as Api
 from tests.conftest import Services, WorkerFactory, make_settings, wait_for
-
-
-class Api:
-    def __init__(self, settings: Settings, *, topics: bool = True) -> None:
-        if topics:
-            ensure_topics(settings)
-        self.port = free_port()
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.server.started, timeout=20, what="the API server")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.http = httpx.Client(base_url=self.url, timeout=30)
-
-    def close(self) -> None:
-        self.http.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture
