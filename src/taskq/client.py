@@ -29,6 +29,8 @@ class TaskRequest:
     max_retries: int | None = None
     timeout: float | None = None
     key: str | None = None
+    delay: float | None = None  # seconds from now; the task is produced to Kafka when due
+    idempotency_key: str | None = None  # the same key within the TTL returns the first task's id
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -74,9 +76,14 @@ class Client:
 
     # --- submit ------------------------------------------------------------
     def submit(self, task: str, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,
-               _key: str | None = None, **kwargs: Any) -> str:
-        """Submit one task; returns its id once Kafka has acknowledged it."""
-        req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key)
+               _key: str | None = None, _delay: float | None = None, _idempotency_key: str | None = None,
+               **kwargs: Any) -> str:
+        """Submit one task; returns its id once Kafka has acknowledged it.
+
+        Options are underscore-prefixed so they never collide with the task's own keyword arguments.
+        """
+        req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key, delay=_delay,
+                          idempotency_key=_idempotency_key)
         return self.submit_many([req])[0]
 
     def submit_many(self, requests: Sequence[TaskRequest], *, known_tasks: Sequence[str] | None = None) -> list[str]:
@@ -87,10 +94,34 @@ class Client:
         if not requests:
             return []
         messages = [self._message(r, known_tasks) for r in requests]
-        self.producer.send(messages, keys=[r.key for r in requests])
-        # Kafka has it: from here the task exists even if this write fails (the worker creates the record).
-        self.store.create(messages)
-        return [m.id for m in messages]
+        ids = [m.id for m in messages]
+        fresh: list[int] = []
+        reserved: list[tuple[str, str]] = []
+        for i, (r, m) in enumerate(zip(requests, messages, strict=True)):
+            if r.idempotency_key is not None:
+                owner = self.store.reserve_idempotency(r.idempotency_key, m.id, ttl=self.settings.idempotency_ttl)
+                if owner != m.id:
+                    ids[i] = owner  # submitted before: same id, nothing enqueued twice
+                    continue
+                reserved.append((r.idempotency_key, m.id))
+            fresh.append(i)
+        now_idx = [i for i in fresh if not requests[i].delay]
+        try:
+            if now_idx:
+                self.producer.send([messages[i] for i in now_idx], keys=[requests[i].key for i in now_idx])
+        except BaseException:
+            for key, tid in reserved:
+                self.store.release_idempotency(key, tid)
+            raise
+        # Kafka has them: from here they exist even if this write fails (the worker creates the record).
+        if now_idx:
+            self.store.create([messages[i] for i in now_idx])
+        now = time.time()
+        for i in fresh:
+            delay = requests[i].delay
+            if delay:
+                self.store.create_scheduled([messages[i]], due=now + delay)
+        return ids
 
     def _message(self, r: TaskRequest, known_tasks: Sequence[str] | None) -> TaskMessage:
         if not isinstance(r.task, str) or not _NAME_RE.match(r.task):
@@ -103,6 +134,12 @@ class Client:
             raise InvalidTask("timeout must be a positive number of seconds")
         if r.key is not None and (not isinstance(r.key, str) or not 0 < len(r.key) <= 256):
             raise InvalidTask("key must be a string of 1 to 256 characters")
+        if r.delay is not None and (not isinstance(r.delay, (int, float)) or not 0 <= r.delay <= 366 * 86400):
+            raise InvalidTask("delay must be a number of seconds from 0 to 31622400 (366 days)")
+        if r.idempotency_key is not None and (
+            not isinstance(r.idempotency_key, str) or not 0 < len(r.idempotency_key) <= 256
+        ):
+            raise InvalidTask("idempotency_key must be a string of 1 to 256 characters")
         args, kwargs = list(r.args), dict(r.kwargs)
         if _depth(args) > MAX_NESTING or _depth(kwargs) > MAX_NESTING:
             raise InvalidTask(f"arguments are nested deeper than {MAX_NESTING} levels")

@@ -78,24 +78,32 @@ event(ARGV[13], id, 'running', redis.call('HGET', key, 'task'), worker, now)
 return {'run', attempts}
 """
 
-# ARGV: prefix, id, lease, attempt, status, result, error, now, ttl, worker, maxlen
-# status is success | failed | dead. Returns 1 when recorded, 0 when this run no longer owns the task.
+# ARGV: prefix, id, lease, attempt, status, result, error, now, ttl, worker, maxlen, due
+# status is success | failed | dead | retrying (then ``due`` is when the retry is produced).
+# Returns 1 when recorded, 0 when this run no longer owns the task.
 FINISH = COMMON + r"""
 local id, lease, attempt, status, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[8]
 local key = P..'task:'..id
-local cur = redis.call('HMGET', key, 'status', 'lease', 'attempts', 'history', 'created_at', 'task')
+local cur = redis.call('HMGET', key, 'status', 'lease', 'attempts', 'history', 'created_at', 'task', 'gen')
 if cur[1] ~= 'running' or cur[2] ~= lease or tonumber(cur[3]) ~= attempt then return 0 end
 local history = cjson.decode(cur[4] or '[]')
 if #history > 0 then
   history[#history]['finished_at'] = tonumber(now)
-  history[#history]['outcome'] = status
+  history[#history]['outcome'] = status == 'retrying' and 'retry' or status
   if ARGV[7] ~= '' then history[#history]['error'] = ARGV[7] end
 end
-redis.call('HSET', key, 'status', status, 'result', ARGV[6], 'error', ARGV[7], 'finished_at', now,
-  'history', cjson.encode(history))
 redis.call('HDEL', key, 'lease')
 move(id, 'running', status, tonumber(cur[5] or now))
-redis.call('PEXPIRE', key, ARGV[9])
+if status == 'retrying' then
+  -- A new message generation is produced when due; the current message is acknowledged.
+  redis.call('HSET', key, 'status', 'retrying', 'error', ARGV[7], 'gen', tonumber(cur[7] or '0') + 1,
+    'eta', ARGV[12], 'history', cjson.encode(history))
+  redis.call('ZADD', P..'scheduled', ARGV[12], id)
+else
+  redis.call('HSET', key, 'status', status, 'result', ARGV[6], 'error', ARGV[7], 'finished_at', now,
+    'history', cjson.encode(history))
+  redis.call('PEXPIRE', key, ARGV[9])
+end
 local wkey = P..'worker:'..ARGV[10]
 if status == 'success' then
   redis.call('HINCRBY', wkey, 'processed', 1)
@@ -117,6 +125,7 @@ local st = redis.call('HGET', key, 'status')
 if not st then return {0, 'missing'} end
 if st ~= 'queued' and st ~= 'retrying' then return {0, st} end
 redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'error', 'cancelled')
+redis.call('ZREM', P..'scheduled', id)
 move(id, st, 'cancelled', tonumber(redis.call('HGET', key, 'created_at') or now))
 redis.call('PEXPIRE', key, ARGV[4])
 event(ARGV[5], id, 'cancelled', redis.call('HGET', key, 'task'), '', now)
@@ -153,4 +162,50 @@ move(id, 'queued', cur[3], tonumber(cur[7] or ARGV[6]))
 redis.call('PEXPIRE', key, ARGV[4])
 event(ARGV[5], id, cur[3], cur[8], '', ARGV[6])
 return 1
+"""
+
+# Create a delayed task: recorded queued with an eta, produced to Kafka by a scheduler when due.
+# ARGV: prefix, id, task, args, kwargs, created_at, max_retries, timeout, maxlen, now, due
+CREATE_SCHEDULED = COMMON + r"""
+local id = ARGV[2]
+local key = P..'task:'..id
+if redis.call('EXISTS', key) == 1 then return 0 end
+create(key, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], 0)
+redis.call('HSET', key, 'eta', ARGV[11])
+redis.call('ZADD', P..'scheduled', ARGV[11], id)
+event(ARGV[9], id, 'queued', ARGV[3], '', ARGV[10])
+return 1
+"""
+
+# Claim due scheduled tasks for producing. A claim is a lease in 'scheduling'; claims whose lease
+# ran out (the scheduler died before producing) become due again.
+# ARGV: prefix, now, lease_until, limit. Returns a flat list: id, gen, id, gen, ...
+CLAIM_DUE = COMMON + r"""
+local now = tonumber(ARGV[2])
+local expired = redis.call('ZRANGEBYSCORE', P..'scheduling', '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', P..'scheduling', id)
+  redis.call('ZADD', P..'scheduled', now, id)
+end
+local due = redis.call('ZRANGEBYSCORE', P..'scheduled', '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, id in ipairs(due) do
+  redis.call('ZREM', P..'scheduled', id)
+  local cur = redis.call('HMGET', P..'task:'..id, 'status', 'gen')
+  if cur[1] == 'queued' or cur[1] == 'retrying' then
+    redis.call('ZADD', P..'scheduling', ARGV[3], id)
+    table.insert(out, id)
+    table.insert(out, cur[2] or '0')
+  end
+end
+return out
+"""
+
+# Reserve an idempotency key for a new task id, or return the id that already holds it.
+# KEYS: none. ARGV: prefix, key, id, ttl_ms. Returns the id that owns the key.
+IDEMPOTENCY = r"""
+local k = ARGV[1]..'idem:'..ARGV[2]
+local ok = redis.call('SET', k, ARGV[3], 'NX', 'PX', ARGV[4])
+if ok then return ARGV[3] end
+return redis.call('GET', k)
 """

@@ -84,6 +84,7 @@ class Registry:
 
     def __init__(self, definitions: Iterable[TaskDefinition] = ()) -> None:
         self._defs: dict[str, TaskDefinition] = {}
+        self.modules: list[str] = []  # what ``load`` imported, so a child process can do the same
         for d in definitions:
             self.add(d)
 
@@ -107,13 +108,14 @@ class Registry:
     def load(cls, modules: Iterable[str] = (), *, builtins: bool = True) -> Registry:
         """Build a registry from the built-in tasks and the named modules."""
         reg = cls()
-        names = (["taskq.builtins"] if builtins else []) + list(modules)
+        names = list(dict.fromkeys((["taskq.builtins"] if builtins else []) + list(modules)))
         for mod_name in names:
             try:
                 module = importlib.import_module(mod_name)
             except ImportError as exc:
                 raise ConfigError(f"cannot import tasks module {mod_name!r}: {exc}") from exc
             reg.add_module(module)
+            reg.modules.append(mod_name)
         return reg
 
     def get(self, name: str) -> TaskDefinition:
@@ -121,6 +123,9 @@ class Registry:
             return self._defs[name]
         except KeyError:
             raise UnknownTask(f"unknown task {name!r}; known: {', '.join(sorted(self._defs)) or '(none)'}") from None
+
+    def find(self, name: str) -> TaskDefinition | None:
+        return self._defs.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._defs

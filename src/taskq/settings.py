@@ -57,7 +57,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra modules with @task functions (comma separated)."
     )
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Worker /metrics port; off when unset.")
-    default_max_retries: int = Field(0, ge=0, le=1000)
+    default_max_retries: int = Field(0, ge=0, le=1000, description="For tasks that set no max_retries.")
+    retry_backoff: float = Field(1.0, ge=0, description="Base of the exponential retry delay, seconds.")
+    retry_backoff_max: float = Field(3600.0, ge=0, description="Cap of one retry delay, seconds.")
+    max_result_bytes: int = Field(1024 * 1024, ge=16, description="Larger results fail the task.")
+    idempotency_ttl: float = Field(24 * 3600, gt=0, description="Seconds an idempotency key is remembered.")
 
     # --- API -------------------------------------------------------------
     api_token: SecretStr | None = None

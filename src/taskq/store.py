@@ -53,6 +53,7 @@ class Finish:
     status: TaskState
     result: Any = None
     error: str | None = None
+    due: float | None = None  # with status RETRYING: when the next attempt is produced
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,9 @@ class Store:
         self._finish = self.r.register_script(lua.FINISH)
         self._cancel = self.r.register_script(lua.CANCEL)
         self._requeue = self.r.register_script(lua.REQUEUE)
+        self._create_scheduled = self.r.register_script(lua.CREATE_SCHEDULED)
+        self._claim_due = self.r.register_script(lua.CLAIM_DUE)
+        self._idempotency = self.r.register_script(lua.IDEMPOTENCY)
         self._unqueue = self.r.register_script(lua.UNQUEUE)
         self._ttl_ms = str(int(settings.result_ttl * 1000))
         self._maxlen = str(settings.events_maxlen)
@@ -117,6 +121,53 @@ class Store:
                     client=pipe,
                 )
             pipe.execute()
+
+    def create_scheduled(self, messages: Sequence[TaskMessage], *, due: float) -> None:
+        """Record delayed tasks; a worker's scheduler produces them to Kafka at ``due``."""
+        now = str(time.time())
+        with translate_errors():
+            pipe = self.r.pipeline(transaction=False)
+            for m in messages:
+                self._create_scheduled(
+                    args=[
+                        self.prefix, m.id, m.task, _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
+                        "" if m.max_retries is None else str(m.max_retries),
+                        "" if m.timeout is None else repr(m.timeout), self._maxlen, now, repr(due),
+                    ],
+                    client=pipe,
+                )
+            pipe.execute()
+
+    def claim_due(self, *, limit: int = 500, lease: float = 30.0) -> list[TaskMessage]:
+        """Claim scheduled tasks that are due (delays, retries) and build their messages."""
+        now = time.time()
+        with translate_errors():
+            flat = self._claim_due(args=[self.prefix, repr(now), repr(now + lease), str(limit)])
+        pairs = [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        out: list[TaskMessage] = []
+        for (tid, gen), rec in zip(pairs, self.get_many(t for t, _ in pairs), strict=True):
+            if rec is None:
+                continue
+            out.append(TaskMessage(id=tid, task=rec.task, args=rec.args, kwargs=rec.kwargs, gen=gen,
+                                   max_retries=rec.max_retries, timeout=rec.timeout,
+                                   created_at=rec.created_at or now))
+        return out
+
+    def scheduled_produced(self, task_ids: Sequence[str]) -> None:
+        with translate_errors():
+            if task_ids:
+                self.r.zrem(self.key("scheduling"), *task_ids)
+
+    def reserve_idempotency(self, key: str, task_id: str, *, ttl: float) -> str:
+        """The id that owns ``key``: ``task_id`` if it was free, else the earlier task's id."""
+        with translate_errors():
+            return str(self._idempotency(args=[self.prefix, key, task_id, str(int(ttl * 1000))]))
+
+    def release_idempotency(self, key: str, task_id: str) -> None:
+        with translate_errors():
+            k = self.key("idem", key)
+            if self.r.get(k) == task_id:
+                self.r.delete(k)
 
     def start(self, m: TaskMessage, *, worker: str, lease: str) -> StartDecision:
         return self.start_many([m], worker=worker, lease=lease)[0]
@@ -162,7 +213,7 @@ class Store:
                     args=[
                         self.prefix, f.task_id, lease, str(f.attempt), f.status.value,
                         "" if f.result is None else _dumps(f.result), f.error or "", now,
-                        self._ttl_ms, worker, self._maxlen,
+                        self._ttl_ms, worker, self._maxlen, repr(f.due or 0.0),
                     ],
                     client=pipe,
                 )

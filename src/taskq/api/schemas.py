@@ -16,6 +16,10 @@ class SubmitBody(BaseModel):
     max_retries: int | None = Field(None, ge=0, le=1000)
     timeout: float | None = Field(None, gt=0, le=7 * 24 * 3600, description="Time limit in seconds")
     key: str | None = Field(None, min_length=1, max_length=256, description="Ordering key")
+    delay: float | None = Field(None, ge=0, le=366 * 86400, description="Run no earlier than this many seconds later")
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=256, description="The same key (within its TTL) returns the same task id"
+    )
 
 
 class Submitted(BaseModel):

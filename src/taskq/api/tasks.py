@@ -18,7 +18,7 @@ MAX_BATCH = 1000
 
 def _request(body: SubmitBody) -> TaskRequest:
     return TaskRequest(body.task, body.args, body.kwargs, max_retries=body.max_retries, timeout=body.timeout,
-                       key=body.key)
+                       key=body.key, delay=body.delay, idempotency_key=body.idempotency_key)
 
 
 def _out(rec: TaskRecord) -> TaskOut:

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import queue
+import random
 import signal
 import threading
 import time
@@ -37,13 +38,14 @@ from ..models import InvalidMessage, TaskMessage, TaskState
 from ..registry import Registry
 from ..settings import Settings
 from ..store import Finish, Store
-from .execute import Outcome, run_task
+from .execute import IsolatedRunner, Outcome, run_task
 from .offsets import OffsetTracker
 
 POLL_TIMEOUT_MS = 50
 # While tasks are in flight the loop turns faster so outcomes are recorded promptly.
 BUSY_POLL_MS = 5
 COMMIT_INTERVAL = 0.2
+SCHEDULER_INTERVAL = 0.25
 # At most this many received-but-uncommittable offsets per worker.
 MAX_BACKLOG = 10_000
 # A busy record (owned by a live worker) is re-checked this often.
@@ -135,6 +137,7 @@ class Worker:
         # Prefetch one extra window so a slot freed is refilled without waiting for a fetch.
         self._window = self.concurrency * 2
         self._producer: Producer | None = None
+        self._isolated = IsolatedRunner(registry)
 
     # --- public ------------------------------------------------------------
     def stop(self) -> None:
@@ -163,6 +166,7 @@ class Worker:
         self.store.heartbeat(self.id, **self._heartbeat_fields(), first=True)
         hb = threading.Thread(target=self._heartbeat_loop, name="taskq-heartbeat", daemon=True)
         hb.start()
+        threading.Thread(target=self._scheduler_loop, name="taskq-scheduler", daemon=True).start()
         consumer = make_consumer(self.settings, client_id=f"taskq-{self.id}", listener=_Listener(self))
         self.log.info("[%s] ready: concurrency %d, tasks: %s", self.id, self.concurrency,
                       ", ".join(self.registry.names))
@@ -292,11 +296,7 @@ class Worker:
         if not self._to_record or time.monotonic() < self._store_backoff_until:
             return
         batch, self._to_record = self._to_record, []
-        finishes = [
-            Finish(r.item.msg.id, r.attempt, TaskState.SUCCESS if r.outcome.ok else TaskState.FAILED,
-                   r.outcome.result, r.outcome.error)
-            for r in batch
-        ]
+        finishes = [self._classify(r) for r in batch]
         try:
             recorded = self.store.finish_many(finishes, worker=self.id, lease=self.lease)
         except StoreError as exc:
@@ -307,16 +307,80 @@ class Worker:
         with self._lock:
             epochs = dict(self._owned)
         for r, f, ok in zip(batch, finishes, recorded, strict=True):
-            self.metrics.finished(r.item.msg.task, f.status.value, r.elapsed, running=self._claimed)
+            self.metrics.finished(r.item.msg.task, "retried" if f.status is TaskState.RETRYING else f.status.value,
+                                  r.elapsed, running=self._claimed)
             if not ok:
                 self.log.info("[%s] Task %s finished but another run owns it now; outcome discarded",
                               self.id, r.item.msg.id)
             elif r.outcome.ok:
                 self.log.info("[%s] Task Completed: Result = %s", self.id, _args_text(r.outcome.result))
+            elif f.status is TaskState.RETRYING:
+                self.log.info("[%s] Task Failed: %s (attempt %d; retry in %.1fs)", self.id, r.outcome.error,
+                              r.attempt, max(0.0, (f.due or 0) - time.time()))
+            elif f.status is TaskState.DEAD:
+                self.log.info("[%s] Task Dead: %s (after %d attempts) -> %s", self.id, r.outcome.error, r.attempt,
+                              self.settings.dead_topic)
+                self._dead_letter(r)
             else:
                 self.log.info("[%s] Task Failed: %s", self.id, r.outcome.error)
             if epochs.get(r.item.partition) == r.item.epoch:
                 self._tracker.finished(r.item.partition, r.item.offset)
+
+    def _classify(self, r: _Ran) -> Finish:
+        """Success, failed, a retry (with its due time) or dead (retries exhausted)."""
+        msg, out = r.item.msg, r.outcome
+        if out.ok:
+            return Finish(msg.id, r.attempt, TaskState.SUCCESS, out.result)
+        if not out.retryable:
+            return Finish(msg.id, r.attempt, TaskState.FAILED, error=out.error)
+        defn = self.registry.find(msg.task)
+        if msg.max_retries is not None:
+            max_retries = msg.max_retries
+        elif defn is not None and defn.max_retries is not None:
+            max_retries = defn.max_retries
+        else:
+            max_retries = self.settings.default_max_retries
+        if r.attempt <= max_retries:
+            if out.retry_delay is not None:
+                delay = out.retry_delay
+            else:
+                base = defn.retry_backoff if defn is not None else self.settings.retry_backoff
+                # Exponential with jitter so a burst of failures does not retry in lockstep.
+                delay = min(self.settings.retry_backoff_max, base * 2 ** (r.attempt - 1)) * random.uniform(0.5, 1.5)
+            return Finish(msg.id, r.attempt, TaskState.RETRYING, error=out.error, due=time.time() + delay)
+        if max_retries > 0:
+            return Finish(msg.id, r.attempt, TaskState.DEAD, error=out.error)
+        return Finish(msg.id, r.attempt, TaskState.FAILED, error=out.error)
+
+    def _dead_letter(self, r: _Ran) -> None:
+        m = r.item.msg
+        envelope = {
+            "reason": "retries exhausted", "id": m.id, "task": m.task, "args": m.args, "kwargs": m.kwargs,
+            "error": r.outcome.error, "traceback": r.outcome.traceback, "attempts": r.attempt,
+            "worker": self.id, "at": time.time(),
+        }
+        try:
+            assert self._producer is not None
+            self._producer.send_raw(self.settings.dead_topic, orjson.dumps(envelope, default=str), key=m.id.encode())
+            self.metrics.dead_lettered(m.task)
+        except TaskqError as exc:
+            self.metrics.kafka_error()
+            self.log.error("[%s] could not write task %s to %s: %s", self.id, m.id, self.settings.dead_topic, exc)
+
+    # --- scheduler (delays and retries) --------------------------------------
+    def _scheduler_loop(self) -> None:
+        """Produce due delayed tasks and retries. Every worker runs one; claims keep them apart."""
+        while not self._stopped.wait(SCHEDULER_INTERVAL):
+            try:
+                msgs = self.store.claim_due()
+                if not msgs:
+                    continue
+                assert self._producer is not None
+                self._producer.send(msgs)
+                self.store.scheduled_produced([m.id for m in msgs])
+            except TaskqError as exc:
+                # Unproduced claims expire and are claimed again; nothing is lost.
+                self.log.warning("[%s] scheduler: %s", self.id, exc)
 
     def _store_failed(self, exc: StoreError) -> None:
         self.metrics.redis_error()
@@ -398,7 +462,15 @@ class Worker:
             self._running += 1
         t0 = time.perf_counter()
         try:
-            outcome = run_task(self.registry, item.msg)
+            defn = self.registry.find(item.msg.task)
+            timeout = item.msg.timeout or (defn.timeout if defn else None)
+            if timeout:
+                outcome = self._isolated.run(item.msg, timeout=timeout,
+                                             max_result_bytes=self.settings.max_result_bytes)
+            else:
+                outcome = run_task(self.registry, item.msg, max_result_bytes=self.settings.max_result_bytes)
+        except Exception as exc:  # noqa: BLE001 - e.g. the child process could not start
+            outcome = Outcome(False, error=f"the worker could not run the task: {type(exc).__name__}: {exc}")
         finally:
             with self._lock:
                 self._running -= 1
