@@ -1,6 +1,7 @@
 # taskq — everything a fresh machine needs is installed by these targets.
 #   make dev    the whole stack here: Kafka, Redis, API+UI, three workers (Ctrl-C stops it)
 #   make test   installs what the tests need, starts Kafka/Redis on free ports, runs the suite
+#   make chaos  10,000 tasks through worker kills and Kafka/Redis restarts; prints a report
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -61,6 +62,9 @@ test-fast: venv  ## unit tests only, no services
 lint: venv
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
+
+chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and restarts
+	$(PY) -m tests.chaos.run --tasks 10000
 
 clean:
 	rm -rf .taskq .pytest_cache .mypy_cache .ruff_cache

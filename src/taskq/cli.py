@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -153,8 +154,6 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] 
     if not infos:
         typer.echo("no workers have registered yet")
         return
-    import time
-
     table = Table(box=None, header_style="bold")
     for col in ("WORKER", "STATUS", "HEARTBEAT", "PARTITIONS", "RUNNING", "PROCESSED", "FAILED"):
         table.add_column(col)
@@ -165,6 +164,33 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] 
                       ",".join(map(str, w.partitions)) or "-", f"{w.current_tasks}/{w.concurrency}",
                       str(w.processed), str(w.failed))
     Console().print(table)
+
+
+@app.command()
+def top(
+    interval: Annotated[float, typer.Option("--interval", min=0.2, help="Seconds between refreshes")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit")] = False,
+) -> None:
+    """Live view of throughput, lag, workers and the last failures (Ctrl-C to leave)."""
+    from rich.live import Live
+
+    from .store import Store
+    from .top import frame
+
+    settings = load_settings()
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    store = Store(settings)
+    with clear_errors():
+        if once:
+            Console().print(frame(store, settings))
+            return
+        try:
+            with Live(frame(store, settings), refresh_per_second=4, screen=False) as live:
+                while True:
+                    time.sleep(interval)
+                    live.update(frame(store, settings))
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()

@@ -52,7 +52,11 @@ def _die_with_parent() -> None:
 
 def spawn(argv: Sequence[str], *, env: dict[str, str] | None = None, stdout: IO[bytes] | int | None = None,
           cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start a child in its own session (terminal Ctrl-C reaches only us) that dies with us."""
+    """Start a child in its own session (terminal Ctrl-C reaches only us) that dies with us.
+
+    The kernel's parent-death signal fires when the spawning *thread* exits: spawn from a
+    thread that lives as long as the child should.
+    """
     return subprocess.Popen(
         list(argv), env=env, cwd=cwd, stdout=stdout, stderr=subprocess.STDOUT if stdout is not None else None,
         stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,

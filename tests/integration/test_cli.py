@@ -45,3 +45,11 @@ def test_workers_lists_alive_workers_with_partitions(settings: Settings, start_w
     assert sorted(ws["wa"]["partitions"] + ws["wb"]["partitions"]) == list(range(settings.partitions))
     table = _cli(settings, "workers").stdout
     assert "wa" in table and "alive" in table and "PARTITIONS" in table
+
+
+def test_top_shows_counts_workers_and_last_failures(settings: Settings, start_worker: WorkerFactory) -> None:
+    start_worker("wt")
+    _cli(settings, "submit", "fail", "kaput", "--wait")
+    res = _cli(settings, "top", "--once")
+    assert res.returncode == 0, res.stderr
+    assert "failed 1" in res.stdout and "wt" in res.stdout and "RuntimeError: kaput" in res.stdout

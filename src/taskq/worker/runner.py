@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -138,6 +139,7 @@ class Worker:
         self._window = self.concurrency * 2
         self._producer: Producer | None = None
         self._isolated = IsolatedRunner(registry)
+        self._dlq_pending: deque[tuple[str, bytes, bytes]] = deque()
 
     # --- public ------------------------------------------------------------
     def stop(self) -> None:
@@ -161,9 +163,9 @@ class Worker:
 
     def run(self) -> bool:
         """Serve until ``stop()``; returns False if tasks were still running when the grace ran out."""
-        ensure_topics(self.settings)
-        self._producer = Producer(self.settings, client_id=f"taskq-worker-{self.id}")
-        self.store.heartbeat(self.id, **self._heartbeat_fields(), first=True)
+        self._wait_for_dependencies()
+        if self._producer is None:
+            return True  # stopped while waiting
         hb = threading.Thread(target=self._heartbeat_loop, name="taskq-heartbeat", daemon=True)
         hb.start()
         threading.Thread(target=self._scheduler_loop, name="taskq-scheduler", daemon=True).start()
@@ -189,6 +191,28 @@ class Worker:
             self._producer.close()
             self.log.info("[%s] stopped", self.id)
         return clean
+
+    def _wait_for_dependencies(self) -> None:
+        """Start even when Kafka or Redis is down: wait for both (a restart loop loses nothing)."""
+        delay, said = 0.5, ""
+        while not self._stopping.is_set():
+            try:
+                ensure_topics(self.settings)
+                producer = Producer(self.settings, client_id=f"taskq-worker-{self.id}")
+                try:
+                    self.store.heartbeat(self.id, **self._heartbeat_fields(), first=True)
+                except TaskqError:
+                    producer.close()
+                    raise
+                self._producer = producer
+                return
+            except TaskqError as exc:
+                text = str(exc).splitlines()[0]
+                if text != said:
+                    self.log.warning("[%s] waiting for Kafka and Redis: %s", self.id, text)
+                    said = text
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
 
     # --- consumer thread ---------------------------------------------------
     def _serve(self, consumer: Any) -> None:
@@ -359,28 +383,43 @@ class Worker:
             "error": r.outcome.error, "traceback": r.outcome.traceback, "attempts": r.attempt,
             "worker": self.id, "at": time.time(),
         }
-        try:
-            assert self._producer is not None
-            self._producer.send_raw(self.settings.dead_topic, orjson.dumps(envelope, default=str), key=m.id.encode())
-            self.metrics.dead_lettered(m.task)
-        except TaskqError as exc:
-            self.metrics.kafka_error()
-            self.log.error("[%s] could not write task %s to %s: %s", self.id, m.id, self.settings.dead_topic, exc)
+        # Produced by the scheduler thread (the only reader of this queue), retried until Kafka takes it.
+        self._dlq_pending.append((m.task, m.id.encode(), orjson.dumps(envelope, default=str)))
+
+    def _flush_dead_letters(self) -> None:
+        """Produce pending dead letters; what Kafka refuses is retried by the scheduler thread."""
+        while self._dlq_pending:
+            task, key, value = self._dlq_pending[0]
+            try:
+                assert self._producer is not None
+                self._producer.send_raw(self.settings.dead_topic, value, key=key)
+            except TaskqError as exc:
+                self.metrics.kafka_error()
+                self.log.warning("[%s] dead letter for %s not written yet (%s); will retry", self.id,
+                                 key.decode(), exc)
+                return
+            self._dlq_pending.popleft()
+            self.metrics.dead_lettered(task)
 
     # --- scheduler (delays and retries) --------------------------------------
     def _scheduler_loop(self) -> None:
         """Produce due delayed tasks and retries. Every worker runs one; claims keep them apart."""
+        failing = False
         while not self._stopped.wait(SCHEDULER_INTERVAL):
+            if self._dlq_pending:
+                self._flush_dead_letters()
             try:
                 msgs = self.store.claim_due()
-                if not msgs:
-                    continue
-                assert self._producer is not None
-                self._producer.send(msgs)
-                self.store.scheduled_produced([m.id for m in msgs])
+                if msgs:
+                    assert self._producer is not None
+                    self._producer.send(msgs)
+                    self.store.scheduled_produced([m.id for m in msgs])
+                failing = False
             except TaskqError as exc:
                 # Unproduced claims expire and are claimed again; nothing is lost.
-                self.log.warning("[%s] scheduler: %s", self.id, exc)
+                if not failing:
+                    self.log.warning("[%s] scheduler paused: %s", self.id, exc)
+                failing = True
 
     def _store_failed(self, exc: StoreError) -> None:
         self.metrics.redis_error()

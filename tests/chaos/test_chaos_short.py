@@ -1,0 +1,22 @@
+"""The short chaos run (N=500): kills, a graceful stop, a Kafka and a Redis restart; nothing lost."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.run import Chaos
+
+
+@pytest.mark.timeout(600)
+def test_nothing_accepted_is_lost_through_kills_and_broker_and_redis_restarts() -> None:
+    root = Path(tempfile.mkdtemp(prefix="taskq-chaos-"))
+    report = Chaos(tasks=500, workers=3, duration=45, root=root, seed=11).run()
+    print("\n" + report.render())
+    assert report.accepted == 500
+    assert report.lost == 0 and report.terminal == 500
+    assert report.wrong == [] and report.stuck_running == 0
+    assert report.unexplained_duplicates == []
+    assert report.dead_letters == report.dead_expected
