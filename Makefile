@@ -14,7 +14,7 @@ export TASKQ_KAFKA_JARS := $(KAFKA_JARS)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?=
 
-.PHONY: help dev test test-fast lint deps venv kafka chromium clean bench chaos
+.PHONY: help dev test test-fast lint deps venv kafka chromium clean bench chaos tools e2e
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -47,12 +47,23 @@ $(KAFKA_JARS)/.stamp: tools/kafka/pom.xml
 
 kafka: deps $(KAFKA_JARS)/.stamp
 
+# Helm and kubeconform for the chart tests, built from the Go module proxy into the cache.
+HELM_VERSION := v3.19.0
+KUBECONFORM_VERSION := v0.7.0
+BIN := $(CACHE)/bin
+$(BIN)/helm:
+	@echo "building helm $(HELM_VERSION) into $(BIN)"
+	@GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+$(BIN)/kubeconform:
+	@GOBIN=$(BIN) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+tools: $(BIN)/helm $(BIN)/kubeconform
+
 # --- run -------------------------------------------------------------------
 dev: deps venv kafka
 	$(VENV)/bin/taskq dev --workers 3
 
 # --- checks ----------------------------------------------------------------
-test: deps venv kafka chromium
+test: deps venv kafka chromium tools
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

@@ -215,7 +215,7 @@ def worker(
         if settings.metrics_port is not None:
             from .metrics_server import serve_metrics
 
-            serve_metrics(w.metrics.registry, port=settings.metrics_port)
+            serve_metrics(w.metrics.registry, port=settings.metrics_port, healthy=w.health)
         clean = w.run()
     sys.stdout.flush()
     # Tasks still running past the grace live in non-daemon threads: leave without joining them.

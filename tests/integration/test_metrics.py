@@ -62,3 +62,11 @@ def test_survivor_counts_the_redelivered_tasks_of_a_killed_worker(
     assert redelivered > 0
     m = scrape(p2)
     assert m['taskq_tasks_redelivered_total{task="sleep",worker="k2"}'] == redelivered
+
+
+def test_worker_serves_healthz_for_liveness_probes(start_worker: WorkerFactory) -> None:
+    port = free_port()
+    start_worker("h1", extra=["--metrics-port", str(port)])
+    r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    assert r.status_code == 200 and r.text == "ok"
+    assert httpx.get(f"http://127.0.0.1:{port}/nope", timeout=5).status_code == 404

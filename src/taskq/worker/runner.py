@@ -47,6 +47,7 @@ POLL_TIMEOUT_MS = 50
 BUSY_POLL_MS = 5
 COMMIT_INTERVAL = 0.2
 SCHEDULER_INTERVAL = 0.25
+LOOP_STALL_SECONDS = 60.0
 # At most this many received-but-uncommittable offsets per worker.
 MAX_BACKLOG = 10_000
 # A busy record (owned by a live worker) is re-checked this often.
@@ -140,6 +141,7 @@ class Worker:
         self._producer: Producer | None = None
         self._isolated = IsolatedRunner(registry)
         self._dlq_pending: deque[tuple[str, bytes, bytes]] = deque()
+        self._last_turn = time.monotonic()
 
     # --- public ------------------------------------------------------------
     def stop(self) -> None:
@@ -156,6 +158,13 @@ class Worker:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+    def health(self) -> tuple[bool, str]:
+        """Liveness: the consumer loop has turned recently (a wedged loop gets the pod restarted)."""
+        age = time.monotonic() - self._last_turn
+        if age > LOOP_STALL_SECONDS:
+            return False, f"the consumer loop has not turned for {age:.0f}s"
+        return True, "ok"
 
     @property
     def running_tasks(self) -> int:
@@ -219,6 +228,7 @@ class Worker:
         paused = False
         last_commit = 0.0
         while not self._stopping.is_set():
+            self._last_turn = time.monotonic()
             self._collect_ran()
             self._record_batch()
             self._start_batch()

@@ -1,0 +1,151 @@
+{{/* The chart name, overridable; 63 characters is the limit of a DNS label. */}}
+{{- define "taskq.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Resource name prefix: the release name, or release-chart when they differ; truncated to 63. */}}
+{{- define "taskq.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "taskq.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "taskq.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* The worker Deployment is <release>-worker so `kubectl scale deployment <release>-worker` works. */}}
+{{- define "taskq.workerName" -}}
+{{- printf "%s-worker" .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Chart label value: name-version. */}}
+{{- define "taskq.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every resource. */}}
+{{- define "taskq.labels" -}}
+helm.sh/chart: {{ include "taskq.chart" . }}
+{{ include "taskq.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select this release's pods (add app.kubernetes.io/component per component). */}}
+{{- define "taskq.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "taskq.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The image of a component: <repository>-<component>:<tag>. */}}
+{{- define "taskq.image" -}}
+{{- printf "%s-%s:%s" .root.Values.image.repository .component (default .root.Chart.AppVersion .root.Values.image.tag) }}
+{{- end }}
+
+{{/* ServiceAccount name. */}}
+{{- define "taskq.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "taskq.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Strimzi cluster name. */}}
+{{- define "taskq.kafkaName" -}}
+{{- printf "%s-kafka" (include "taskq.fullname" .) | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Redis CR name (the operator's Service has the same name). */}}
+{{- define "taskq.redisName" -}}
+{{- printf "%s-redis" (include "taskq.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Kafka bootstrap servers: Strimzi's bootstrap service or the given servers. */}}
+{{- define "taskq.kafkaBootstrap" -}}
+{{- if .Values.kafka.strimzi.enabled }}
+{{- printf "%s-kafka-bootstrap:%s" (include "taskq.kafkaName" .) (ternary "9093" "9092" .Values.kafka.strimzi.tls) }}
+{{- else }}
+{{- required "kafka.bootstrapServers is required when kafka.strimzi.enabled is false" .Values.kafka.bootstrapServers }}
+{{- end }}
+{{- end }}
+
+{{/* Redis URL: the operator's Service or the given URL. */}}
+{{- define "taskq.redisUrl" -}}
+{{- if .Values.redis.operator.enabled }}
+{{- printf "redis://%s:6379/0" (include "taskq.redisName" .) }}
+{{- else }}
+{{- required "redis.url is required when redis.operator.enabled is false" .Values.redis.url }}
+{{- end }}
+{{- end }}
+
+{{/* Secret with the Redis password (key `password`). */}}
+{{- define "taskq.redisSecret" -}}
+{{- default (printf "%s-redis-auth" (include "taskq.fullname" .)) .Values.redis.passwordSecret }}
+{{- end }}
+
+{{/* Secret with the API token (key `token`). */}}
+{{- define "taskq.tokenSecret" -}}
+{{- default (printf "%s-api-token" (include "taskq.fullname" .)) .Values.api.auth.existingSecret }}
+{{- end }}
+
+{{/* Environment shared by API and workers; secrets come from Secrets, never from the ConfigMap. */}}
+{{- define "taskq.env" -}}
+- name: TASKQ_KAFKA_BOOTSTRAP
+  value: {{ include "taskq.kafkaBootstrap" . | quote }}
+- name: TASKQ_REDIS_URL
+  value: {{ include "taskq.redisUrl" . | quote }}
+{{- if or .Values.redis.operator.enabled .Values.redis.passwordSecret }}
+- name: TASKQ_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "taskq.redisSecret" . }}, key: password}
+{{- end }}
+{{- if and .Values.kafka.strimzi.enabled .Values.kafka.strimzi.tls }}
+- name: TASKQ_KAFKA_SECURITY_PROTOCOL
+  value: SASL_SSL
+- name: TASKQ_KAFKA_SASL_MECHANISM
+  value: SCRAM-SHA-512
+- name: TASKQ_KAFKA_SASL_USERNAME
+  value: {{ include "taskq.fullname" . }}
+- name: TASKQ_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "taskq.fullname" . }}, key: password}
+- name: TASKQ_KAFKA_SSL_CAFILE
+  value: /etc/taskq/kafka-ca/ca.crt
+{{- else if not .Values.kafka.strimzi.enabled }}
+- name: TASKQ_KAFKA_SECURITY_PROTOCOL
+  value: {{ .Values.kafka.securityProtocol | quote }}
+{{- if .Values.kafka.saslMechanism }}
+- name: TASKQ_KAFKA_SASL_MECHANISM
+  value: {{ .Values.kafka.saslMechanism | quote }}
+- name: TASKQ_KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ required "kafka.saslSecret is required with kafka.saslMechanism" .Values.kafka.saslSecret }}, key: username}
+- name: TASKQ_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.kafka.saslSecret }}, key: password}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Volumes every taskq pod mounts: a writable /tmp (the root filesystem is read-only), the Kafka CA. */}}
+{{- define "taskq.volumes" -}}
+- name: tmp
+  emptyDir: {}
+{{- if and .Values.kafka.strimzi.enabled .Values.kafka.strimzi.tls }}
+- name: kafka-ca
+  secret:
+    secretName: {{ include "taskq.kafkaName" . }}-cluster-ca-cert
+{{- end }}
+{{- end }}
+
+{{- define "taskq.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if and .Values.kafka.strimzi.enabled .Values.kafka.strimzi.tls }}
+- name: kafka-ca
+  mountPath: /etc/taskq/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end }}

@@ -1,0 +1,202 @@
+"""The Helm chart: lint, render every scenario, validate against Kubernetes and CRD schemas, and
+check what users rely on (names, selectors, grace periods, security, metrics the dashboard uses)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from taskq.metrics import ApiMetrics, WorkerMetrics
+from taskq.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "taskq"
+SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
+CACHE_BIN = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskq" / "bin"
+CRD_SCHEMAS = ROOT.parent / "shared" / "crd-schemas"
+K8S_VERSION = "1.31.0"
+BUILTIN_GROUPS = ("v1", "apps/", "policy/", "networking.k8s.io/", "autoscaling/")
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name) or str(CACHE_BIN / name)
+    if not Path(path).exists():
+        pytest.fail(f"{name} not found: run 'make tools' (go install into {CACHE_BIN})")
+    return path
+
+
+def render(*args: str, release: str = "rel", check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run([tool("helm"), "template", release, str(CHART), "--kube-version", K8S_VERSION,
+                          "--namespace", "jobs", *args], capture_output=True, text=True, timeout=120)
+    if check:
+        assert res.returncode == 0, res.stderr
+    return res
+
+
+def docs(*args: str, release: str = "rel") -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(render(*args, release=release).stdout) if d]
+
+
+def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    for o in objs:
+        if o["kind"] == kind and (name is None or o["metadata"]["name"] == name):
+            return o
+    raise AssertionError(f"no {kind} {name or ''} rendered")
+
+
+def test_chart_lints_strictly_with_every_scenario() -> None:
+    for values in [None, *SCENARIOS]:
+        args = ["-f", str(values)] if values else []
+        res = subprocess.run([tool("helm"), "lint", "--strict", str(CHART), *args], capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.stem)
+def test_every_scenario_renders_valid_kubernetes_objects(scenario: Path, tmp_path: Path) -> None:
+    objs = docs("-f", str(scenario))
+    for o in objs:
+        if o["apiVersion"].startswith(BUILTIN_GROUPS):
+            kubernetes_validate.validate(o, K8S_VERSION, strict=True)
+    custom = [o for o in objs if not o["apiVersion"].startswith(BUILTIN_GROUPS)]
+    if not custom:
+        return
+    if not CRD_SCHEMAS.exists():
+        pytest.skip(f"CRD schemas not found at {CRD_SCHEMAS}; built-in kinds were validated")
+    rendered = tmp_path / "custom.yaml"
+    rendered.write_text(yaml.safe_dump_all(custom))
+    res = subprocess.run(
+        [tool("kubeconform"), "-strict", "-summary",
+         "-schema-location", str(CRD_SCHEMAS) + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json",
+         str(rendered)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"Valid: {len(custom)}," in res.stdout, res.stdout
+
+
+def test_selectors_match_the_pod_labels() -> None:
+    objs = docs("-f", str(CHART / "ci" / "everything-values.yaml"))
+    pods = {o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"] for o in objs if o["kind"] == "Deployment"}
+    for o in objs:
+        if o["kind"] == "Deployment":
+            sel = o["spec"]["selector"]["matchLabels"]
+            assert sel.items() <= o["spec"]["template"]["metadata"]["labels"].items()
+        if o["kind"] in ("PodDisruptionBudget", "Service"):
+            sel = o["spec"]["selector"].get("matchLabels", o["spec"]["selector"])
+            assert any(sel.items() <= labels.items() for labels in pods.values()), o["metadata"]["name"]
+    keda = find(objs, "ScaledObject")
+    assert keda["spec"]["scaleTargetRef"]["name"] == "rel-worker"
+
+
+def test_worker_deployment_name_is_stable_for_kubectl_scale() -> None:
+    for args in ([], ["--set", "fullnameOverride=other"], ["--set", "nameOverride=x"]):
+        objs = docs(*args, release="prod")
+        assert find(objs, "Deployment", "prod-worker")["spec"]["replicas"] == 3
+
+
+def test_worker_grace_exceeds_the_shutdown_grace() -> None:
+    objs = docs()
+    worker = find(objs, "Deployment", "rel-worker")
+    cm = find(objs, "ConfigMap", "rel-taskq")
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > float(cm["data"]["TASKQ_SHUTDOWN_GRACE"])
+    res = render("--set", "worker.shutdownGrace=40", check=False)
+    assert res.returncode != 0 and "terminationGracePeriodSeconds must exceed worker.shutdownGrace" in res.stderr
+
+
+def test_containers_have_probes_and_a_locked_down_security_context() -> None:
+    for o in docs():
+        if o["kind"] != "Deployment":
+            continue
+        spec = o["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for c in spec["containers"]:
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert c["readinessProbe"]["httpGet"]["path"] in ("/readyz", "/healthz")
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] and sc["runAsNonRoot"] and not sc["allowPrivilegeEscalation"]
+            assert sc["capabilities"]["drop"] == ["ALL"] and sc["seccompProfile"]["type"] == "RuntimeDefault"
+            assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+            assert c["resources"]["requests"]
+
+
+def test_strimzi_topic_partitions_equal_the_app_setting() -> None:
+    objs = docs("--set", "config.partitions=24")
+    topic = find(objs, "KafkaTopic", "rel-taskq-tasks")
+    cm = find(objs, "ConfigMap", "rel-taskq")
+    assert topic["spec"]["partitions"] == 24 == int(cm["data"]["TASKQ_PARTITIONS"])
+    assert topic["spec"]["topicName"] == cm["data"]["TASKQ_TASKS_TOPIC"]
+
+
+def test_every_taskq_variable_the_chart_sets_is_a_real_setting() -> None:
+    fields = {f"TASKQ_{name.upper()}" for name in Settings.model_fields} | {"TASKQ_WORKER_ID"}
+    for scenario in SCENARIOS:
+        text = render("-f", str(scenario)).stdout
+        for var in set(re.findall(r"\bTASKQ_[A-Z_]+", text)):
+            assert var in fields, f"{scenario.stem}: {var} is not a setting"
+
+
+def test_secrets_never_land_in_the_configmap() -> None:
+    objs = docs("--set", "api.auth.token=supersecret-token")
+    cm = find(objs, "ConfigMap", "rel-taskq")
+    assert "supersecret" not in yaml.safe_dump(cm)
+    api = find(objs, "Deployment", "rel-taskq-api")["spec"]["template"]["spec"]["containers"][0]
+    token = next(e for e in api["env"] if e["name"] == "TASKQ_API_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"]["key"] == "token"
+
+
+def test_the_schema_rejects_a_misspelled_value() -> None:
+    res = render("--set", "worker.concurency=8", check=False)
+    assert res.returncode != 0 and "additional properties 'concurency' not allowed" in res.stderr
+    res = render("--set", "kafka.securityProtocol=TLS", check=False)
+    assert res.returncode != 0
+
+
+def test_autoscaling_guards() -> None:
+    res = render("--set", "autoscaling.keda.enabled=true", "--set", "autoscaling.keda.maxReplicas=20", check=False)
+    assert res.returncode != 0 and "cannot exceed config.partitions" in res.stderr
+    res = render("--set", "autoscaling.keda.enabled=true", "--set", "autoscaling.hpa.enabled=true", check=False)
+    assert res.returncode != 0 and "not both" in res.stderr
+    keda = docs("--set", "autoscaling.keda.enabled=true")
+    assert "replicas" not in find(keda, "Deployment", "rel-worker")["spec"]
+
+
+def test_external_kafka_and_redis_need_their_addresses() -> None:
+    res = render("--set", "kafka.strimzi.enabled=false", check=False)
+    assert res.returncode != 0 and "kafka.bootstrapServers is required" in res.stderr
+
+
+def _exported_metric_names() -> set[str]:
+    names: set[str] = set()
+    for registry in (WorkerMetrics(worker="w").registry, ApiMetrics().registry):
+        for family in registry.collect():
+            if family.type == "counter":
+                names.add(family.name + "_total")
+            elif family.type == "histogram":
+                names |= {family.name + s for s in ("_bucket", "_count", "_sum")}
+            else:
+                names.add(family.name)
+    return names
+
+
+def test_dashboard_and_alerts_only_use_metrics_the_code_exports() -> None:
+    import json
+
+    exported = _exported_metric_names()
+    dashboard = json.loads((CHART / "dashboards" / "taskq.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(dashboard["panels"]) >= 10 and {v["name"] for v in dashboard["templating"]["list"]} >= {"namespace", "task"}
+    rule = find(docs("--set", "metrics.prometheusRule.enabled=true"), "PrometheusRule")
+    exprs += [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    used = {m for e in exprs for m in re.findall(r"\btaskq_[a-z_]+", e)}
+    assert used, "no taskq metric referenced"
+    missing = used - exported
+    assert not missing, f"panels or alerts use metrics the code does not export: {sorted(missing)}"
+    cm = find(docs(), "ConfigMap", "rel-taskq-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["taskq.json"])["uid"] == "taskq"
