@@ -64,7 +64,7 @@ dev: deps venv kafka
 
 # --- checks ----------------------------------------------------------------
 test: deps venv kafka chromium tools
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest --ignore=tests/e2e $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test-fast: venv  ## unit tests only, no services
@@ -73,6 +73,9 @@ test-fast: venv  ## unit tests only, no services
 lint: venv
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
+
+e2e: venv tools  ## kind cluster + Strimzi + redis-operator + the chart; needs docker and kind
+	$(PY) -m pytest tests/e2e -m e2e -v
 
 chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and restarts
 	$(PY) -m tests.chaos.run --tasks 10000
