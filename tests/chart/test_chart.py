@@ -82,7 +82,8 @@ def test_every_scenario_renders_valid_kubernetes_objects(scenario: Path, tmp_pat
 
 def test_selectors_match_the_pod_labels() -> None:
     objs = docs("-f", str(CHART / "ci" / "everything-values.yaml"))
-    pods = {o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"] for o in objs if o["kind"] == "Deployment"}
+    deployments = [o for o in objs if o["kind"] == "Deployment"]
+    pods = {o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"] for o in deployments}
     for o in objs:
         if o["kind"] == "Deployment":
             sel = o["spec"]["selector"]["matchLabels"]
@@ -104,7 +105,8 @@ def test_worker_grace_exceeds_the_shutdown_grace() -> None:
     objs = docs()
     worker = find(objs, "Deployment", "rel-worker")
     cm = find(objs, "ConfigMap", "rel-taskq")
-    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > float(cm["data"]["TASKQ_SHUTDOWN_GRACE"])
+    grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > float(cm["data"]["TASKQ_SHUTDOWN_GRACE"])
     res = render("--set", "worker.shutdownGrace=40", check=False)
     assert res.returncode != 0 and "terminationGracePeriodSeconds must exceed worker.shutdownGrace" in res.stderr
 
@@ -190,7 +192,8 @@ def test_dashboard_and_alerts_only_use_metrics_the_code_exports() -> None:
     exported = _exported_metric_names()
     dashboard = json.loads((CHART / "dashboards" / "taskq.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-    assert len(dashboard["panels"]) >= 10 and {v["name"] for v in dashboard["templating"]["list"]} >= {"namespace", "task"}
+    assert len(dashboard["panels"]) >= 10
+    assert {v["name"] for v in dashboard["templating"]["list"]} >= {"namespace", "task"}
     rule = find(docs("--set", "metrics.prometheusRule.enabled=true"), "PrometheusRule")
     exprs += [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
     used = {m for e in exprs for m in re.findall(r"\btaskq_[a-z_]+", e)}
