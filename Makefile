@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/taskq
+$(shell mkdir -p $(CACHE))
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' tools/kafka/pom.xml)
 KAFKA_JARS := $(CACHE)/kafka-$(KAFKA_VERSION)/jars
 export TASKQ_KAFKA_JARS := $(KAFKA_JARS)
@@ -39,13 +40,17 @@ $(VENV)/.stamp: pyproject.toml
 
 venv: $(VENV)/.stamp
 
-$(KAFKA_JARS)/.stamp: tools/kafka/pom.xml
+# The stamp names the pom's content, not its mtime: a fresh clone reuses the cache, and jars are
+# fetched into a temporary folder and moved in whole, so a concurrent run never sees half of them.
+KAFKA_STAMP := $(KAFKA_JARS)/.stamp-$(shell sha1sum tools/kafka/pom.xml | cut -c1-12)
+$(KAFKA_STAMP):
 	@echo "fetching Apache Kafka $(KAFKA_VERSION) jars into $(KAFKA_JARS)"
-	@rm -rf $(KAFKA_JARS) && mkdir -p $(KAFKA_JARS)
-	@mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(KAFKA_JARS)
-	@touch $@
+	@tmp=$$(mktemp -d $(CACHE)/kafka-fetch.XXXXXX) && \
+	  mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$$tmp/jars && \
+	  touch $$tmp/jars/$(notdir $(KAFKA_STAMP)) && rm -rf $(KAFKA_JARS).old && \
+	  { [ ! -d $(KAFKA_JARS) ] || mv $(KAFKA_JARS) $(KAFKA_JARS).old; } && mv $$tmp/jars $(KAFKA_JARS) && rm -rf $$tmp $(KAFKA_JARS).old
 
-kafka: deps $(KAFKA_JARS)/.stamp
+kafka: deps $(KAFKA_STAMP)
 
 # Helm and kubeconform for the chart tests, built from the Go module proxy into the cache.
 HELM_VERSION := v3.19.0

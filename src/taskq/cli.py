@@ -73,6 +73,11 @@ def submit(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait")] = 60.0,
     max_retries: Annotated[int | None, typer.Option("--max-retries", min=0)] = None,
     key: Annotated[str | None, typer.Option("--key", help="Ordering key (same key, same partition)")] = None,
+    delay: Annotated[float | None, typer.Option("--delay", min=0, help="Run no earlier than this many seconds")] = None,
+    task_timeout: Annotated[
+        float | None, typer.Option("--time-limit", help="Kill the task after this many seconds")
+    ] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", help="Same key, same task")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Submit a task. Prints its id and status, or its result with --wait."""
@@ -87,7 +92,8 @@ def submit(
     values = [parse_cli_value(a) for a in (args or [])]
     settings = load_settings()
     with clear_errors(), Client(settings) as client:
-        tid = client.submit(task, *values, _max_retries=max_retries, _key=key, **kw)
+        tid = client.submit(task, *values, _max_retries=max_retries, _key=key, _delay=delay, _timeout=task_timeout,
+                            _idempotency_key=idempotency_key, **kw)
         if not wait:
             typer.echo(_json({"id": tid, "status": "queued"}) if as_json else f"{tid} queued")
             return

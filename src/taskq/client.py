@@ -120,7 +120,7 @@ class Client:
         for i in fresh:
             delay = requests[i].delay
             if delay:
-                self.store.create_scheduled([messages[i]], due=now + delay)
+                self.store.create([messages[i]], due=now + delay)
         return ids
 
     def _message(self, r: TaskRequest, known_tasks: Sequence[str] | None) -> TaskMessage:

@@ -106,36 +106,25 @@ class Store:
             self.r.ping()
 
     # --- tasks -------------------------------------------------------------
-    def create(self, messages: Sequence[TaskMessage]) -> None:
-        """Record accepted tasks as ``queued`` unless a worker already recorded them."""
-        now = str(time.time())
-        with translate_errors():
-            pipe = self.r.pipeline(transaction=False)
-            for m in messages:
-                self._create(
-                    args=[
-                        self.prefix, m.id, m.task, _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
-                        "" if m.max_retries is None else str(m.max_retries),
-                        "" if m.timeout is None else repr(m.timeout), self._maxlen, now,
-                    ],
-                    client=pipe,
-                )
-            pipe.execute()
+    def _request_args(self, m: TaskMessage) -> list[str]:
+        """The request fields every create-like script takes: task, args, kwargs, created, retries, timeout."""
+        return [
+            m.task, _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
+            "" if m.max_retries is None else str(m.max_retries), "" if m.timeout is None else repr(m.timeout),
+        ]
 
-    def create_scheduled(self, messages: Sequence[TaskMessage], *, due: float) -> None:
-        """Record delayed tasks; a worker's scheduler produces them to Kafka at ``due``."""
+    def create(self, messages: Sequence[TaskMessage], *, due: float | None = None) -> None:
+        """Record accepted tasks as ``queued`` unless a worker already recorded them.
+
+        With ``due`` they are delayed tasks: a worker's scheduler produces them to Kafka then.
+        """
         now = str(time.time())
+        script = self._create if due is None else self._create_scheduled
+        extra = [] if due is None else [repr(due)]
         with translate_errors():
             pipe = self.r.pipeline(transaction=False)
             for m in messages:
-                self._create_scheduled(
-                    args=[
-                        self.prefix, m.id, m.task, _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
-                        "" if m.max_retries is None else str(m.max_retries),
-                        "" if m.timeout is None else repr(m.timeout), self._maxlen, now, repr(due),
-                    ],
-                    client=pipe,
-                )
+                script(args=[self.prefix, m.id, *self._request_args(m), self._maxlen, now, *extra], client=pipe)
             pipe.execute()
 
     def claim_due(self, *, limit: int = 500, lease: float = 30.0) -> list[TaskMessage]:
@@ -179,12 +168,7 @@ class Store:
             pipe = self.r.pipeline(transaction=False)
             for m in messages:
                 self._start(
-                    args=[
-                        self.prefix, m.id, str(m.gen), worker, lease, now, m.task,
-                        _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
-                        "" if m.max_retries is None else str(m.max_retries),
-                        "" if m.timeout is None else repr(m.timeout), self._maxlen,
-                    ],
+                    args=[self.prefix, m.id, str(m.gen), worker, lease, now, *self._request_args(m), self._maxlen],
                     client=pipe,
                 )
             rows = pipe.execute()

@@ -53,3 +53,16 @@ def test_top_shows_counts_workers_and_last_failures(settings: Settings, start_wo
     res = _cli(settings, "top", "--once")
     assert res.returncode == 0, res.stderr
     assert "failed 1" in res.stdout and "wt" in res.stdout and "RuntimeError: kaput" in res.stdout
+
+
+def test_submit_options_delay_time_limit_and_idempotency(settings: Settings, start_worker: WorkerFactory) -> None:
+    start_worker("wo")
+    a = _cli(settings, "submit", "add", "1", "1", "--idempotency-key", "k1").stdout.split()[0]
+    b = _cli(settings, "submit", "add", "1", "1", "--idempotency-key", "k1").stdout.split()[0]
+    assert a == b
+    res = _cli(settings, "submit", "sleep", "5", "--time-limit", "0.5", "--wait")
+    assert res.returncode == 1 and "exceeded its time limit of 0.5s" in res.stderr
+    res = _cli(settings, "submit", "add", "2", "2", "--delay", "1", "--wait", "--json")
+    rec = json.loads(res.stdout)
+    assert rec["result"] == 4 and rec["started_at"] - rec["created_at"] >= 1
+    assert _cli(settings, "submit", "add", "1", "--delay", "-1").returncode == 2
