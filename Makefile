@@ -15,7 +15,7 @@ export TASKQ_KAFKA_JARS := $(KAFKA_JARS)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?=
 
-.PHONY: help dev test test-fast lint deps venv kafka chromium clean bench chaos tools e2e
+.PHONY: help dev test test-fast lint deps venv kafka chromium clean bench chaos tools e2e images test-images
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -69,7 +69,7 @@ dev: deps venv kafka
 
 # --- checks ----------------------------------------------------------------
 test: deps venv kafka chromium tools
-	@$(PY) -m pytest --ignore=tests/e2e $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest --ignore=tests/e2e --ignore=tests/images $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test-fast: venv  ## unit tests only, no services
@@ -78,6 +78,19 @@ test-fast: venv  ## unit tests only, no services
 lint: venv
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
+
+IMAGE_TAG ?= dev
+BASE_IMAGE ?= taskq-base:bookworm
+images:  ## builds taskq-api and taskq-worker on a locally made base image (starts dockerd if needed)
+	@command -v dockerd >/dev/null && command -v debootstrap >/dev/null || { $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq docker.io debootstrap >/dev/null; }
+	@CACHE=$(CACHE) images/dockerd.sh
+	@if [ "$(BASE_IMAGE)" = "taskq-base:bookworm" ]; then CACHE=$(CACHE) images/base/build-base.sh $(BASE_IMAGE); fi
+	@cp $${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt} images/build-ca.crt 2>/dev/null || : > images/build-ca.crt
+	DOCKER_BUILDKIT=0 docker build -q --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -f images/api/Dockerfile -t taskq-api:$(IMAGE_TAG) .
+	DOCKER_BUILDKIT=0 docker build -q --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -f images/worker/Dockerfile -t taskq-worker:$(IMAGE_TAG) .
+
+test-images: deps venv kafka images  ## smoke-runs the images against local Kafka and Redis
+	TASKQ_IMAGE_TAG=$(IMAGE_TAG) $(PY) -m pytest tests/images -v
 
 e2e: venv tools  ## kind cluster + Strimzi + redis-operator + the chart; needs docker and kind
 	$(PY) -m pytest tests/e2e -m e2e -v
