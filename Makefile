@@ -95,6 +95,21 @@ test-images: deps venv kafka images  ## smoke-runs the images against local Kafk
 e2e: venv tools  ## kind cluster + Strimzi + redis-operator + the chart; needs docker and kind
 	$(PY) -m pytest tests/e2e -m e2e -v
 
+PEERS := celery dramatiq arq rq
+PEER_PKG_celery := celery[redis]>=5.5
+PEER_PKG_dramatiq := dramatiq[redis]>=2
+PEER_PKG_arq := arq>=0.26
+PEER_PKG_rq := rq>=2
+bench/.peers/%/.stamp:
+	@$(PYTHON) -m venv bench/.peers/$*
+	@bench/.peers/$*/bin/pip install -q "$(PEER_PKG_$*)"
+	@touch $@
+
+BENCH_TASKS ?= 20000
+BENCH_REPS ?= 3
+bench: deps venv kafka $(foreach p,$(PEERS),bench/.peers/$(p)/.stamp)  ## taskq vs Celery, Dramatiq, arq, RQ (throughput)
+	$(PY) -m bench.run --tasks $(BENCH_TASKS) --reps $(BENCH_REPS)
+
 chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and restarts
 	$(PY) -m tests.chaos.run --tasks 10000
 

@@ -20,7 +20,7 @@ from taskq.settings import Settings
 from taskq.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import settings_env  # noqa: E402
+from tests.conftest import settings_env
 
 
 def wait_done(store: Store, n: int, timeout: float) -> float:
