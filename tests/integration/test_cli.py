@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from taskq.settings import Settings
-from tests.conftest import WorkerFactory, settings_env
+from tests.conftest import WorkerFactory, settings_env, wait_for
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,8 +39,14 @@ def test_submit_wait_prints_the_result_and_the_worker_logs_classic_lines(
 def test_workers_lists_alive_workers_with_partitions(settings: Settings, start_worker: WorkerFactory) -> None:
     start_worker("wa")
     start_worker("wb")
-    res = _cli(settings, "workers", "--json")
-    ws = {w["id"]: w for w in json.loads(res.stdout)}
+
+    def listed() -> dict:  # type: ignore[type-arg]
+        return {w["id"]: w for w in json.loads(_cli(settings, "workers", "--json").stdout)}
+
+    # Cooperative rebalancing moves partitions in two rounds: wait for the second one.
+    wait_for(lambda: sorted(p for w in listed().values() for p in w["partitions"]) == list(range(settings.partitions)),
+             timeout=30, what="wa and wb to share every partition")
+    ws = listed()
     assert ws["wa"]["status"] == ws["wb"]["status"] == "alive"
     assert sorted(ws["wa"]["partitions"] + ws["wb"]["partitions"]) == list(range(settings.partitions))
     table = _cli(settings, "workers").stdout

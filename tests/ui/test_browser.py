@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,10 @@ from taskq.settings import Settings
 from tests.conftest import ApiServer, WorkerFactory
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+# Screenshots refresh the README's images only when asked (TASKQ_UPDATE_SCREENSHOTS=1), so a test run
+# leaves the work tree clean.
+DOCS = (Path(__file__).resolve().parents[2] / "docs" if os.environ.get("TASKQ_UPDATE_SCREENSHOTS")
+        else Path(tempfile.mkdtemp(prefix="taskq-screenshots-")))
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make chromium)"),
