@@ -176,12 +176,14 @@ class KafkaServer:
 
             cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
             fmt = subprocess.run(
-                [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", cid, "-c", str(props),
+                # "--cluster-id=" form: a random id may start with "-" and look like an option.
+                [*jvm, "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cid}", "-c", str(props),
                  "--ignore-formatted"],
                 capture_output=True, text=True, timeout=120,
             )
             if fmt.returncode != 0:
-                raise TaskqError(f"formatting Kafka storage failed:\n{fmt.stdout}\n{fmt.stderr}")
+                last = (fmt.stderr.strip() or fmt.stdout.strip() or "no output").splitlines()[-1]
+                raise TaskqError(f"formatting Kafka storage failed: {last}\n{fmt.stdout}\n{fmt.stderr}")
         for port in (self.port, self.controller_port):
             if port_in_use(port):
                 raise ConfigError(f"port {port} is already in use: is another Kafka running? Pick another port")
