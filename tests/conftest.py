@@ -141,7 +141,7 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
         w = WorkerProc(worker_id, proc, log, s)
         procs.append(w)
         if wait_ready:
-            wait_for(lambda: "partitions assigned" in w.output() or proc.poll() is not None, timeout=40,
+            wait_for(lambda: "partitions assigned" in w.output() or proc.poll() is not None, timeout=90,
                      what=f"{worker_id} to join the group")
             assert proc.poll() is None, w.output()
         return w

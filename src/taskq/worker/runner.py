@@ -20,7 +20,6 @@ import signal
 import threading
 import time
 import uuid
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -140,7 +139,6 @@ class Worker:
         self._window = self.concurrency * 2
         self._producer: Producer | None = None
         self._isolated = IsolatedRunner(registry)
-        self._dlq_pending: deque[tuple[str, bytes, bytes]] = deque()
         self._last_turn = time.monotonic()
 
     # --- public ------------------------------------------------------------
@@ -331,6 +329,18 @@ class Worker:
             return
         batch, self._to_record = self._to_record, []
         finishes = [self._classify(r) for r in batch]
+        # A dead letter is produced before the task is recorded dead: if this worker dies in between,
+        # the message is redelivered and dead-lettered again (at least once), never lost.
+        held: list[_Ran] = []
+        for r, f in zip(list(batch), list(finishes), strict=True):
+            if f.status is TaskState.DEAD and not self._dead_letter(r):
+                held.append(r)
+        if held:
+            keep = {id(r) for r in held}
+            pairs = [(r, f) for r, f in zip(batch, finishes, strict=True) if id(r) not in keep]
+            batch, finishes = [r for r, _ in pairs], [f for _, f in pairs]
+            self._to_record = held + self._to_record
+            self._store_backoff_until = time.monotonic() + STORE_RETRY  # Kafka refused: retry shortly
         try:
             recorded = self.store.finish_many(finishes, worker=self.id, lease=self.lease)
         except StoreError as exc:
@@ -354,7 +364,6 @@ class Worker:
             elif f.status is TaskState.DEAD:
                 self.log.info("[%s] Task Dead: %s (after %d attempts) -> %s", self.id, r.outcome.error, r.attempt,
                               self.settings.dead_topic)
-                self._dead_letter(r)
             else:
                 self.log.info("[%s] Task Failed: %s", self.id, r.outcome.error)
             if epochs.get(r.item.partition) == r.item.epoch:
@@ -386,38 +395,29 @@ class Worker:
             return Finish(msg.id, r.attempt, TaskState.DEAD, error=out.error)
         return Finish(msg.id, r.attempt, TaskState.FAILED, error=out.error)
 
-    def _dead_letter(self, r: _Ran) -> None:
+    def _dead_letter(self, r: _Ran) -> bool:
+        """Produce the dead letter of a run whose retries are exhausted; False if Kafka refused it."""
         m = r.item.msg
         envelope = {
             "reason": "retries exhausted", "id": m.id, "task": m.task, "args": m.args, "kwargs": m.kwargs,
             "error": r.outcome.error, "traceback": r.outcome.traceback, "attempts": r.attempt,
             "worker": self.id, "at": time.time(),
         }
-        # Produced by the scheduler thread (the only reader of this queue), retried until Kafka takes it.
-        self._dlq_pending.append((m.task, m.id.encode(), orjson.dumps(envelope, default=str)))
-
-    def _flush_dead_letters(self) -> None:
-        """Produce pending dead letters; what Kafka refuses is retried by the scheduler thread."""
-        while self._dlq_pending:
-            task, key, value = self._dlq_pending[0]
-            try:
-                assert self._producer is not None
-                self._producer.send_raw(self.settings.dead_topic, value, key=key)
-            except TaskqError as exc:
-                self.metrics.kafka_error()
-                self.log.warning("[%s] dead letter for %s not written yet (%s); will retry", self.id,
-                                 key.decode(), exc)
-                return
-            self._dlq_pending.popleft()
-            self.metrics.dead_lettered(task)
+        try:
+            assert self._producer is not None
+            self._producer.send_raw(self.settings.dead_topic, orjson.dumps(envelope, default=str), key=m.id.encode())
+        except TaskqError as exc:
+            self.metrics.kafka_error()
+            self.log.warning("[%s] dead letter for %s not written yet (%s); will retry", self.id, m.id, exc)
+            return False
+        self.metrics.dead_lettered(m.task)
+        return True
 
     # --- scheduler (delays and retries) --------------------------------------
     def _scheduler_loop(self) -> None:
         """Produce due delayed tasks and retries. Every worker runs one; claims keep them apart."""
         failing = False
         while not self._stopped.wait(SCHEDULER_INTERVAL):
-            if self._dlq_pending:
-                self._flush_dead_letters()
             try:
                 msgs = self.store.claim_due()
                 if msgs:
