@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from rich.table import Table
 
 from .client import Client, parse_cli_value
 from .errors import TaskqError
+from .models import TaskRecord
 from .settings import Settings, default_worker_id
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -130,22 +131,24 @@ def status(
         typer.echo(f"{k + ':':<10} {v}")
 
 
+def _change_state(task_id: str, change: Callable[[Client, str], TaskRecord]) -> None:
+    """Apply one state change (cancel, retry) and print the task's id and new status."""
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        rec = change(client, task_id)
+    typer.echo(f"{rec.id} {rec.status.value}")
+
+
 @app.command()
 def cancel(task_id: Annotated[str, typer.Argument(help="Task id")]) -> None:
     """Cancel a queued or retrying task."""
-    settings = load_settings()
-    with clear_errors(), Client(settings) as client:
-        rec = client.cancel(task_id)
-    typer.echo(f"{rec.id} {rec.status.value}")
+    _change_state(task_id, Client.cancel)
 
 
 @app.command()
 def retry(task_id: Annotated[str, typer.Argument(help="Task id")]) -> None:
     """Queue a failed, dead or cancelled task again."""
-    settings = load_settings()
-    with clear_errors(), Client(settings) as client:
-        rec = client.retry(task_id)
-    typer.echo(f"{rec.id} {rec.status.value}")
+    _change_state(task_id, Client.retry)
 
 
 @app.command()

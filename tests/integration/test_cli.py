@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from taskq.broker import ensure_topics
 from taskq.settings import Settings
 from tests.conftest import WorkerFactory, settings_env, wait_for
 
@@ -72,3 +73,21 @@ def test_submit_options_delay_time_limit_and_idempotency(settings: Settings, sta
     rec = json.loads(res.stdout)
     assert rec["result"] == 4 and rec["started_at"] - rec["created_at"] >= 1
     assert _cli(settings, "submit", "add", "1", "--delay", "-1").returncode == 2
+
+
+def test_cancel_and_retry_print_the_new_status_and_refuse_wrong_states(
+    settings: Settings, start_worker: WorkerFactory
+) -> None:
+    ensure_topics(settings)  # no worker has created them yet
+    queued = _cli(settings, "submit", "add", "1", "1").stdout.split()[0]  # no worker yet: stays queued
+    assert _cli(settings, "cancel", queued).stdout.strip() == f"{queued} cancelled"
+    again = _cli(settings, "cancel", queued)
+    assert again.returncode == 1 and "only queued or retrying tasks can be cancelled" in again.stderr
+    start_worker("wr")
+    assert _cli(settings, "retry", queued).stdout.strip() == f"{queued} queued"
+    rec = json.loads(_cli(settings, "submit", "add", "0", "0", "--wait", "--json").stdout)
+    assert rec["status"] == "success"
+    wait_for(lambda: json.loads(_cli(settings, "status", queued, "--json").stdout)["status"] == "success",
+             timeout=30, what="the retried task to run")
+    assert _cli(settings, "retry", queued).returncode == 1
+    assert "not found" in _cli(settings, "cancel", "nope").stderr
