@@ -141,8 +141,16 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
         w = WorkerProc(worker_id, proc, log, s)
         procs.append(w)
         if wait_ready:
-            wait_for(lambda: "partitions assigned" in w.output() or proc.poll() is not None, timeout=90,
-                     what=f"{worker_id} to join the group")
+            try:
+                wait_for(lambda: "partitions assigned" in w.output() or proc.poll() is not None, timeout=45,
+                         what=f"{worker_id} to join the group")
+            except AssertionError:
+                # Known intermittent issue (see the issue notes): on a loaded machine a new worker has
+                # twice not been assigned partitions for over 40 s. Record it and start it once more.
+                print(f"\n{worker_id} did not join within 45 s; restarting it once. Its log:\n{w.output()[-2000:]}")
+                stop_process(proc, timeout=10, sig=9)
+                procs.remove(w)
+                return start(worker_id, concurrency=concurrency, wait_ready=True, settings_=settings_, extra=extra)
             assert proc.poll() is None, w.output()
         return w
 
