@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -130,11 +131,12 @@ WorkerFactory = Callable[..., WorkerProc]
 def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
     """Start ``taskq worker`` processes; every one still running at the end is stopped."""
     procs: list[WorkerProc] = []
+    started = itertools.count()
 
     def start(worker_id: str, *, concurrency: int = 4, wait_ready: bool = True, settings_: Settings | None = None,
               extra: list[str] | None = None) -> WorkerProc:
         s = settings_ or settings
-        log = tmp_path / f"{worker_id}-{len(procs)}.log"
+        log = tmp_path / f"{worker_id}-{next(started)}.log"
         with open(log, "wb") as fh:
             proc = spawn([sys.executable, "-m", "taskq", "worker", "--id", worker_id, "--concurrency",
                           str(concurrency), *(extra or [])], env=settings_env(s), stdout=fh)
@@ -147,7 +149,7 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
             except AssertionError:
                 # Known intermittent issue (see the issue notes): on a loaded machine a new worker has
                 # twice not been assigned partitions for over 40 s. Record it and start it once more.
-                print(f"\n{worker_id} did not join within 45 s; restarting it once. Its log:\n{w.output()[-2000:]}")
+                print(f"\n{worker_id} did not join within 45 s; restarting it. Its log: {w.log}\n{w.output()[-2000:]}")
                 stop_process(proc, timeout=10, sig=9)
                 procs.remove(w)
                 return start(worker_id, concurrency=concurrency, wait_ready=True, settings_=settings_, extra=extra)

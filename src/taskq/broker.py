@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -85,45 +86,77 @@ def consumer_lag(settings: Settings) -> dict[int, int]:
 
 
 class Producer:
-    """Produces task messages and waits for Kafka's acknowledgement (acks=all, idempotent)."""
+    """Produces task messages and waits for Kafka's acknowledgement (acks=all, idempotent).
+
+    kafka-python 3 puts an idempotent producer into a permanent fatal state after a
+    non-retriable error such as a message larger than the topic allows; every later send
+    would then fail. The producer is rebuilt when that happens, so one refused message
+    does not take the submitter down with it.
+    """
 
     def __init__(self, settings: Settings, *, client_id: str = "taskq-producer") -> None:
         self.settings = settings
+        self.client_id = client_id
+        self._lock = threading.Lock()
+        self._p = self._connect()
+
+    def _connect(self) -> KafkaProducer:
+        s = self.settings
         with translate_errors("connect the producer"):
-            self._p = KafkaProducer(
-                **settings.kafka_common(),
-                client_id=client_id,
+            return KafkaProducer(
+                **s.kafka_common(),
+                client_id=self.client_id,
                 acks="all",
                 enable_idempotence=True,
-                linger_ms=1,
+                # A waiting submit flushes at once; pipelined submits batch for up to 2 ms.
+                linger_ms=2,
                 batch_size=256 * 1024,
-                max_block_ms=int(settings.submit_timeout * 1000),
-                request_timeout_ms=int(settings.submit_timeout * 1000),
-                delivery_timeout_ms=int(settings.submit_timeout * 1000) + 1000,
-                bootstrap_timeout_ms=int(settings.submit_timeout * 1000),
+                max_block_ms=int(s.submit_timeout * 1000),
+                request_timeout_ms=int(s.submit_timeout * 1000),
+                delivery_timeout_ms=int(s.submit_timeout * 1000) + 1000,
+                bootstrap_timeout_ms=int(s.submit_timeout * 1000),
             )
+
+    def _live(self) -> KafkaProducer:
+        tm = getattr(self._p, "_transaction_manager", None)
+        if tm is not None and tm.has_fatal_error():
+            with self._lock:
+                tm = getattr(self._p, "_transaction_manager", None)
+                if tm is not None and tm.has_fatal_error():
+                    log.warning("the Kafka producer hit a fatal error; starting a new one")
+                    old, self._p = self._p, self._connect()
+                    with contextlib.suppress(kerr.KafkaError):
+                        old.close(timeout=0)
+        return self._p
 
     def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
              keys: Sequence[str | None] | None = None) -> None:
         """Produce all messages; return only once Kafka acknowledged every one of them."""
         topic = topic or self.settings.tasks_topic
         with translate_errors(f"produce to {topic}"):
+            p = self._live()
             futures = [
-                self._p.send(
-                    topic,
-                    value=m.to_bytes(),
-                    key=(keys[i] if keys and keys[i] else m.id).encode(),
-                )
+                p.send(topic, value=m.to_bytes(), key=(keys[i] if keys and keys[i] else m.id).encode())
                 for i, m in enumerate(messages)
             ]
-            self._p.flush(timeout=self.settings.submit_timeout)
+            p.flush(timeout=self.settings.submit_timeout)
             for f in futures:
                 f.get(timeout=self.settings.submit_timeout)
+
+    def send_nowait(self, message: TaskMessage, *, key: str | None = None) -> Any:
+        """Hand one message to the producer; the returned future resolves on Kafka's ack."""
+        with translate_errors(f"produce to {self.settings.tasks_topic}"):
+            return self._live().send(self.settings.tasks_topic, value=message.to_bytes(),
+                                     key=(key or message.id).encode())
+
+    def flush(self, timeout: float) -> None:
+        with translate_errors("flush the producer"):
+            self._p.flush(timeout=timeout)
 
     def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
                  headers: list[tuple[str, bytes]] | None = None) -> None:
         with translate_errors(f"produce to {topic}"):
-            self._p.send(topic, value=value, key=key, headers=headers).get(timeout=self.settings.submit_timeout)
+            self._live().send(topic, value=value, key=key, headers=headers).get(timeout=self.settings.submit_timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         try:

@@ -215,8 +215,10 @@ def worker(
 
     settings = load_settings(concurrency=concurrency, metrics_port=metrics_port)
     wid = worker_id or os.environ.get("TASKQ_WORKER_ID") or default_worker_id()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    diagnose = settings.kafka_log_level != "ERROR"
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(threadName)s %(name)s %(message)s" if diagnose else "%(message)s")
+    logging.getLogger("kafka").setLevel(settings.kafka_log_level)
     with clear_errors():
         registry = Registry.load([*settings.tasks_modules, *(tasks or [])])
         w = Worker(settings, worker_id=wid, registry=registry)
@@ -242,7 +244,9 @@ def api(
     from .api.app import create_app
 
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    diagnose = settings.kafka_log_level != "ERROR"
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(threadName)s %(name)s %(message)s" if diagnose else "%(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 

@@ -15,6 +15,7 @@ from .models import TaskMessage, TaskRecord, new_task_id
 from .registry import _NAME_RE
 from .settings import Settings
 from .store import Store
+from .submitter import Pipeline, Submission
 
 MAX_NESTING = 32
 
@@ -56,6 +57,7 @@ class Client:
         self.settings = settings
         self.store = store or Store(settings)
         self._producer = producer
+        self._pipeline: Pipeline | None = None
 
     @property
     def producer(self) -> Producer:
@@ -64,9 +66,14 @@ class Client:
         return self._producer
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close()
-        self.store.close()
+        """Flush pipelined submissions (raises if any failed), then release connections."""
+        try:
+            if self._pipeline is not None:
+                self._pipeline.close(self.settings.submit_timeout)
+        finally:
+            if self._producer is not None:
+                self._producer.close()
+            self.store.close()
 
     def __enter__(self) -> Client:
         return self
@@ -85,6 +92,46 @@ class Client:
         req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key, delay=_delay,
                           idempotency_key=_idempotency_key)
         return self.submit_many([req])[0]
+
+    def submit_nowait(self, task: str, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,
+                      _key: str | None = None, _delay: float | None = None, _idempotency_key: str | None = None,
+                      **kwargs: Any) -> Submission:
+        """Submit one task without waiting for Kafka: returns a :class:`Submission` at once.
+
+        Messages are batched by the producer and recorded in Redis when Kafka acknowledges them
+        (never before). Call ``flush()`` (``close()`` does) to wait for all of them; it raises
+        ``SubmitFailed`` if Kafka refused any. Same options as ``submit``.
+        """
+        req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key, delay=_delay,
+                          idempotency_key=_idempotency_key)
+        msg = self._message(req, None)
+        release = None
+        if req.idempotency_key is not None:
+            owner = self.store.reserve_idempotency(req.idempotency_key, msg.id, ttl=self.settings.idempotency_ttl)
+            if owner != msg.id:
+                return Submission.completed(owner)  # submitted before: nothing enqueued twice
+            key = req.idempotency_key
+            release = lambda: self.store.release_idempotency(key, msg.id)  # noqa: E731
+        if req.delay:
+            self.store.create([msg], due=time.time() + req.delay)  # Kafka sees it when due
+            return Submission.completed(msg.id)
+        try:
+            return self.pipeline.submit(msg, key=req.key, on_fail=release)
+        except BaseException:
+            if release is not None:
+                release()
+            raise
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait for every ``submit_nowait`` so far; raises ``SubmitFailed`` if Kafka refused any."""
+        if self._pipeline is not None:
+            self._pipeline.flush(self.settings.submit_timeout if timeout is None else timeout)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            self._pipeline = Pipeline(self.producer, self.store)
+        return self._pipeline
 
     def submit_many(self, requests: Sequence[TaskRequest], *, known_tasks: Sequence[str] | None = None) -> list[str]:
         """Submit a batch: one produce round trip and one Redis pipeline for all of them.

@@ -24,6 +24,10 @@ class BrokerUnavailable(BrokerError):
     """Kafka could not be reached or did not acknowledge in time."""
 
 
+class SubmitFailed(BrokerError):
+    """Kafka refused or did not acknowledge a pipelined submission (nothing of it was recorded)."""
+
+
 class StoreError(TaskqError):
     """Redis failed in a way the caller should know about."""
 

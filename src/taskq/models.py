@@ -141,6 +141,7 @@ class TaskRecord:
     max_retries: int | None = None
     timeout: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    eta: float | None = None  # when a delayed task, or its latest retry, is (or was) due
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> TaskRecord:
@@ -160,6 +161,7 @@ class TaskRecord:
             max_retries=int(h["max_retries"]) if h.get("max_retries") else None,
             timeout=_opt_float(h.get("timeout")),
             history=orjson.loads(h.get("history") or "[]"),
+            eta=_opt_float(h.get("eta")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,6 +181,7 @@ class TaskRecord:
             "max_retries": self.max_retries,
             "timeout": self.timeout,
             "history": self.history,
+            "eta": self.eta,
         }
 
 

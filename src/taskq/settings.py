@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     tasks_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra modules with @task functions (comma separated)."
     )
+    kafka_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "ERROR", description="Log level of the Kafka client library inside workers (DEBUG to diagnose group joins)."
+    )
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Worker /metrics port; off when unset.")
     default_max_retries: int = Field(0, ge=0, le=1000, description="For tasks that set no max_retries.")
     retry_backoff: float = Field(1.0, ge=0, description="Base of the exponential retry delay, seconds.")

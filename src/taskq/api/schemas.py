@@ -58,6 +58,7 @@ class TaskOut(BaseModel):
     max_retries: int | None = None
     timeout: float | None = None
     history: list[AttemptOut] = Field(default_factory=list)
+    eta: float | None = Field(None, description="When a delayed task, or its latest retry, is (or was) due.")
 
 
 class TaskPage(BaseModel):

@@ -1,0 +1,100 @@
+"""Pipelined submission (``Client.submit_nowait``) against the real broker and Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.future import Future
+
+from taskq.client import Client
+from taskq.errors import BrokerError, SubmitFailed, TaskNotFound
+from taskq.models import TaskState
+from taskq.settings import Settings
+from taskq.store import Store
+from tests.conftest import Services, WorkerFactory, make_settings, wait_all
+
+
+def test_pipelined_submissions_are_recorded_once_acked_and_all_run(
+    client: Client, store: Store, start_worker: WorkerFactory
+) -> None:
+    subs = [client.submit_nowait("add", i, 1) for i in range(300)]
+    assert len({s.id for s in subs}) == 300
+    client.flush()
+    assert all(s.done() and s.result(0) == s.id for s in subs)
+    # Recorded as queued before any worker exists: the record comes from the submitter, not a worker.
+    assert store.counts()["queued"] == 300
+    start_worker("p1")
+    records = wait_all(client, [s.id for s in subs], timeout=60)
+    assert [r.result for r in records] == [i + 1 for i in range(300)]
+    assert all(r.status is TaskState.SUCCESS and r.attempts == 1 for r in records)
+
+
+def test_pipelined_submission_keeps_idempotency_and_delay_options(client: Client, store: Store) -> None:
+    key = f"order-{uuid.uuid4().hex}"
+    first = client.submit_nowait("add", 1, 2, _idempotency_key=key)
+    again = client.submit_nowait("add", 1, 2, _idempotency_key=key)
+    delayed = client.submit_nowait("add", 3, 4, _delay=3600)
+    client.flush()
+    assert again.result(0) == first.id
+    rec = store.get(delayed.id)
+    assert rec.status is TaskState.QUEUED and rec.eta is not None and rec.eta > rec.created_at + 3000
+    assert store.counts()["queued"] == 2
+
+
+def test_a_refused_pipelined_submission_fails_flush_and_leaves_nothing_recorded(services: Services) -> None:
+    # A topic whose messages may be at most 600 bytes: Kafka refuses the large one asynchronously.
+    s = make_settings(services)
+    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    admin.create_topics([NewTopic(s.tasks_topic, 2, 1, topic_configs={"max.message.bytes": "600"})])
+    admin.close()
+    key = f"big-{uuid.uuid4().hex}"
+    with Client(s) as c:
+        small = c.submit_nowait("echo", "ok")
+        big = c.submit_nowait("echo", "x" * 5000, _idempotency_key=key)
+        with pytest.raises(SubmitFailed, match="1 submission"):
+            c.flush()
+        assert small.result(0) == small.id
+        with pytest.raises(SubmitFailed, match=big.id):
+            big.result(0)
+        assert c.get(small.id).status is TaskState.QUEUED
+        with pytest.raises(TaskNotFound):
+            c.get(big.id)
+        # The idempotency key was released: the same key can be used again.
+        retry = c.submit_nowait("echo", "fits", _idempotency_key=key)
+        c.flush()
+        assert retry.id != big.id and c.get(retry.id).status is TaskState.QUEUED
+        # The waiting submit reports a refusal as one clear error, and the producer keeps working.
+        with pytest.raises(BrokerError, match="MessageSizeTooLarge"):
+            c.submit("echo", "y" * 5000)
+        assert c.get(c.submit("echo", "small")).status is TaskState.QUEUED
+
+
+class _FailingProducer:
+    """Stands in for Kafka to fail every message after the call returned (the IO-thread path)."""
+
+    def __init__(self) -> None:
+        self.futures: list[Future] = []
+
+    def send_nowait(self, message: object, *, key: str | None = None) -> Future:
+        fut = Future()
+        self.futures.append(fut)
+        return fut
+
+    def flush(self, timeout: float) -> None:
+        for f in self.futures:
+            f.failure(BrokerError("not leader for partition"))
+
+    def close(self) -> None:
+        pass
+
+
+def test_close_raises_when_a_pipelined_submission_was_never_acknowledged(settings: Settings) -> None:
+    c = Client(settings, producer=_FailingProducer())  # type: ignore[arg-type]
+    sub = c.submit_nowait("add", 1, 1)
+    assert not sub.done()
+    with pytest.raises(SubmitFailed, match="not leader"):
+        c.close()
+    with pytest.raises(SubmitFailed):
+        sub.result(0)
