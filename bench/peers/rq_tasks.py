@@ -1,14 +1,13 @@
-import time
-
-from bench.peers.common import done
+from bench.peers import common
 
 
-def add(a: int, b: int, submitted_at: float | None = None) -> int:
-    done("rq", submitted_at)
-    return a + b
+def add(a: int, b: int) -> int:
+    return common.add(a, b)
 
 
-def sleep(seconds: float, submitted_at: float | None = None) -> float:
-    time.sleep(seconds)
-    done("rq", submitted_at)
-    return seconds
+def stamp(submitted_at: float) -> float:
+    return common.stamp(submitted_at)
+
+
+def nap(i: int, seconds: float) -> int:
+    return common.nap(i, seconds)

@@ -99,12 +99,14 @@ class KafkaServer:
     """A single-node KRaft Kafka broker run from Maven jars."""
 
     def __init__(self, *, data_dir: Path, port: int, controller_port: int, jars: Path | None = None,
-                 heap: str = "512m") -> None:
+                 heap: str = "512m", quick_start: bool = True) -> None:
         self.jars = jars or default_kafka_jars()
         self.data_dir = data_dir
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
+        # Quick start (C1 JIT only) halves start-up for tests and `make dev`; benchmarks want full JIT.
+        self.quick_start = quick_start
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "kafka.log"
 
@@ -168,7 +170,8 @@ class KafkaServer:
         self._check_jars()
         props = self._write_config()
         cp = f"{self.jars}/*"
-        jvm = [java, f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+        jit = ["-XX:TieredStopAtLevel=1"] if self.quick_start else []
+        jvm = [java, f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseSerialGC", *jit,
                f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}", "-cp", cp]
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = uuid.uuid4().bytes

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from . import lua
 from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError
@@ -98,6 +100,31 @@ class Store:
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    def _eval_many(self, calls: Sequence[tuple[Script, list[str]]]) -> list[Any]:
+        """Run scripts in one pipelined round trip (EVALSHA; a script Redis lost is loaded and rerun).
+
+        redis-py's own pipelined Script call sends SCRIPT EXISTS first: one more round trip per batch.
+        Calls that failed with NOSCRIPT did nothing, so running them again is safe.
+        """
+        with translate_errors():
+            results = self._evalsha(calls)
+            missing = [i for i, res in enumerate(results) if isinstance(res, NoScriptError)]
+            if missing:
+                for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+                    script.sha = self.r.script_load(script.script)
+                for i, res in zip(missing, self._evalsha([calls[i] for i in missing]), strict=True):
+                    results[i] = res
+            for res in results:
+                if isinstance(res, Exception):
+                    raise res
+            return results
+
+    def _evalsha(self, calls: Sequence[tuple[Script, list[str]]]) -> list[Any]:
+        pipe = self.r.pipeline(transaction=False)
+        for script, args in calls:
+            pipe.evalsha(script.sha, 0, *args)
+        return list(pipe.execute(raise_on_error=False))
+
     def close(self) -> None:
         self.r.close()
 
@@ -121,11 +148,8 @@ class Store:
         now = str(time.time())
         script = self._create if due is None else self._create_scheduled
         extra = [] if due is None else [repr(due)]
-        with translate_errors():
-            pipe = self.r.pipeline(transaction=False)
-            for m in messages:
-                script(args=[self.prefix, m.id, *self._request_args(m), self._maxlen, now, *extra], client=pipe)
-            pipe.execute()
+        self._eval_many([(script, [self.prefix, m.id, *self._request_args(m), self._maxlen, now, *extra])
+                         for m in messages])
 
     def claim_due(self, *, limit: int = 500, lease: float = 30.0) -> list[TaskMessage]:
         """Claim scheduled tasks that are due (delays, retries) and build their messages."""
@@ -163,22 +187,7 @@ class Store:
 
     def start_many(self, messages: Sequence[TaskMessage], *, worker: str, lease: str) -> list[StartDecision]:
         """Claim runs for a batch of received messages in one round trip."""
-        now = repr(time.time())
-        with translate_errors():
-            pipe = self.r.pipeline(transaction=False)
-            for m in messages:
-                self._start(
-                    args=[self.prefix, m.id, str(m.gen), worker, lease, now, *self._request_args(m), self._maxlen],
-                    client=pipe,
-                )
-            rows = pipe.execute()
-        out = []
-        for action, detail in rows:
-            if action == "run":
-                out.append(StartDecision("run", attempt=int(detail)))
-            else:
-                out.append(StartDecision(str(action), detail=str(detail)))
-        return out
+        return self.apply([], messages, worker=worker, lease=lease)[1]
 
     def finish(
         self, task_id: str, *, lease: str, attempt: int, status: TaskState, worker: str,
@@ -189,19 +198,37 @@ class Store:
 
     def finish_many(self, outcomes: Sequence[Finish], *, worker: str, lease: str) -> list[bool]:
         """Record a batch of outcomes in one round trip."""
+        return self.apply(outcomes, [], worker=worker, lease=lease)[0]
+
+    def apply(self, outcomes: Sequence[Finish], starts: Sequence[TaskMessage], *, worker: str, lease: str
+              ) -> tuple[list[bool], list[StartDecision]]:
+        """A worker's turn in one round trip: record finished runs, then claim runs for received messages.
+
+        Returns, in order, whether each outcome was recorded (False: that run no longer owns the task)
+        and the decision for each message.
+        """
         now = repr(time.time())
-        with translate_errors():
-            pipe = self.r.pipeline(transaction=False)
-            for f in outcomes:
-                self._finish(
-                    args=[
-                        self.prefix, f.task_id, lease, str(f.attempt), f.status.value,
-                        "" if f.result is None else _dumps(f.result), f.error or "", now,
-                        self._ttl_ms, worker, self._maxlen, repr(f.due or 0.0),
-                    ],
-                    client=pipe,
-                )
-            return [bool(x) for x in pipe.execute()]
+        calls: list[tuple[Script, list[str]]] = [
+            (self._finish, [
+                self.prefix, f.task_id, lease, str(f.attempt), f.status.value,
+                "" if f.result is None else _dumps(f.result), f.error or "", now,
+                self._ttl_ms, worker, self._maxlen, repr(f.due or 0.0),
+            ])
+            for f in outcomes
+        ]
+        calls += [
+            (self._start, [self.prefix, m.id, str(m.gen), worker, lease, now, *self._request_args(m), self._maxlen])
+            for m in starts
+        ]
+        rows = self._eval_many(calls)
+        recorded = [bool(x) for x in rows[: len(outcomes)]]
+        decisions = []
+        for action, detail in rows[len(outcomes):]:
+            if action == "run":
+                decisions.append(StartDecision("run", attempt=int(detail)))
+            else:
+                decisions.append(StartDecision(str(action), detail=str(detail)))
+        return recorded, decisions
 
     def cancel(self, task_id: str) -> TaskRecord:
         with translate_errors():

@@ -37,7 +37,7 @@ from ..metrics import WorkerMetrics
 from ..models import InvalidMessage, TaskMessage, TaskState
 from ..registry import Registry
 from ..settings import Settings
-from ..store import Finish, Store
+from ..store import Finish, StartDecision, Store
 from .execute import IsolatedRunner, Outcome, run_task
 from .offsets import OffsetTracker
 
@@ -131,6 +131,7 @@ class Worker:
         self._claimed = 0
         self._to_record: list[_Ran] = []
         self._ran: queue.SimpleQueue[_Ran] = queue.SimpleQueue()
+        self._wake = threading.Event()
         self._store_failures = 0
         self._store_backoff_until = 0.0
         self._tracker = OffsetTracker()
@@ -227,9 +228,9 @@ class Worker:
         last_commit = 0.0
         while not self._stopping.is_set():
             self._last_turn = time.monotonic()
+            self._wake.clear()  # set by a task thread when a run finishes
             self._collect_ran()
-            self._record_batch()
-            self._start_batch()
+            self._turn()
             # Finished offsets waiting behind a slow task do not take slots (no head-of-line
             # blocking), but the uncommitted backlog is capped to bound re-delivery after a crash.
             free = min(self._window - self._tracker.unfinished(), MAX_BACKLOG - self._tracker.backlog())
@@ -239,10 +240,16 @@ class Worker:
             elif free > 0 and paused:
                 consumer.resume(*consumer.paused())
                 paused = False
-            busy = self._claimed or self._to_start or self._to_record
+            if paused:
+                # Nothing may be fetched until a run finishes: wait for that, not for Kafka. (Waiting in
+                # poll() here capped a worker at about concurrency/BUSY_POLL_MS tasks per second.)
+                self._wake.wait(BUSY_POLL_MS / 1000)
+                timeout = 0
+            else:
+                busy = self._claimed or self._to_start or self._to_record
+                timeout = BUSY_POLL_MS if busy else POLL_TIMEOUT_MS
             try:
-                batch = consumer.poll(timeout_ms=BUSY_POLL_MS if busy else POLL_TIMEOUT_MS,
-                                      max_records=max(free, 1))
+                batch = consumer.poll(timeout_ms=timeout, max_records=max(free, 1))
             except kerr.KafkaError as exc:
                 self.log.warning("[%s] poll failed: %s", self.id, exc)
                 time.sleep(0.5)
@@ -253,7 +260,8 @@ class Worker:
                 for rec in records:
                     self._receive(tp, rec)
             if batch:
-                self._start_batch()
+                self._collect_ran()
+                self._turn()
             now = time.monotonic()
             if now - last_commit >= COMMIT_INTERVAL:
                 self._commit(consumer)
@@ -273,26 +281,37 @@ class Worker:
             return
         self._to_start.append(_Item(tp.partition, rec.offset, epoch, msg))
 
-    def _start_batch(self) -> None:
-        """Claim runs for received messages, as many as there are free task threads."""
-        if not self._to_start:
+    def _turn(self) -> None:
+        """One Redis round trip per loop turn: record finished runs and claim runs for received messages."""
+        if time.monotonic() < self._store_backoff_until:
             return
+        batch, finishes = self._take_outcomes()
         now = time.monotonic()
-        with self._lock:
-            live = {p for p, e in self._owned.items()}
-            epochs = dict(self._owned)
-        # Messages of partitions revoked meanwhile are left to their new owner.
-        self._to_start = [i for i in self._to_start if i.partition in live and epochs[i.partition] == i.epoch]
-        room = self.concurrency - self._claimed
-        due = [i for i in self._to_start if i.not_before <= now][: max(room, 0)]
-        if not due or now < self._store_backoff_until:
+        due = self._due_starts(now)
+        if not batch and not due:
             return
         try:
-            decisions = self.store.start_many([i.msg for i in due], worker=self.id, lease=self.lease)
+            recorded, decisions = self.store.apply(finishes, [i.msg for i in due], worker=self.id, lease=self.lease)
         except StoreError as exc:
+            self._to_record = batch + self._to_record
             self._store_failed(exc)
             return
         self._store_ok()
+        self._recorded(batch, finishes, recorded)
+        self._started(due, decisions, now)
+
+    def _due_starts(self, now: float) -> list[_Item]:
+        """Received messages to claim now: as many as there are free task threads."""
+        if not self._to_start:
+            return []
+        with self._lock:
+            epochs = dict(self._owned)
+        # Messages of partitions revoked meanwhile are left to their new owner.
+        self._to_start = [i for i in self._to_start if epochs.get(i.partition) == i.epoch]
+        room = self.concurrency - self._claimed
+        return [i for i in self._to_start if i.not_before <= now][: max(room, 0)]
+
+    def _started(self, due: list[_Item], decisions: list[StartDecision], now: float) -> None:
         done_ids = {id(i) for i in due}
         for item, d in zip(due, decisions, strict=True):
             if d.action == "busy":
@@ -312,7 +331,8 @@ class Worker:
                 self.metrics.started(item.msg.task, wait=max(0.0, time.time() - item.msg.created_at),
                                      running=self._claimed)
                 self._pool.submit(self._execute, item, d.attempt)
-        self._to_start = [i for i in self._to_start if id(i) not in done_ids]
+        if done_ids:
+            self._to_start = [i for i in self._to_start if id(i) not in done_ids]
 
     def _collect_ran(self) -> None:
         while True:
@@ -323,31 +343,27 @@ class Worker:
             self._claimed -= 1
             self._to_record.append(ran)
 
-    def _record_batch(self) -> None:
-        """Write finished runs' outcomes to Redis in one round trip, then release their offsets."""
-        if not self._to_record or time.monotonic() < self._store_backoff_until:
-            return
+    def _take_outcomes(self) -> tuple[list[_Ran], list[Finish]]:
+        """Finished runs to record now. A dead letter is produced before its task is recorded dead:
+        if this worker dies in between, the message is redelivered and dead-lettered again (at least
+        once), never lost. Outcomes whose dead letter Kafka refused are held back and retried."""
+        if not self._to_record:
+            return [], []
         batch, self._to_record = self._to_record, []
         finishes = [self._classify(r) for r in batch]
-        # A dead letter is produced before the task is recorded dead: if this worker dies in between,
-        # the message is redelivered and dead-lettered again (at least once), never lost.
-        held: list[_Ran] = []
-        for r, f in zip(list(batch), list(finishes), strict=True):
-            if f.status is TaskState.DEAD and not self._dead_letter(r):
-                held.append(r)
+        held = [r for r, f in zip(batch, finishes, strict=True)
+                if f.status is TaskState.DEAD and not self._dead_letter(r)]
         if held:
             keep = {id(r) for r in held}
             pairs = [(r, f) for r, f in zip(batch, finishes, strict=True) if id(r) not in keep]
             batch, finishes = [r for r, _ in pairs], [f for _, f in pairs]
             self._to_record = held + self._to_record
             self._store_backoff_until = time.monotonic() + STORE_RETRY  # Kafka refused: retry shortly
-        try:
-            recorded = self.store.finish_many(finishes, worker=self.id, lease=self.lease)
-        except StoreError as exc:
-            self._to_record = batch + self._to_record
-            self._store_failed(exc)
+        return batch, finishes
+
+    def _recorded(self, batch: list[_Ran], finishes: list[Finish], recorded: list[bool]) -> None:
+        if not batch:
             return
-        self._store_ok()
         with self._lock:
             epochs = dict(self._owned)
         for r, f, ok in zip(batch, finishes, recorded, strict=True):
@@ -469,14 +485,14 @@ class Worker:
         deadline = time.monotonic() + self.settings.shutdown_grace
         while (self._claimed or self._to_record) and time.monotonic() < deadline:
             self._collect_ran()
-            self._record_batch()
+            self._turn()
             try:
                 consumer.poll(timeout_ms=BUSY_POLL_MS)  # keeps the group membership alive
             except kerr.KafkaError:
                 time.sleep(BUSY_POLL_MS / 1000)
             self._commit(consumer)
         self._collect_ran()
-        self._record_batch()
+        self._turn()
         self._commit(consumer, sync=True)
         if self._claimed or self._to_record:
             self.log.warning("[%s] shutdown grace of %.0fs ran out with %d task(s) unfinished; "
@@ -524,6 +540,7 @@ class Worker:
             with self._lock:
                 self._running -= 1
         self._ran.put(_Ran(item, attempt, outcome, time.perf_counter() - t0))
+        self._wake.set()
 
     def _dead_letter_raw(self, tp: TopicPartition, rec: Any, reason: str) -> None:
         self.log.warning("[%s] undecodable message at %s[%d]@%d: %s -> %s", self.id, tp.topic, tp.partition,
