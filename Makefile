@@ -100,6 +100,7 @@ PEER_PKG_celery := celery[redis]>=5.5
 PEER_PKG_dramatiq := dramatiq[redis]>=2
 PEER_PKG_arq := arq>=0.26
 PEER_PKG_rq := rq>=2
+PEER_PKG_plot := matplotlib>=3.8
 bench/.peers/%/.stamp:
 	@$(PYTHON) -m venv bench/.peers/$*
 	@bench/.peers/$*/bin/pip install -q "$(PEER_PKG_$*)"
@@ -107,8 +108,9 @@ bench/.peers/%/.stamp:
 
 BENCH_TASKS ?= 20000
 BENCH_REPS ?= 3
-bench: deps venv kafka $(foreach p,$(PEERS),bench/.peers/$(p)/.stamp)  ## taskq vs Celery, Dramatiq, arq, RQ (throughput)
-	$(PY) -m bench.run --tasks $(BENCH_TASKS) --reps $(BENCH_REPS)
+BENCH_ARGS ?=
+bench: deps venv kafka $(foreach p,$(PEERS) plot,bench/.peers/$(p)/.stamp)  ## taskq vs Celery, Dramatiq, arq, RQ: throughput, latency, recovery, head-of-line
+	$(PY) -m bench.run --tasks $(BENCH_TASKS) --reps $(BENCH_REPS) $(BENCH_ARGS)
 
 chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and restarts
 	$(PY) -m tests.chaos.run --tasks 10000

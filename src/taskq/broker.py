@@ -109,7 +109,7 @@ class Producer:
                 acks="all",
                 enable_idempotence=True,
                 # A waiting submit flushes at once; pipelined submits batch for up to 2 ms.
-                linger_ms=2,
+                linger_ms=0,
                 batch_size=256 * 1024,
                 max_block_ms=int(s.submit_timeout * 1000),
                 request_timeout_ms=int(s.submit_timeout * 1000),
