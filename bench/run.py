@@ -115,7 +115,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 row["makespan"] = med([r["makespan"] for r in rs])
                 if key.endswith("/kill"):
                     row["recovery_seconds"] = med([r["recovery_seconds"] for r in rs])
-                    row["never"] = sum(1 for r in rs if r["recovery_seconds"] is None)
+                    row["never"] = sum(1 for r in rs if r["recovery_seconds"] is None and r["orphans"])
                     row["orphans"] = med([r["orphans"] for r in rs])
                     row["limit"] = rs[0]["limit"]
             table.setdefault(scenario, {})[key] = row
@@ -158,8 +158,12 @@ def print_report(table: dict[str, Any], args: argparse.Namespace) -> list[str]:
             k, n = t.get(f"{system}/kill"), t.get(f"{system}/no-kill")
             if not k:
                 continue
-            rec = (f"never within {k['limit']:.0f} s" if k["never"] and k["recovery_seconds"] is None
-                   else fmt(k["recovery_seconds"], 1, " s") + (f" ({k['never']} never)" if k["never"] else ""))
+            if not k["orphans"] or not k["orphans"]["median"]:
+                rec = "no task was running"
+            elif k["recovery_seconds"] is None:
+                rec = f"never within {k['limit']:.0f} s"
+            else:
+                rec = fmt(k["recovery_seconds"], 1, " s") + (f" ({k['never']} never)" if k["never"] else "")
             p(f"{system:<10}{fmt(k['orphans']):>10}{rec:>28}{fmt(k['makespan'], 1, ' s'):>20}"
               f"{fmt(n['makespan'] if n else None, 1, ' s'):>20}")
     for line in lines:
