@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any
 import orjson
 
 from .broker import Producer
-from .errors import InvalidTask, TaskNotFound, WaitTimeout
+from .errors import InvalidTask, SubmitFailed, TaskNotFound, WaitTimeout
 from .models import TaskMessage, TaskRecord, new_task_id
 from .registry import _NAME_RE
 from .settings import Settings
@@ -18,6 +19,7 @@ from .store import Store
 from .submitter import Pipeline, Submission
 
 MAX_NESTING = 32
+log = logging.getLogger("taskq.client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +67,16 @@ class Client:
             self._producer = Producer(self.settings)
         return self._producer
 
-    def close(self) -> None:
-        """Flush pipelined submissions (raises if any failed), then release connections."""
+    def close(self, *, raise_errors: bool = True) -> None:
+        """Flush pipelined submissions (raises ``SubmitFailed`` if any failed), then release connections."""
         try:
             if self._pipeline is not None:
-                self._pipeline.close(self.settings.submit_timeout)
+                try:
+                    self._pipeline.close(self.settings.submit_timeout)
+                except SubmitFailed as exc:
+                    if raise_errors:
+                        raise
+                    log.error("%s", exc)
         finally:
             if self._producer is not None:
                 self._producer.close()
@@ -78,8 +85,9 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # An exception already leaving the block is not replaced by a flush failure (that is logged).
+        self.close(raise_errors=exc_type is None)
 
     # --- submit ------------------------------------------------------------
     def submit(self, task: str, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,

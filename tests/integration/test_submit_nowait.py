@@ -98,3 +98,15 @@ def test_close_raises_when_a_pipelined_submission_was_never_acknowledged(setting
         c.close()
     with pytest.raises(SubmitFailed):
         sub.result(0)
+
+
+def test_an_error_leaving_the_with_block_is_not_replaced_by_a_flush_failure(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        pytest.raises(ValueError, match="the caller's own error"),
+        Client(settings, producer=_FailingProducer()) as c,  # type: ignore[arg-type]
+    ):
+        c.submit_nowait("add", 1, 1)
+        raise ValueError("the caller's own error")
+    assert "1 submission(s) failed" in caplog.text

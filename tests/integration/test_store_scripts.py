@@ -1,0 +1,41 @@
+"""The store's pipelined scripts against real Redis: lost script caches, one round trip per turn."""
+
+from __future__ import annotations
+
+from taskq.models import TaskMessage, TaskState
+from taskq.store import Finish, Store
+
+
+def _msg(i: int) -> TaskMessage:
+    return TaskMessage(id=f"{i:032x}", task="add", args=[i, 1], kwargs={})
+
+
+def test_scripts_are_reloaded_after_redis_forgot_them_and_run_exactly_once(store: Store) -> None:
+    msgs = [_msg(i) for i in range(5)]
+    store.create(msgs[:2])
+    store.r.script_flush()  # what a Redis restart does to the script cache
+    recorded, decisions = store.apply([], msgs, worker="w1", lease="L1")
+    assert recorded == [] and [d.action for d in decisions] == ["run"] * 5
+    assert all(d.attempt == 1 for d in decisions)  # a NOSCRIPT call did nothing; its rerun counts once
+    store.r.script_flush()
+    recorded, decisions = store.apply([Finish(m.id, 1, TaskState.SUCCESS, i + 1) for i, m in enumerate(msgs)],
+                                      [], worker="w1", lease="L1")
+    assert recorded == [True] * 5 and decisions == []
+    recs = store.get_many(m.id for m in msgs)
+    assert [r.status for r in recs if r] == [TaskState.SUCCESS] * 5
+    assert [r.attempts for r in recs if r] == [1] * 5
+    assert [len(r.history) for r in recs if r] == [1] * 5
+
+
+def test_one_turn_records_outcomes_before_claiming_new_runs(store: Store) -> None:
+    first, second = _msg(100), _msg(101)
+    store.create([first, second])
+    assert store.start_many([first], worker="w1", lease="L1")[0].attempt == 1
+    recorded, decisions = store.apply([Finish(first.id, 1, TaskState.FAILED, error="boom")], [first, second],
+                                      worker="w1", lease="L1")
+    assert recorded == [True]
+    # The redelivered first message sees the outcome written earlier in the same round trip.
+    assert [(d.action, d.detail) for d in decisions] == [("skip", "failed"), ("run", "")]
+    # A run that lost its lease cannot record: the outcome is refused, the record is untouched.
+    assert store.finish_many([Finish(second.id, 1, TaskState.SUCCESS, 3)], worker="w2", lease="L2") == [False]
+    assert store.get(second.id).status is TaskState.RUNNING
