@@ -146,14 +146,16 @@ def print_report(table: dict[str, Any], args: argparse.Namespace) -> list[str]:
           f"{'taskq/this p99':>16}")
         tq = t.get("taskq", {}).get("start_p99")
         for k, v in sorted(t.items(), key=lambda kv: (kv[1]["start_p99"] or {"median": 1e9})["median"]):
+            mine = v["start_p99"] and v["start_p99"]["median"]
+            rel = ratio(tq and tq["median"], mine) if not k.startswith("taskq") else "-"
             p(f"{k:<16}{fmt(v['achieved_rate']):>12}{fmt(v['start_p50'], 1):>20}{fmt(v['start_p99'], 1):>22}"
-              f"{fmt(v['done_p99'], 1):>22}"
-              f"{ratio(tq and tq['median'], v['start_p99'] and v['start_p99']['median']) if not k.startswith('taskq') else '-':>16}")
+              f"{fmt(v['done_p99'], 1):>22}{rel:>16}")
     if "recovery" in table:
         t = table["recovery"]
         p(f"\nRECOVERY  3 workers, {args.recovery_tasks} sleep({args.nap:g}) tasks, SIGKILL one worker "
           f"{args.kill_at:g} s in; limit {args.recovery_limit:g} s")
-        p(f"{'system':<10}{'orphaned':>10}{'kill -> last orphan done':>28}{'makespan kill':>20}{'makespan no kill':>20}")
+        p(f"{'system':<10}{'orphaned':>10}{'kill -> last orphan done':>28}{'makespan kill':>20}"
+          f"{'makespan no kill':>20}")
         for system in SYSTEMS:
             k, n = t.get(f"{system}/kill"), t.get(f"{system}/no-kill")
             if not k:

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ class System:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        os.environ["BENCH_REDIS_URL"] = args.bench_url  # the task modules read it when imported
         self.env = dict(os.environ, PYTHONPATH=str(ROOT), BENCH_REDIS_URL=args.bench_url,
                         BENCH_SLOTS=str(args.slots))
 
@@ -137,7 +137,6 @@ class Celery(System):
     name = "celery"
 
     def __init__(self, args: argparse.Namespace) -> None:
-        os.environ["BENCH_REDIS_URL"] = args.bench_url
         super().__init__(args)
         self.env["BENCH_VISIBILITY"] = str(args.visibility)
         os.environ["BENCH_VISIBILITY"] = str(args.visibility)
@@ -158,7 +157,6 @@ class Dramatiq(System):
     name = "dramatiq"
 
     def __init__(self, args: argparse.Namespace) -> None:
-        os.environ["BENCH_REDIS_URL"] = args.bench_url
         super().__init__(args)
         from bench.peers import dramatiq_tasks
 
@@ -176,7 +174,6 @@ class Arq(System):
     name = "arq"
 
     def __init__(self, args: argparse.Namespace) -> None:
-        os.environ["BENCH_REDIS_URL"] = args.bench_url
         super().__init__(args)
         from arq import create_pool
         from arq.connections import RedisSettings
@@ -198,7 +195,6 @@ class Rq(System):
     name = "rq"
 
     def __init__(self, args: argparse.Namespace) -> None:
-        os.environ["BENCH_REDIS_URL"] = args.bench_url
         super().__init__(args)
         from rq import Queue
 
