@@ -544,10 +544,9 @@ class Worker:
     def _reconcile(self, consumer: Any) -> None:
         """Make the partitions this worker runs match the consumer's assignment.
 
-        The rebalance listener normally keeps them equal. In rare runs (about 1 worker start in 50 on a
-        loaded 2-core machine) kafka-python completed a join without calling on_partitions_assigned; the
-        worker then dropped every record of partitions it owned in Kafka and sat idle. Adopting what the
-        consumer really owns (and releasing what it does not) closes that hole.
+        The rebalance listener normally keeps them equal; this is a guard in case a callback is ever
+        missed (the worker would otherwise drop every record of partitions Kafka gave it and sit idle).
+        The one stuck join seen so far was a different failure, handled by ``_stuck``.
         """
         try:
             actual = {tp.partition for tp in consumer.assignment()}
