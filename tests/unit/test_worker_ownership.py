@@ -52,29 +52,3 @@ def test_partitions_the_consumer_no_longer_has_are_released(worker: Worker) -> N
     epoch_of_0 = worker._owned[0]
     worker._reconcile(_Consumer({0}))
     assert worker._owned == {0: epoch_of_0}
-
-
-class _Coordinator:
-    def __init__(self, unknown: bool) -> None:
-        self.unknown = unknown
-
-    def coordinator_unknown(self) -> bool:
-        return self.unknown
-
-
-def test_a_consumer_without_partitions_or_coordinator_is_replaced_after_a_while(worker: Worker) -> None:
-    consumer = _Consumer(set())
-    consumer._coordinator = _Coordinator(unknown=True)  # type: ignore[attr-defined]
-    assert not worker._stuck(consumer, 100.0)
-    assert not worker._stuck(consumer, 110.0)
-    assert worker._stuck(consumer, 116.0)
-
-
-def test_a_consumer_with_a_coordinator_or_partitions_is_never_replaced(worker: Worker) -> None:
-    idle_member = _Consumer(set())  # more workers than partitions: legitimately empty
-    idle_member._coordinator = _Coordinator(unknown=False)  # type: ignore[attr-defined]
-    owner = _Consumer({1})
-    owner._coordinator = _Coordinator(unknown=True)  # type: ignore[attr-defined]
-    for c in (idle_member, owner):
-        worker._lonely_since = None
-        assert not any(worker._stuck(c, t) for t in (0.0, 20.0, 100.0))

@@ -47,8 +47,6 @@ BUSY_POLL_MS = 5
 COMMIT_INTERVAL = 0.2
 SCHEDULER_INTERVAL = 0.25
 LOOP_STALL_SECONDS = 60.0
-# A consumer without partitions and without a group coordinator this long is replaced.
-STUCK_SECONDS = 15.0
 # At most this many received-but-uncommittable offsets per worker.
 MAX_BACKLOG = 10_000
 # A busy record (owned by a live worker) is re-checked this often.
@@ -128,7 +126,6 @@ class Worker:
         self._owned: dict[int, int] = {}  # partition -> assignment epoch
         self._epoch = 0
         self._stray: set[int] = set()  # assigned in the consumer, not (yet) in _owned
-        self._lonely_since: float | None = None
         self._running = 0  # tasks executing right now (task threads update it)
         # Consumer-thread state: received but unclaimed, claimed (handed to a thread), ran but unrecorded.
         self._to_start: list[_Item] = []
@@ -186,11 +183,7 @@ class Worker:
                       ", ".join(self.registry.names))
         clean = True
         try:
-            while not self._serve(consumer):
-                # Stuck without a group coordinator (see _stuck): a new consumer joins afresh.
-                with contextlib.suppress(kerr.KafkaError):
-                    consumer.close(autocommit=False, timeout_ms=2000)
-                consumer = make_consumer(self.settings, client_id=f"taskq-{self.id}", listener=_Listener(self))
+            self._serve(consumer)
             clean = self._drain(consumer)
         finally:
             try:
@@ -231,11 +224,9 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     # --- consumer thread ---------------------------------------------------
-    def _serve(self, consumer: Any) -> bool:
-        """Run until stopped (True), or until the consumer is stuck outside its group (False)."""
+    def _serve(self, consumer: Any) -> None:
         paused = False
         last_commit = 0.0
-        self._lonely_since = None
         while not self._stopping.is_set():
             self._last_turn = time.monotonic()
             self._wake.clear()  # set by a task thread when a run finishes
@@ -274,8 +265,6 @@ class Worker:
                 self._turn()
             now = time.monotonic()
             if now - last_commit >= COMMIT_INTERVAL:
-                if self._stuck(consumer, now):
-                    return False
                 self._reconcile(consumer)
                 self._commit(consumer)
                 last_commit = now
@@ -512,33 +501,6 @@ class Worker:
                              "they will run again elsewhere", self.id, self.settings.shutdown_grace,
                              self._claimed + len(self._to_record))
             return False
-        return True
-
-    def _stuck(self, consumer: Any, now: float) -> bool:
-        """True when the consumer has had no partitions and no group coordinator for STUCK_SECONDS.
-
-        Seen about once in 60 worker starts on a loaded 2-core machine (kafka-python 3.0.12): the main
-        thread's poll kept returning from ensure_coordinator_ready without a coordinator while the IO
-        thread sat idle, so the worker never joined (alive heartbeat, no partitions). Without a
-        coordinator there is no assignment, nothing in flight and nothing to commit: replacing the
-        consumer loses nothing.
-        """
-        coordinator = getattr(consumer, "_coordinator", None)
-        try:
-            lonely = not consumer.assignment() and coordinator is not None and coordinator.coordinator_unknown()
-        except kerr.KafkaError:
-            lonely = False
-        if not lonely or self._claimed or self._to_record:
-            self._lonely_since = None
-            return False
-        if self._lonely_since is None:
-            self._lonely_since = now
-            return False
-        if now - self._lonely_since < STUCK_SECONDS:
-            return False
-        self.log.warning("[%s] no group coordinator for %.0fs; starting a new Kafka consumer", self.id,
-                         now - self._lonely_since)
-        self.metrics.kafka_error()
         return True
 
     def _reconcile(self, consumer: Any) -> None:
