@@ -508,7 +508,7 @@ class Worker:
 
         The rebalance listener normally keeps them equal; this is a guard in case a callback is ever
         missed (the worker would otherwise drop every record of partitions Kafka gave it and sit idle).
-        The one stuck join seen so far was a different failure, handled by ``_stuck``.
+        The one stuck join seen so far was a different failure (no group coordinator; see the issue notes).
         """
         try:
             actual = {tp.partition for tp in consumer.assignment()}
