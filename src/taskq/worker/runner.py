@@ -39,6 +39,7 @@ from ..registry import Registry
 from ..settings import Settings
 from ..store import Finish, StartDecision, Store
 from .execute import IsolatedRunner, Outcome, run_task
+from .join_guard import JoinGuard
 from .offsets import OffsetTracker
 
 POLL_TIMEOUT_MS = 50
@@ -126,6 +127,7 @@ class Worker:
         self._owned: dict[int, int] = {}  # partition -> assignment epoch
         self._epoch = 0
         self._stray: set[int] = set()  # assigned in the consumer, not (yet) in _owned
+        self._join_guard = JoinGuard(log=self.log, name=self.id)
         self._running = 0  # tasks executing right now (task threads update it)
         # Consumer-thread state: received but unclaimed, claimed (handed to a thread), ran but unrecorded.
         self._to_start: list[_Item] = []
@@ -265,6 +267,7 @@ class Worker:
                 self._turn()
             now = time.monotonic()
             if now - last_commit >= COMMIT_INTERVAL:
+                self._join_guard.check(consumer)
                 self._reconcile(consumer)
                 self._commit(consumer)
                 last_commit = now
@@ -315,6 +318,7 @@ class Worker:
 
     def _started(self, due: list[_Item], decisions: list[StartDecision], now: float) -> None:
         done_ids = {id(i) for i in due}
+        verbose = self.log.isEnabledFor(logging.INFO)
         for item, d in zip(due, decisions, strict=True):
             if d.action == "busy":
                 # Another live worker runs it (its partition moved mid-run): wait for its outcome.
@@ -328,8 +332,9 @@ class Worker:
                 self._claimed += 1
                 if d.attempt > 1:
                     self.metrics.redelivered(item.msg.task)
-                self.log.info("[%s] Received Task ID: %s | Task: %s | Args: %s", self.id, item.msg.id,
-                              item.msg.task, _args_text(item.msg.args))
+                if verbose:  # the args are formatted only when the line is written
+                    self.log.info("[%s] Received Task ID: %s | Task: %s | Args: %s", self.id, item.msg.id,
+                                  item.msg.task, _args_text(item.msg.args))
                 self.metrics.started(item.msg.task, wait=max(0.0, time.time() - item.msg.created_at),
                                      running=self._claimed)
                 self._pool.submit(self._execute, item, d.attempt)
@@ -368,6 +373,7 @@ class Worker:
             return
         with self._lock:
             epochs = dict(self._owned)
+        verbose = self.log.isEnabledFor(logging.INFO)
         for r, f, ok in zip(batch, finishes, recorded, strict=True):
             self.metrics.finished(r.item.msg.task, "retried" if f.status is TaskState.RETRYING else f.status.value,
                                   r.elapsed, running=self._claimed)
@@ -375,7 +381,8 @@ class Worker:
                 self.log.info("[%s] Task %s finished but another run owns it now; outcome discarded",
                               self.id, r.item.msg.id)
             elif r.outcome.ok:
-                self.log.info("[%s] Task Completed: Result = %s", self.id, _args_text(r.outcome.result))
+                if verbose:
+                    self.log.info("[%s] Task Completed: Result = %s", self.id, _args_text(r.outcome.result))
             elif f.status is TaskState.RETRYING:
                 self.log.info("[%s] Task Failed: %s (attempt %d; retry in %.1fs)", self.id, r.outcome.error,
                               r.attempt, max(0.0, (f.due or 0) - time.time()))
@@ -508,7 +515,7 @@ class Worker:
 
         The rebalance listener normally keeps them equal; this is a guard in case a callback is ever
         missed (the worker would otherwise drop every record of partitions Kafka gave it and sit idle).
-        The one stuck join seen so far was a different failure (no group coordinator; see the issue notes).
+        The stuck join seen in practice was a different failure: see join_guard.py.
         """
         try:
             actual = {tp.partition for tp in consumer.assignment()}

@@ -1,0 +1,70 @@
+"""Un-stick a consumer whose group join finished while nobody was waiting for it.
+
+kafka-python 3.0.12 runs a JoinGroup/SyncGroup round as a task on its IO thread. When
+``consumer.poll(timeout_ms=...)`` gives up before that task ends, the task is kept and its result
+is picked up by the *next* poll, but only if ``need_rejoin()`` is still true then. The group leader
+rejoins after a metadata change (its assignment snapshot no longer matches the topic metadata) and,
+while that second join runs, refreshes the snapshot, so ``need_rejoin()`` turns false. If the join
+then completes between two polls, nothing ever reads its result: the member stays in
+``REBALANCING`` with heartbeats disabled and no partitions, for ever (seen about once per 50-100
+worker starts on a loaded 2-core machine; a py-spy dump plus the coordinator's state gave it away).
+
+The guard watches for exactly that state (rebalancing, yet no rejoin wanted) and, once it has held
+for a few seconds, asks for a rejoin: the next poll runs a fresh join whose result is awaited. A
+healthy join passes through that state only for the milliseconds between the leader's assignment
+and the poll that consumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kafka.coordinator.base import MemberState
+
+# How long the stuck state must hold before we act; healthy joins leave it within milliseconds.
+STUCK_SECONDS = 5.0
+# ... and over at least this many checks (one check per commit interval of the worker loop).
+STUCK_CHECKS = 3
+
+
+class JoinGuard:
+    def __init__(self, *, log: logging.Logger, name: str, stuck_seconds: float = STUCK_SECONDS,
+                 clock: Any = time.monotonic) -> None:
+        self.log = log
+        self.name = name
+        self.stuck_seconds = stuck_seconds
+        self.clock = clock
+        self.kicks = 0
+        self._since: float | None = None
+        self._checks = 0
+        self._disabled = False
+
+    def check(self, consumer: Any) -> bool:
+        """Call from the consumer's thread; True when it asked the consumer to rejoin."""
+        if self._disabled:
+            return False
+        try:
+            coordinator = consumer._coordinator  # no public view of the join state
+            stuck = coordinator.state is MemberState.REBALANCING and not coordinator.need_rejoin()
+        except AttributeError:
+            # A kafka-python without these internals: the guard cannot see the state, so it stays out.
+            self.log.debug("[%s] join guard disabled: kafka-python internals changed", self.name)
+            self._disabled = True
+            return False
+        if not stuck:
+            self._since, self._checks = None, 0
+            return False
+        now = self.clock()
+        if self._since is None:
+            self._since = now
+        self._checks += 1
+        if self._checks < STUCK_CHECKS or now - self._since < self.stuck_seconds:
+            return False
+        self.log.warning("[%s] the Kafka group join completed unseen %.0f s ago (kafka-python left the member "
+                         "rebalancing with no partitions); rejoining", self.name, now - self._since)
+        coordinator.request_rejoin()
+        self.kicks += 1
+        self._since, self._checks = None, 0
+        return True
