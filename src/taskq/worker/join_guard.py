@@ -24,7 +24,7 @@ from typing import Any
 from kafka.coordinator.base import MemberState
 
 # How long the stuck state must hold before we act; healthy joins leave it within milliseconds.
-STUCK_SECONDS = 5.0
+STUCK_SECONDS = 3.0
 # ... and over at least this many checks (one check per commit interval of the worker loop).
 STUCK_CHECKS = 3
 
