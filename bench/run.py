@@ -56,7 +56,8 @@ def run_one(system: str, scenario: str, *, kafka: KafkaServer, redis: RedisServe
             timeout: float) -> dict[str, Any]:
     cmd = [str(python_for(system)), "-m", "bench.scenarios", "--system", system, "--scenario", scenario,
            "--redis-url", f"redis://127.0.0.1:{redis.port}/0",
-           "--bench-url", f"redis://127.0.0.1:{redis.port}/{BENCH_DB[system]}", "--kafka", kafka.bootstrap, *extra]
+           "--bench-url", f"redis://127.0.0.1:{redis.port}/{BENCH_DB[system]}", "--kafka", kafka.bootstrap,
+           "--server-pids", f"{kafka.proc.pid if kafka.proc else 0},{redis.proc.pid if redis.proc else 0}", *extra]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     try:
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
@@ -104,6 +105,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             if scenario == "throughput":
                 row["enqueue_per_s"] = med([r["enqueue_per_s"] for r in rs])
                 row["end_to_end_per_s"] = med([r["end_to_end_per_s"] for r in rs])
+                parts = sorted({k for r in rs for k in r.get("cpu_ms_per_task", {})})
+                row["cpu_ms_per_task"] = {k: med([r["cpu_ms_per_task"].get(k) for r in rs if "cpu_ms_per_task" in r])
+                                          for k in parts}
             elif scenario in ("latency", "hol"):
                 for kind in ("start", "done"):
                     for q in ("p50", "p95", "p99"):
@@ -135,6 +139,12 @@ def print_report(table: dict[str, Any], args: argparse.Namespace) -> list[str]:
         for k, v in sorted(t.items(), key=lambda kv: -kv[1]["end_to_end_per_s"]["median"]):
             p(f"{k:<20}{fmt(v['enqueue_per_s']):>24}{fmt(v['end_to_end_per_s']):>24}"
               f"{ratio(tq, base.get(k)) if not k.startswith('taskq') else '-':>20}")
+        p("\nCPU per task, ms (median): what each system costs the 2 cores, by process")
+        p(f"{'system/mode':<20}" + "".join(f"{c:>10}" for c in ("client", "workers", "kafka", "redis", "total")))
+        for k, v in sorted(t.items(), key=lambda kv: -kv[1]["end_to_end_per_s"]["median"]):
+            c = v.get("cpu_ms_per_task") or {}
+            p(f"{k:<20}" + "".join(f"{c[n]['median']:>10.3f}" if c.get(n) else f"{'-':>10}"
+                                   for n in ("client", "workers", "kafka", "redis", "total")))
     for scenario, title in (("latency", f"LATENCY  {args.rate:g} tasks/s for {args.seconds:g} s"),
                             ("hol", f"HEAD-OF-LINE  one {args.long:g} s task, then {args.hol_rate:g} short "
                                     f"tasks/s on the same partition for {args.hol_seconds:g} s")):

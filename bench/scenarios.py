@@ -41,6 +41,43 @@ def pct(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, max(0, round(q / 100 * len(s)) - 1))]
 
 
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used so far) for every process on the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table: dict[int, tuple[int, float]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        rest = stat[stat.rfind(")") + 2:].split()  # the command name may contain spaces
+        table[int(name)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / tick)
+    return table
+
+
+def cpu_split(workers: list[int], servers: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of this client, the workers (with their pool children) and the servers."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(root: int) -> float:
+        todo, total = [root], 0.0
+        while todo:
+            pid = todo.pop()
+            total += table.get(pid, (0, 0.0))[1]
+            todo.extend(children.get(pid, []))
+        return total
+
+    t = os.times()
+    out = {"client": t.user + t.system, "workers": sum(tree(p) for p in workers)}
+    out |= {name: table.get(pid, (0, 0.0))[1] for name, pid in servers.items()}
+    return out
+
+
 class System:
     """Start workers, submit tasks, and tell when the system has everything queued."""
 
@@ -222,8 +259,11 @@ SYSTEMS: dict[str, type[System]] = {"taskq": Taskq, "celery": Celery, "dramatiq"
 
 
 # --- scenarios ----------------------------------------------------------------
-def throughput(sys_: System, r: redis.Redis, a: argparse.Namespace) -> dict[str, Any]:
+def throughput(sys_: System, r: redis.Redis, a: argparse.Namespace, workers: list[int]) -> dict[str, Any]:
     n = a.tasks
+    servers = dict(zip(("kafka", "redis"), a.server_pids, strict=False)) if sys_.name == "taskq" else \
+        {"redis": a.server_pids[-1]} if a.server_pids else {}
+    cpu0 = cpu_split(workers, servers)
     t0 = time.monotonic()
     if a.mode == "bulk":
         for start in range(0, n, 500):
@@ -238,9 +278,13 @@ def throughput(sys_: System, r: redis.Redis, a: argparse.Namespace) -> dict[str,
     while int(r.get("done") or 0) < n and time.monotonic() < deadline:
         time.sleep(0.005)
     t_end = time.monotonic()
+    cpu1 = cpu_split(workers, servers)
     finished = int(r.get("done") or 0)
+    # Where the CPU went, per task: the 2 cores are shared by all of these.
+    cpu = {k: round((cpu1[k] - cpu0[k]) * 1000 / max(finished, 1), 4) for k in cpu1}
+    cpu["total"] = round(sum(cpu.values()), 4)
     return {"tasks": n, "finished": finished, "enqueue_per_s": n / (t_sub - t0),
-            "end_to_end_per_s": finished / (t_end - t0), "seconds": t_end - t0}
+            "end_to_end_per_s": finished / (t_end - t0), "seconds": t_end - t0, "cpu_ms_per_task": cpu}
 
 
 def warm_up(sys_: System, r: redis.Redis, n: int = 50) -> None:
@@ -363,6 +407,8 @@ def main() -> None:
     ap.add_argument("--kill-at", type=float, default=5.0)
     ap.add_argument("--limit", type=float, default=600, help="give up waiting after this many seconds")
     ap.add_argument("--session-timeout", type=float, default=10.0, help="taskq's Kafka session timeout")
+    ap.add_argument("--server-pids", type=lambda v: [int(x) for x in v.split(",")], default=[],
+                    help="Kafka and Redis PIDs (for the CPU split)")
     ap.add_argument("--visibility", type=int, default=3600, help="Celery's Redis visibility_timeout (default)")
     a = ap.parse_args()
 
@@ -377,7 +423,7 @@ def main() -> None:
         sys_.wait_ready(a.workers)
         warm_up(sys_, r)
         if a.scenario == "throughput":
-            result |= throughput(sys_, r, a)
+            result |= throughput(sys_, r, a, [p.pid for p in procs])
         elif a.scenario == "latency":
             result |= latency(sys_, r, a)
         elif a.scenario == "hol":

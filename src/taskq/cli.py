@@ -216,7 +216,7 @@ def worker(
     settings = load_settings(concurrency=concurrency, metrics_port=metrics_port)
     wid = worker_id or os.environ.get("TASKQ_WORKER_ID") or default_worker_id()
     diagnose = settings.kafka_log_level != "ERROR"
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+    logging.basicConfig(level=settings.log_level, stream=sys.stdout,
                         format="%(asctime)s %(threadName)s %(name)s %(message)s" if diagnose else "%(message)s")
     logging.getLogger("kafka").setLevel(settings.kafka_log_level)
     with clear_errors():
@@ -245,7 +245,7 @@ def api(
 
     settings = load_settings()
     diagnose = settings.kafka_log_level != "ERROR"
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+    logging.basicConfig(level=settings.log_level, stream=sys.stdout,
                         format="%(asctime)s %(threadName)s %(name)s %(message)s" if diagnose else "%(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)

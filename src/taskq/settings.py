@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     tasks_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra modules with @task functions (comma separated)."
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Worker/API log level. INFO logs one line per task event; WARNING keeps only problems."
+    )
     kafka_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "ERROR", description="Log level of the Kafka client library inside workers (DEBUG to diagnose group joins)."
     )
