@@ -135,6 +135,8 @@ class Taskq(System):
         from tests.conftest import settings_env
 
         self.env.update(settings_env(self.settings))
+        # Like the peers here (Celery --loglevel WARNING, Dramatiq logs messages at DEBUG): no line per task.
+        self.env["TASKQ_LOG_LEVEL"] = "WARNING"
         self.store = Store(self.settings)
         self.client = Client(self.settings, store=self.store)
 
