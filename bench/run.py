@@ -113,6 +113,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     for q in ("p50", "p95", "p99"):
                         row[f"{kind}_{q}"] = med([r[kind][q] for r in rs])
                 row["achieved_rate"] = med([r["achieved_rate"] for r in rs])
+                row["cpu_ms_per_task"] = med([r["cpu_ms_per_task"]["total"] for r in rs if "cpu_ms_per_task" in r])
                 if scenario == "hol":
                     row["long_still_running"] = all(r["long_still_running"] for r in rs)
             else:
@@ -153,13 +154,14 @@ def print_report(table: dict[str, Any], args: argparse.Namespace) -> list[str]:
         t = table[scenario]
         p(f"\n{title}; ms, median (min-max) of {args.reps} runs")
         p(f"{'system':<16}{'achieved/s':>12}{'start p50':>20}{'start p99':>22}{'done p99':>22}"
-          f"{'taskq/this p99':>16}")
+          f"{'taskq/this p99':>16}{'CPU ms/task':>13}")
         tq = t.get("taskq", {}).get("start_p99")
         for k, v in sorted(t.items(), key=lambda kv: (kv[1]["start_p99"] or {"median": 1e9})["median"]):
             mine = v["start_p99"] and v["start_p99"]["median"]
             rel = ratio(tq and tq["median"], mine) if not k.startswith("taskq") else "-"
             p(f"{k:<16}{fmt(v['achieved_rate']):>12}{fmt(v['start_p50'], 1):>20}{fmt(v['start_p99'], 1):>22}"
-              f"{fmt(v['done_p99'], 1):>22}{rel:>16}")
+              f"{fmt(v['done_p99'], 1):>22}{rel:>16}"
+              f"{v['cpu_ms_per_task']['median'] if v.get('cpu_ms_per_task') else float('nan'):>13.2f}")
     if "recovery" in table:
         t = table["recovery"]
         p(f"\nRECOVERY  3 workers, {args.recovery_tasks} sleep({args.nap:g}) tasks, SIGKILL one worker "

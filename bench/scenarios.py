@@ -57,23 +57,27 @@ def _proc_table() -> dict[int, tuple[int, float]]:
     return table
 
 
-def cpu_split(workers: list[int], servers: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of this client, the workers (with their pool children) and the servers."""
-    table = _proc_table()
+def process_tree(root: int, table: dict[int, tuple[int, float]] | None = None) -> list[int]:
+    """``root`` and all its descendants, found by parent PID (pool children that called setsid too)."""
+    table = _proc_table() if table is None else table
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-
-    def tree(root: int) -> float:
-        todo, total = [root], 0.0
-        while todo:
-            pid = todo.pop()
-            total += table.get(pid, (0, 0.0))[1]
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            out.append(pid)
             todo.extend(children.get(pid, []))
-        return total
+    return out
 
+
+def cpu_split(workers: list[int], servers: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of this client, the workers (with their pool children) and the servers."""
+    table = _proc_table()
     t = os.times()
-    out = {"client": t.user + t.system, "workers": sum(tree(p) for p in workers)}
+    out = {"client": t.user + t.system,
+           "workers": sum(table[pid][1] for root in workers for pid in process_tree(root, table))}
     out |= {name: table.get(pid, (0, 0.0))[1] for name, pid in servers.items()}
     return out
 
@@ -263,8 +267,7 @@ SYSTEMS: dict[str, type[System]] = {"taskq": Taskq, "celery": Celery, "dramatiq"
 # --- scenarios ----------------------------------------------------------------
 def throughput(sys_: System, r: redis.Redis, a: argparse.Namespace, workers: list[int]) -> dict[str, Any]:
     n = a.tasks
-    servers = dict(zip(("kafka", "redis"), a.server_pids, strict=False)) if sys_.name == "taskq" else \
-        {"redis": a.server_pids[-1]} if a.server_pids else {}
+    servers = _servers(sys_, a)
     cpu0 = cpu_split(workers, servers)
     t0 = time.monotonic()
     if a.mode == "bulk":
@@ -280,11 +283,8 @@ def throughput(sys_: System, r: redis.Redis, a: argparse.Namespace, workers: lis
     while int(r.get("done") or 0) < n and time.monotonic() < deadline:
         time.sleep(0.005)
     t_end = time.monotonic()
-    cpu1 = cpu_split(workers, servers)
+    cpu = _cpu_per_task(cpu0, cpu_split(workers, servers), int(r.get("done") or 0))
     finished = int(r.get("done") or 0)
-    # Where the CPU went, per task: the 2 cores are shared by all of these.
-    cpu = {k: round((cpu1[k] - cpu0[k]) * 1000 / max(finished, 1), 4) for k in cpu1}
-    cpu["total"] = round(sum(cpu.values()), 4)
     return {"tasks": n, "finished": finished, "enqueue_per_s": n / (t_sub - t0),
             "end_to_end_per_s": finished / (t_end - t0), "seconds": t_end - t0, "cpu_ms_per_task": cpu}
 
@@ -300,6 +300,16 @@ def warm_up(sys_: System, r: redis.Redis, n: int = 50) -> None:
     if int(r.get("done") or 0) < n:
         raise SystemExit(f"{sys_.name}: warm-up tasks did not finish within 60 s")
     r.delete("done")
+
+
+def warm_up_paced(sys_: System, r: redis.Redis, rate: float, seconds: float, limit: float) -> None:
+    """A few seconds at the measured rate first, so JIT compilation (Kafka's JVM), connection pools and
+    caches are warm for every system; those tasks are not measured."""
+    if seconds <= 0:
+        return
+    n, _ = _paced(sys_, rate, seconds)
+    _latencies(r, n, limit)
+    r.delete("lat:start", "lat:done")
 
 
 def _paced(sys_: System, rate: float, seconds: float, *, key: str | None = None) -> tuple[int, float]:
@@ -326,9 +336,27 @@ def _latencies(r: redis.Redis, n: int, limit: float) -> dict[str, Any]:
     return out
 
 
-def latency(sys_: System, r: redis.Redis, a: argparse.Namespace) -> dict[str, Any]:
+def _servers(sys_: System, a: argparse.Namespace) -> dict[str, int]:
+    if not a.server_pids:
+        return {}
+    return dict(zip(("kafka", "redis"), a.server_pids, strict=False)) if sys_.name == "taskq" else \
+        {"redis": a.server_pids[-1]}
+
+
+def _cpu_per_task(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    """Where the CPU went, per task: the 2 cores are shared by all of these."""
+    cpu = {k: round((after[k] - before[k]) * 1000 / max(n, 1), 4) for k in after}
+    cpu["total"] = round(sum(cpu.values()), 4)
+    return cpu
+
+
+def latency(sys_: System, r: redis.Redis, a: argparse.Namespace, workers: list[int]) -> dict[str, Any]:
+    servers = _servers(sys_, a)
+    cpu0 = cpu_split(workers, servers)
     n, achieved = _paced(sys_, a.rate, a.seconds)
-    return {"tasks": n, "rate": a.rate, "achieved_rate": achieved, "seconds": a.seconds, **_latencies(r, n, a.limit)}
+    out = _latencies(r, n, a.limit)
+    return {"tasks": n, "rate": a.rate, "achieved_rate": achieved, "seconds": a.seconds, **out,
+            "cpu_ms_per_task": _cpu_per_task(cpu0, cpu_split(workers, servers), n)}
 
 
 def head_of_line(sys_: System, r: redis.Redis, a: argparse.Namespace) -> dict[str, Any]:
@@ -353,12 +381,22 @@ def recovery(sys_: System, r: redis.Redis, a: argparse.Namespace, procs: list[su
     for i in range(n):
         sys_.submit("nap", i, a.nap)
     sys_.flush()
-    killed_pgid, kill_at = None, None
+    killed: set[int] = set()  # process groups of the killed worker's processes
+    kill_at = None
     if a.kill:
         time.sleep(max(0.0, t0 + a.kill_at - time.time()))
-        victim = procs[0]
-        killed_pgid, kill_at = victim.pid, time.time()
-        os.killpg(victim.pid, signal.SIGKILL)
+        # The whole worker at once, like a lost pod: its process group and every descendant (RQ's
+        # work-horses leave the pool's group with setsid), all our own processes, by PID.
+        tree = process_tree(procs[0].pid)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                killed.add(os.getpgid(pid))
+        kill_at = time.time()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(procs[0].pid, signal.SIGKILL)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + a.limit
     while time.monotonic() < deadline:
         if sum(1 for _ in r.scan_iter("end:*", count=1000)) >= n:
@@ -373,13 +411,13 @@ def recovery(sys_: System, r: redis.Redis, a: argparse.Namespace, procs: list[su
     out: dict[str, Any] = {"tasks": n, "finished": len(ends), "limit": a.limit,
                            "makespan": (max(t for _, t in ends.values()) - t0) if len(ends) == n else None}
     if a.kill:
-        assert killed_pgid is not None and kill_at is not None
+        assert killed and kill_at is not None
         orphans = []  # started on the killed worker and not finished there before the kill
         for i in range(n):
             runs = [x.decode().split() for x in r.lrange(f"runs:{i}", 0, -1)]
-            started_there = any(int(pg) == killed_pgid and float(ts) <= kill_at for pg, ts in runs)
+            started_there = any(int(pg) in killed and float(ts) <= kill_at for pg, ts in runs)
             end = ends.get(i)
-            finished_there = end is not None and end[0] == killed_pgid and end[1] <= kill_at
+            finished_there = end is not None and end[0] in killed and end[1] <= kill_at
             if started_there and not finished_there:
                 orphans.append(i)
         unfinished = [i for i in orphans if i not in ends]
@@ -403,6 +441,7 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=20_000)
     ap.add_argument("--rate", type=float, default=500)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--warm-seconds", type=float, default=5.0, help="paced warm-up before latency and hol")
     ap.add_argument("--long", type=float, default=30)
     ap.add_argument("--nap", type=float, default=1.0)
     ap.add_argument("--kill", action=argparse.BooleanOptionalAction, default=True)
@@ -424,10 +463,12 @@ def main() -> None:
     try:
         sys_.wait_ready(a.workers)
         warm_up(sys_, r)
+        if a.scenario in ("latency", "hol"):
+            warm_up_paced(sys_, r, a.rate, a.warm_seconds, a.limit)
         if a.scenario == "throughput":
             result |= throughput(sys_, r, a, [p.pid for p in procs])
         elif a.scenario == "latency":
-            result |= latency(sys_, r, a)
+            result |= latency(sys_, r, a, [p.pid for p in procs])
         elif a.scenario == "hol":
             result |= head_of_line(sys_, r, a)
         else:
