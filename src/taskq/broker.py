@@ -108,6 +108,8 @@ class Producer:
                 client_id=self.client_id,
                 acks="all",
                 enable_idempotence=True,
+                # Its own sensors cost ~9% of the sender thread per request; taskq exports its own metrics.
+                metrics_enabled=False,
                 # linger 1-2 ms saved ~10% CPU at 500 tasks/s but did not move the p99 (noise dominates).
                 linger_ms=0,
                 batch_size=256 * 1024,
@@ -180,6 +182,7 @@ def make_consumer(settings: Settings, *, client_id: str, listener: Any) -> Kafka
             heartbeat_interval_ms=max(100, session_ms // 5),
             max_poll_interval_ms=300_000,
             fetch_max_wait_ms=100,
+            metrics_enabled=False,
             max_poll_records=500,
             allow_auto_create_topics=False,
         )
