@@ -181,7 +181,10 @@ def make_consumer(settings: Settings, *, client_id: str, listener: Any) -> Kafka
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(100, session_ms // 5),
             max_poll_interval_ms=300_000,
-            fetch_max_wait_ms=100,
+            # kafka-python leaves a partition whose fetched records are not yet drained out of the next
+            # fetch; if the others are empty that fetch waits this long while new tasks queue on that
+            # partition. 100 ms gave a fixed ~90 ms p99 in the head-of-line benchmark; 25 ms: 16 ms.
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             metrics_enabled=False,
             max_poll_records=500,
             allow_auto_create_topics=False,

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     tasks_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra modules with @task functions (comma separated)."
     )
+    fetch_max_wait_ms: int = Field(
+        25, ge=1, le=1000,
+        description="Longest a worker's Kafka fetch waits for data. Lower: shorter tail latency, more idle CPU.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Worker/API log level. INFO logs one line per task event; WARNING keeps only problems."
     )
