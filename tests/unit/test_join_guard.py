@@ -84,3 +84,11 @@ def test_a_kafka_python_without_the_internals_disables_the_guard() -> None:
     g = guard(Clock())
     assert not g.check(SimpleNamespace())
     assert not g.check(SimpleNamespace(_coordinator=FakeCoordinator(MemberState.REBALANCING, rejoin=False)))
+
+
+def test_polls_last_long_enough_for_a_join_while_the_member_rebalances() -> None:
+    g = guard(Clock())
+    rebalancing = SimpleNamespace(_coordinator=FakeCoordinator(MemberState.REBALANCING, rejoin=True))
+    stable = SimpleNamespace(_coordinator=FakeCoordinator(MemberState.STABLE, rejoin=False))
+    assert g.poll_timeout(rebalancing, 5) >= 500
+    assert g.poll_timeout(stable, 5) == 5

@@ -9,9 +9,15 @@ then completes between two polls, nothing ever reads its result: the member stay
 ``REBALANCING`` with heartbeats disabled and no partitions, for ever (seen about once per 50-100
 worker starts on a loaded 2-core machine; a py-spy dump plus the coordinator's state gave it away).
 
-The guard watches for exactly that state (rebalancing, yet no rejoin wanted) and, once it has held
-for a few seconds, asks for a rejoin: the next poll runs a fresh join whose result is awaited. A
-healthy join passes through that state only for the milliseconds between the leader's assignment
+The same flaw has a second face: a join result that lands between two polls while a rejoin *is*
+still wanted is thrown away and a new JoinGroup is sent, so a loop whose polls are always shorter
+than a join never joins (reproduced against real Kafka: 1 ms polls 200 ms apart after adding
+partitions stay "rebalancing" for good). So, while the member is rebalancing, the worker polls with
+at least ``JOIN_POLL_MS`` (``poll_timeout``): the poll is then waiting when the join completes.
+
+The guard also watches for the first state (rebalancing, yet no rejoin wanted) and, once it has held
+for a few seconds, asks for a rejoin: the next (long) poll runs a fresh join whose result is awaited.
+A healthy join passes through that state only for the milliseconds between the leader's assignment
 and the poll that consumes it.
 """
 
@@ -27,6 +33,8 @@ from kafka.coordinator.base import MemberState
 STUCK_SECONDS = 3.0
 # ... and over at least this many checks (one check per commit interval of the worker loop).
 STUCK_CHECKS = 3
+# While the member is (re)joining, polls last at least this long, so one is waiting when the join ends.
+JOIN_POLL_MS = 500
 
 
 class JoinGuard:
@@ -40,6 +48,13 @@ class JoinGuard:
         self._since: float | None = None
         self._checks = 0
         self._disabled = False
+
+    def poll_timeout(self, consumer: Any, timeout_ms: int) -> int:
+        """The poll timeout to use now: at least JOIN_POLL_MS while the member is rebalancing."""
+        if self._disabled:
+            return timeout_ms
+        state = getattr(getattr(consumer, "_coordinator", None), "state", None)
+        return max(timeout_ms, JOIN_POLL_MS) if state is MemberState.REBALANCING else timeout_ms
 
     def check(self, consumer: Any) -> bool:
         """Call from the consumer's thread; True when it asked the consumer to rejoin."""

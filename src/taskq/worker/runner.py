@@ -252,7 +252,8 @@ class Worker:
                 busy = self._claimed or self._to_start or self._to_record
                 timeout = BUSY_POLL_MS if busy else POLL_TIMEOUT_MS
             try:
-                batch = consumer.poll(timeout_ms=timeout, max_records=max(free, 1))
+                batch = consumer.poll(timeout_ms=self._join_guard.poll_timeout(consumer, timeout),
+                                      max_records=max(free, 1))
             except kerr.KafkaError as exc:
                 self.log.warning("[%s] poll failed: %s", self.id, exc)
                 time.sleep(0.5)
