@@ -146,7 +146,8 @@ def test_retry_runs_a_failed_task_again(api: httpx.Client, start_worker: WorkerF
     tid = api.post("/api/tasks", json={"task": "fail", "args": ["once"]}).json()["id"]
     _wait_status(api, tid, "failed")
     r = api.post(f"/api/tasks/{tid}/retry")
-    assert r.status_code == 200 and r.json()["status"] == "queued"
+    # The worker may already have picked the requeued message up when the API reads the record back.
+    assert r.status_code == 200 and r.json()["status"] in ("queued", "running")
     t = _wait_status(api, tid, "failed")
     assert t["attempts"] == 2 and len(t["history"]) == 2
     ok = api.post("/api/tasks", json={"task": "add", "args": [1, 1]}).json()["id"]
