@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from .broker import Producer
-from .errors import InvalidTask, SubmitFailed, TaskNotFound, WaitTimeout
+from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout
 from .models import TaskMessage, TaskRecord, new_task_id
 from .registry import _NAME_RE
 from .settings import Settings
@@ -168,9 +168,14 @@ class Client:
             for key, tid in reserved:
                 self.store.release_idempotency(key, tid)
             raise
-        # Kafka has them: from here they exist even if this write fails (the worker creates the record).
+        # Kafka has them: from here they exist even if this write fails (the worker that runs them
+        # creates the record). Raising now would make the caller submit them a second time.
         if now_idx:
-            self.store.create([messages[i] for i in now_idx])
+            try:
+                self.store.create([messages[i] for i in now_idx])
+            except TaskqError as exc:
+                log.warning("%d task(s) accepted by Kafka but not recorded in Redis yet (%s); "
+                            "they show up when a worker starts them", len(now_idx), exc)
         now = time.time()
         for i in fresh:
             delay = requests[i].delay

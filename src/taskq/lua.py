@@ -58,7 +58,12 @@ if st == 'running' then
   local owner = redis.call('HGET', key, 'worker')
   local owner_lease = redis.call('HGET', key, 'lease')
   local hb = redis.call('GET', P..'hb:'..owner)
-  if hb and hb == owner_lease then return {'busy', owner} end
+  if hb and hb == owner_lease then
+    -- The caller's own run: its earlier START succeeded but the answer was lost (Redis went away
+    -- mid-reply). Hand the same attempt back; the worker checks that it does not run it already.
+    if owner_lease == lease then return {'run', tonumber(redis.call('HGET', key, 'attempts') or '1')} end
+    return {'busy', owner}
+  end
   lost = owner
   reason = 'redelivered: worker '..owner..' was lost'
 elseif st == 'retrying' then

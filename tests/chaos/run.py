@@ -48,6 +48,8 @@ class Report:
     submit_errors: int = 0
     seconds: float = 0.0
     events: list[str] = field(default_factory=list)
+    not_terminal: dict[str, int] = field(default_factory=dict)  # status -> count
+    samples: list[str] = field(default_factory=list)  # a few non-terminal records, for the log
 
     @property
     def ok(self) -> bool:
@@ -69,6 +71,8 @@ class Report:
             f"max kill -> recovery     {self.max_recovery:.1f}s",
             f"submits refused (retried) {self.submit_errors}",
             f"wall time                {self.seconds:.0f}s",
+            f"not terminal by status   {self.not_terminal or '-'}",
+            *self.samples,
             "result                   " + ("OK: nothing lost" if self.ok else "FAILED"),
         ]
         return "\n".join(lines)
@@ -206,7 +210,8 @@ class Chaos:
         self.kafka.start()
         self.settings = Settings(kafka_bootstrap=self.kafka.bootstrap, redis_url=self.redis.url, session_timeout=6,
                                  heartbeat_interval=0.5, heartbeat_ttl=3, partitions=12, shutdown_grace=20,
-                                 retry_backoff=0.5, submit_timeout=5)
+                                 retry_backoff=0.5, submit_timeout=5,
+                                 kafka_log_level="WARNING")  # worker logs with timestamps and threads
         ensure_topics(self.settings)
         try:
             for i in range(1, self.n_workers + 1):
@@ -258,6 +263,11 @@ class Chaos:
                 continue
             if rec.status.terminal:
                 rep.terminal += 1
+            else:
+                rep.not_terminal[rec.status.value] = rep.not_terminal.get(rec.status.value, 0) + 1
+                if len(rep.samples) < 5:
+                    rep.samples.append(f"  {tid} {kind} {rec.status.value} attempts={rec.attempts} "
+                                       f"history={rec.history}")
             if rec.status == TaskState.RUNNING:
                 rep.stuck_running += 1
             expected_runs = 2 if kind == "fail" else 1

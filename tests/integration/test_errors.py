@@ -12,7 +12,7 @@ from taskq.devstack import free_port
 from taskq.errors import BrokerUnavailable, StoreUnavailable
 from taskq.settings import Settings
 from taskq.store import Store
-from tests.conftest import Services, make_settings, settings_env
+from tests.conftest import Services, WorkerFactory, make_settings, settings_env
 
 
 def test_submit_with_kafka_down_raises_and_leaves_no_queued_record(services: Services) -> None:
@@ -63,3 +63,14 @@ def test_store_reports_redis_down_as_store_unavailable(services: Services) -> No
     s = make_settings(services, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(StoreUnavailable):
         Store(s).get("x")
+
+
+def test_a_submit_kafka_accepted_while_redis_is_down_returns_its_id_and_the_task_still_runs(
+    settings: Settings, client: Client, start_worker: WorkerFactory
+) -> None:
+    # Kafka acknowledged it, so it is enqueued: raising would make the caller submit it twice.
+    no_redis = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    with Client(no_redis) as blind:
+        task_id = blind.submit("add", 20, 22)
+    start_worker("w1")
+    assert client.wait(task_id, timeout=60).result == 42  # the worker created the record when it started it

@@ -39,3 +39,16 @@ def test_one_turn_records_outcomes_before_claiming_new_runs(store: Store) -> Non
     # A run that lost its lease cannot record: the outcome is refused, the record is untouched.
     assert store.finish_many([Finish(second.id, 1, TaskState.SUCCESS, 3)], worker="w2", lease="L2") == [False]
     assert store.get(second.id).status is TaskState.RUNNING
+
+
+def test_a_start_whose_answer_was_lost_is_handed_back_to_its_own_run_only(store: Store) -> None:
+    m = _msg(200)
+    store.create([m])
+    store.heartbeat("w1", lease="L1", partitions=[0], current_tasks=0, concurrency=1, tasks={}, started_at=0.0)
+    assert store.start_many([m], worker="w1", lease="L1")[0].attempt == 1
+    # Redis ran the START but the reply never arrived; the worker asks again with the same lease.
+    again = store.start_many([m], worker="w1", lease="L1")[0]
+    assert (again.action, again.attempt) == ("run", 1)
+    assert len(store.get(m.id).history) == 1  # not counted as a second attempt
+    # Anyone else sees a live owner.
+    assert store.start_many([m], worker="w2", lease="L2")[0].action == "busy"

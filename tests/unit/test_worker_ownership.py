@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from dataclasses import dataclass
+
 import pytest
 from kafka import TopicPartition
 
+from taskq.models import TaskMessage
 from taskq.registry import Registry
+from taskq.store import StartDecision
 from taskq.settings import Settings
 from taskq.worker import Worker
 
@@ -15,9 +19,23 @@ from taskq.worker import Worker
 class _Consumer:
     def __init__(self, partitions: set[int]) -> None:
         self.partitions = partitions
+        self.seeks: list[tuple[TopicPartition, int]] = []
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition("t", p) for p in self.partitions}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+@dataclass
+class _Record:
+    offset: int
+    value: bytes
+
+
+def _records(*offsets: int) -> list[_Record]:
+    return [_Record(o, TaskMessage(id=f"{o:032x}", task="add", args=[o, 1]).to_bytes()) for o in offsets]
 
 
 @pytest.fixture
@@ -52,3 +70,66 @@ def test_partitions_the_consumer_no_longer_has_are_released(worker: Worker) -> N
     epoch_of_0 = worker._owned[0]
     worker._reconcile(_Consumer({0}))
     assert worker._owned == {0: epoch_of_0}
+
+
+def test_records_fetched_before_the_assignment_callback_are_fetched_again_not_dropped(worker: Worker) -> None:
+    consumer = _Consumer({0, 1})
+    worker._assign({0})
+    worker._receive_all(consumer, TopicPartition("t", 1), _records(7, 8, 9))
+    # Partition 1 is the consumer's but its callback has not run: rewind to the first record, take nothing.
+    assert consumer.seeks == [(TopicPartition("t", 1), 7)]
+    assert worker._to_start == [] and worker._tracker.unfinished() == 0
+    worker._assign({1})
+    worker._receive_all(consumer, TopicPartition("t", 1), _records(7, 8, 9))
+    assert [i.offset for i in worker._to_start] == [7, 8, 9]
+
+
+def test_records_of_a_partition_the_consumer_gave_up_are_left_to_its_new_owner(worker: Worker) -> None:
+    consumer = _Consumer({0})
+    worker._assign({0})
+    worker._receive_all(consumer, TopicPartition("t", 3), _records(4))
+    assert consumer.seeks == [] and worker._to_start == []
+
+
+def test_a_run_handed_back_for_a_task_this_worker_already_runs_waits_instead_of_running_twice(
+    worker: Worker,
+) -> None:
+    worker._assign({0})
+    worker._receive_all(_Consumer({0}), TopicPartition("t", 0), _records(5))
+    item = worker._to_start[0]
+    worker._active.add(item.msg.id)  # the same task is running in this worker (a duplicate message)
+    worker._started([item], [StartDecision("run", 1)], now=100.0)
+    assert worker._claimed == 0 and worker._to_start == [item] and item.not_before > 100.0
+
+
+class _PausingConsumer(_Consumer):
+    """kafka-python's pause semantics: kept partitions stay paused through a rebalance, new ones do not."""
+
+    def __init__(self, partitions: set[int]) -> None:
+        super().__init__(partitions)
+        self.held: set[int] = set()
+
+    def rebalance(self, partitions: set[int]) -> None:
+        self.held &= partitions
+        self.partitions = partitions
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.held |= {tp.partition for tp in tps}
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.held -= {tp.partition for tp in tps}
+
+    def paused(self) -> set[TopicPartition]:
+        return {TopicPartition("t", p) for p in self.held}
+
+
+def test_partitions_kept_paused_through_a_rebalance_are_resumed_when_a_slot_frees(worker: Worker) -> None:
+    consumer = _PausingConsumer({0, 1, 2})
+    assert worker._flow_control(consumer, free=0) is True
+    assert consumer.held == {0, 1, 2}
+    consumer.rebalance({1, 2, 5})  # 0 moved away, 5 arrives unpaused, 1 and 2 stay paused
+    assert worker._flow_control(consumer, free=0) is True
+    assert consumer.held == {1, 2, 5}  # the window is still full: the newcomer waits too
+    consumer.rebalance({1, 2, 5, 7})
+    assert worker._flow_control(consumer, free=3) is False
+    assert consumer.held == set()  # every partition flows again, not only the unpaused newcomer

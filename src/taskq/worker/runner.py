@@ -132,6 +132,7 @@ class Worker:
         # Consumer-thread state: received but unclaimed, claimed (handed to a thread), ran but unrecorded.
         self._to_start: list[_Item] = []
         self._claimed = 0
+        self._active: set[str] = set()  # ids of the claimed runs
         self._to_record: list[_Ran] = []
         self._ran: queue.SimpleQueue[_Ran] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -227,7 +228,6 @@ class Worker:
 
     # --- consumer thread ---------------------------------------------------
     def _serve(self, consumer: Any) -> None:
-        paused = False
         last_commit = 0.0
         while not self._stopping.is_set():
             self._last_turn = time.monotonic()
@@ -237,12 +237,7 @@ class Worker:
             # Finished offsets waiting behind a slow task do not take slots (no head-of-line
             # blocking), but the uncommitted backlog is capped to bound re-delivery after a crash.
             free = min(self._window - self._tracker.unfinished(), MAX_BACKLOG - self._tracker.backlog())
-            if free <= 0 and not paused:
-                consumer.pause(*consumer.assignment())
-                paused = True
-            elif free > 0 and paused:
-                consumer.resume(*consumer.paused())
-                paused = False
+            paused = self._flow_control(consumer, free)
             if paused:
                 # Nothing may be fetched until a run finishes: wait for that, not for Kafka. (Waiting in
                 # poll() here capped a worker at about concurrency/BUSY_POLL_MS tasks per second.)
@@ -258,11 +253,8 @@ class Worker:
                 self.log.warning("[%s] poll failed: %s", self.id, exc)
                 time.sleep(0.5)
                 continue
-            if paused and consumer.assignment() - consumer.paused():
-                paused = False  # newly assigned partitions arrive unpaused; re-evaluate next turn
             for tp, records in batch.items():
-                for rec in records:
-                    self._receive(tp, rec)
+                self._receive_all(consumer, tp, records)
             if batch:
                 self._collect_ran()
                 self._turn()
@@ -273,11 +265,47 @@ class Worker:
                 self._commit(consumer)
                 last_commit = now
 
-    def _receive(self, tp: TopicPartition, rec: Any) -> None:
+    def _flow_control(self, consumer: Any, free: int) -> bool:
+        """Pause every assigned partition while the window is full, resume them all once it is not.
+
+        Decided from the consumer's own paused set on every turn: partitions assigned during a pause
+        arrive unpaused and partitions kept through a rebalance stay paused, so a remembered flag
+        drifts (it once left kept partitions paused for good while new ones flowed).
+        Returns whether fetching is paused.
+        """
+        try:
+            if free <= 0:
+                unpaused = consumer.assignment() - consumer.paused()
+                if unpaused:
+                    consumer.pause(*unpaused)
+                return True
+            held = consumer.paused()
+            if held:
+                consumer.resume(*held)
+        except kerr.KafkaError as exc:  # e.g. mid-rebalance; the next turn decides again
+            self.log.debug("[%s] pause/resume failed: %s", self.id, exc)
+        return False
+
+    def _receive_all(self, consumer: Any, tp: TopicPartition, records: list[Any]) -> None:
+        """Take a fetched batch of one partition, if the partition is ours."""
         with self._lock:
             epoch = self._owned.get(tp.partition)
         if epoch is None:
-            return  # revoked between fetch and now; the new owner reads it again
+            # Not (or no longer) ours. If the consumer still holds the partition, its assignment callback
+            # has not run yet (or was missed): rewind so these records are fetched again once it has.
+            # Dropping them would move the consumer's position past them, and the offsets committed
+            # after the callback would skip them for good. If the consumer let it go, its new owner
+            # reads it from the committed offset.
+            try:
+                if tp in consumer.assignment():
+                    consumer.seek(tp, records[0].offset)
+            except (kerr.KafkaError, AssertionError, ValueError) as exc:
+                self.log.debug("[%s] could not rewind %s: %s", self.id, tp, exc)
+            return
+        for rec in records:
+            self._receive(tp, rec, epoch)
+
+    def _receive(self, tp: TopicPartition, rec: Any, epoch: int) -> None:
         self._tracker.received(tp.partition, rec.offset)
         try:
             msg = TaskMessage.from_bytes(rec.value)
@@ -320,17 +348,22 @@ class Worker:
     def _started(self, due: list[_Item], decisions: list[StartDecision], now: float) -> None:
         done_ids = {id(i) for i in due}
         verbose = self.log.isEnabledFor(logging.INFO)
+        with self._lock:
+            epochs = dict(self._owned)
         for item, d in zip(due, decisions, strict=True):
-            if d.action == "busy":
-                # Another live worker runs it (its partition moved mid-run): wait for its outcome.
+            if d.action == "busy" or (d.action == "run" and item.msg.id in self._active):
+                # Another live worker runs it (its partition moved mid-run), or this one does (a duplicate
+                # message, or the partition came back to us mid-run): wait for that run's outcome.
                 item.not_before = now + BUSY_RECHECK
                 done_ids.discard(id(item))
             elif d.action == "skip":
                 self.log.info("[%s] Skipped Task ID: %s (%s)", self.id, item.msg.id, d.detail)
                 self.metrics.skipped(item.msg.task)
-                self._tracker.finished(item.partition, item.offset)
+                if epochs.get(item.partition) == item.epoch:  # revoked meanwhile: not ours to commit
+                    self._tracker.finished(item.partition, item.offset)
             else:
                 self._claimed += 1
+                self._active.add(item.msg.id)
                 if d.attempt > 1:
                     self.metrics.redelivered(item.msg.task)
                 if verbose:  # the args are formatted only when the line is written
@@ -349,6 +382,7 @@ class Worker:
             except queue.Empty:
                 return
             self._claimed -= 1
+            self._active.discard(ran.item.msg.id)
             self._to_record.append(ran)
 
     def _take_outcomes(self) -> tuple[list[_Ran], list[Finish]]:
