@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from dataclasses import dataclass
 
 import pytest
@@ -11,21 +10,17 @@ from kafka import TopicPartition
 
 from taskq.models import TaskMessage
 from taskq.registry import Registry
-from taskq.store import StartDecision
 from taskq.settings import Settings
+from taskq.store import StartDecision
 from taskq.worker import Worker
 
 
 class _Consumer:
     def __init__(self, partitions: set[int]) -> None:
         self.partitions = partitions
-        self.seeks: list[tuple[TopicPartition, int]] = []
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition("t", p) for p in self.partitions}
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.seeks.append((tp, offset))
 
 
 @dataclass
@@ -69,26 +64,35 @@ def test_partitions_the_consumer_no_longer_has_are_released(worker: Worker) -> N
     worker._assign({0, 1, 2})
     epoch_of_0 = worker._owned[0]
     worker._reconcile(_Consumer({0}))
+    assert set(worker._owned) == {0, 1, 2}  # a revocation callback may still be on its way
+    worker._reconcile(_Consumer({0}))
     assert worker._owned == {0: epoch_of_0}
 
 
-def test_records_fetched_before_the_assignment_callback_are_fetched_again_not_dropped(worker: Worker) -> None:
+def test_a_partition_caught_between_assignment_and_its_callback_is_not_released(worker: Worker) -> None:
+    worker._assign({0, 1})  # the callback ran after the consumer's assignment was read
+    worker._reconcile(_Consumer({0}))
+    worker._reconcile(_Consumer({0, 1}))  # next look: the consumer has it
+    worker._reconcile(_Consumer({0, 1}))
+    assert set(worker._owned) == {0, 1}
+
+
+def test_records_fetched_before_the_assignment_callback_are_taken_not_dropped(worker: Worker) -> None:
     consumer = _Consumer({0, 1})
     worker._assign({0})
     worker._receive_all(consumer, TopicPartition("t", 1), _records(7, 8, 9))
-    # Partition 1 is the consumer's but its callback has not run: rewind to the first record, take nothing.
-    assert consumer.seeks == [(TopicPartition("t", 1), 7)]
-    assert worker._to_start == [] and worker._tracker.unfinished() == 0
-    worker._assign({1})
-    worker._receive_all(consumer, TopicPartition("t", 1), _records(7, 8, 9))
-    assert [i.offset for i in worker._to_start] == [7, 8, 9]
+    # Partition 1 is the consumer's but its callback has not run: the worker adopts it and runs the records.
+    assert 1 in worker._owned and [i.offset for i in worker._to_start] == [7, 8, 9]
+    epoch = worker._owned[1]
+    worker._assign({1})  # the late callback changes nothing
+    assert worker._owned[1] == epoch and worker._tracker.unfinished() == 3
 
 
 def test_records_of_a_partition_the_consumer_gave_up_are_left_to_its_new_owner(worker: Worker) -> None:
     consumer = _Consumer({0})
     worker._assign({0})
     worker._receive_all(consumer, TopicPartition("t", 3), _records(4))
-    assert consumer.seeks == [] and worker._to_start == []
+    assert 3 not in worker._owned and worker._to_start == []
 
 
 def test_a_run_handed_back_for_a_task_this_worker_already_runs_waits_instead_of_running_twice(

@@ -39,6 +39,7 @@ from ..registry import Registry
 from ..settings import Settings
 from ..store import Finish, StartDecision, Store
 from .execute import IsolatedRunner, Outcome, run_task
+from .flow import pause_all, resume_all
 from .join_guard import JoinGuard
 from .offsets import OffsetTracker
 
@@ -127,6 +128,7 @@ class Worker:
         self._owned: dict[int, int] = {}  # partition -> assignment epoch
         self._epoch = 0
         self._stray: set[int] = set()  # assigned in the consumer, not (yet) in _owned
+        self._gone: set[int] = set()  # in _owned, no longer (or not yet) in the consumer
         self._join_guard = JoinGuard(log=self.log, name=self.id)
         self._running = 0  # tasks executing right now (task threads update it)
         # Consumer-thread state: received but unclaimed, claimed (handed to a thread), ran but unrecorded.
@@ -270,18 +272,14 @@ class Worker:
 
         Decided from the consumer's own paused set on every turn: partitions assigned during a pause
         arrive unpaused and partitions kept through a rebalance stay paused, so a remembered flag
-        drifts (it once left kept partitions paused for good while new ones flowed).
-        Returns whether fetching is paused.
+        drifts (it once left kept partitions paused for good while new ones flowed). Resuming also
+        releases the records kafka-python parked meanwhile (see flow.py). Returns whether paused.
         """
         try:
             if free <= 0:
-                unpaused = consumer.assignment() - consumer.paused()
-                if unpaused:
-                    consumer.pause(*unpaused)
+                pause_all(consumer)
                 return True
-            held = consumer.paused()
-            if held:
-                consumer.resume(*held)
+            resume_all(consumer)
         except kerr.KafkaError as exc:  # e.g. mid-rebalance; the next turn decides again
             self.log.debug("[%s] pause/resume failed: %s", self.id, exc)
         return False
@@ -291,17 +289,24 @@ class Worker:
         with self._lock:
             epoch = self._owned.get(tp.partition)
         if epoch is None:
-            # Not (or no longer) ours. If the consumer still holds the partition, its assignment callback
-            # has not run yet (or was missed): rewind so these records are fetched again once it has.
-            # Dropping them would move the consumer's position past them, and the offsets committed
-            # after the callback would skip them for good. If the consumer let it go, its new owner
-            # reads it from the committed offset.
+            # If the consumer still holds the partition, its assignment callback has not run yet (or was
+            # missed): adopt it now. Dropping the records would move the consumer's position past them,
+            # and the offsets committed later would skip them for good. (Seeking back instead is not
+            # enough: a fetch session does not ask again for an offset it already fetched.) If the
+            # consumer let the partition go, its new owner reads it from the committed offset.
             try:
-                if tp in consumer.assignment():
-                    consumer.seek(tp, records[0].offset)
-            except (kerr.KafkaError, AssertionError, ValueError) as exc:
-                self.log.debug("[%s] could not rewind %s: %s", self.id, tp, exc)
-            return
+                held = tp in consumer.assignment()
+            except kerr.KafkaError:
+                held = False
+            if not held:
+                return
+            self.log.warning("[%s] records of partition %d arrived before its assignment callback; adopting it",
+                             self.id, tp.partition)
+            self._assign({tp.partition})
+            with self._lock:
+                epoch = self._owned.get(tp.partition)
+            if epoch is None:
+                return
         for rec in records:
             self._receive(tp, rec, epoch)
 
@@ -552,22 +557,27 @@ class Worker:
         missed (the worker would otherwise drop every record of partitions Kafka gave it and sit idle).
         The stuck join seen in practice was a different failure: see join_guard.py.
         """
+        # Both directions wait for a second check (COMMIT_INTERVAL later): the IO thread changes the
+        # consumer's assignment and then runs the callback, so one look can catch them mid-way. (Acting
+        # at once revoked partitions that had just been assigned, and their records were dropped.)
+        with self._lock:
+            owned = set(self._owned)
         try:
             actual = {tp.partition for tp in consumer.assignment()}
         except kerr.KafkaError:
             return
-        with self._lock:
-            owned = set(self._owned)
-        # A callback may be on its way (the IO thread updates the assignment first): adopt only what
-        # is still missing one check (COMMIT_INTERVAL) later.
         stray, self._stray = self._stray, actual - owned
         if stray & self._stray:
             self.log.warning("[%s] the consumer owns %s without an assignment callback; adopting them",
                              self.id, sorted(stray & self._stray))
             self._assign(stray & self._stray)
             self._stray = set()
-        if owned - actual:
-            self._revoke(owned - actual, lost=False)
+        gone, self._gone = self._gone, owned - actual
+        if gone & self._gone:
+            self.log.warning("[%s] the consumer gave up %s without a revocation callback; releasing them",
+                             self.id, sorted(gone & self._gone))
+            self._revoke(gone & self._gone, lost=False)
+            self._gone = set()
 
     # --- rebalance callbacks (consumer IO thread) ---------------------------
     def _assign(self, partitions: set[int]) -> None:
