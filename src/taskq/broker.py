@@ -16,6 +16,7 @@ import kafka.errors as kerr
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.producer.transaction_manager import TransactionState
 
 from .errors import BrokerError, BrokerUnavailable
 from .models import TaskMessage
@@ -88,10 +89,15 @@ def consumer_lag(settings: Settings) -> dict[int, int]:
 class Producer:
     """Produces task messages and waits for Kafka's acknowledgement (acks=all, idempotent).
 
-    kafka-python 3 puts an idempotent producer into a permanent fatal state after a
-    non-retriable error such as a message larger than the topic allows; every later send
-    would then fail. The producer is rebuilt when that happens, so one refused message
-    does not take the submitter down with it.
+    kafka-python 3 can leave an idempotent producer unable to send for good; the producer is
+    rebuilt when that happens (``_stuck``), so one bad moment does not take the submitter down:
+
+    - a permanent fatal state after a non-retriable error, such as a message larger than the
+      topic allows;
+    - no producer id: after a batch it had sent expired (the broker was restarted, say), 3.0.12
+      resets the producer id but stays READY, and it asks for a new id only from UNINITIALIZED.
+      Every later send waited for an id that never came: after one 8 s Kafka restart an API
+      refused every submit until it was restarted (found by the chaos test, reproduced alone).
     """
 
     def __init__(self, settings: Settings, *, client_id: str = "taskq-producer") -> None:
@@ -119,16 +125,27 @@ class Producer:
                 bootstrap_timeout_ms=int(s.submit_timeout * 1000),
             )
 
+    @staticmethod
+    def _stuck(p: KafkaProducer) -> str | None:
+        """Why this producer can never send again, or None."""
+        tm = getattr(p, "_transaction_manager", None)
+        if tm is None:
+            return None
+        if tm.has_fatal_error():
+            return "hit a fatal error"
+        if (not tm.has_producer_id() and not tm.is_transactional()
+                and getattr(tm, "_current_state", None) is TransactionState.READY):
+            return "lost its producer id and does not ask for a new one"
+        return None
+
     def _live(self) -> KafkaProducer:
-        tm = getattr(self._p, "_transaction_manager", None)
-        if tm is not None and tm.has_fatal_error():
+        if self._stuck(self._p) is not None:
             with self._lock:
-                tm = getattr(self._p, "_transaction_manager", None)
-                if tm is not None and tm.has_fatal_error():
-                    log.warning("the Kafka producer hit a fatal error; starting a new one")
+                why = self._stuck(self._p)
+                if why is not None:
+                    log.warning("the Kafka producer %s; starting a new one", why)
                     old, self._p = self._p, self._connect()
-                    with contextlib.suppress(kerr.KafkaError):
-                        old.close(timeout=0)
+                    _close(old, timeout=0)
         return self._p
 
     def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
@@ -161,10 +178,25 @@ class Producer:
             self._live().send(topic, value=value, key=key, headers=headers).get(timeout=self.settings.submit_timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        try:
-            self._p.close(timeout=timeout)
-        except kerr.KafkaError:  # closing a producer whose broker is gone
-            log.debug("producer close failed", exc_info=True)
+        _close(self._p, timeout=timeout)
+
+
+def _close(p: KafkaProducer, *, timeout: float) -> None:
+    """Close a producer even when its messages cannot be delivered (they fail, nothing hangs).
+
+    kafka-python's ``close()`` first flushes and raises if that times out, before it stops its
+    sender thread: a producer whose broker is gone (or that can no longer send) stayed half-open,
+    its thread running, and tried again from ``__del__``.
+    """
+    try:
+        p.close(timeout=timeout)
+    except kerr.KafkaError:
+        log.debug("producer close timed out; dropping its undelivered messages", exc_info=True)
+        sender = getattr(p, "_sender", None)
+        if sender is not None:
+            sender.force_close()  # fails what is still queued, stops the thread
+        if hasattr(p, "_closed"):
+            p._closed = True
 
 
 def make_consumer(settings: Settings, *, client_id: str, listener: Any) -> KafkaConsumer:

@@ -9,6 +9,7 @@ later kafka-python fixed it and flow.release_parked can go.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,11 +18,16 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from taskq.broker import ensure_topics
 from taskq.settings import Settings
-from taskq.worker.flow import resume_all
+from taskq.worker.flow import StallWatch, resume_all
 
 
-def _pause_with_records_in_line(settings: Settings, resume: Callable[[Any, TopicPartition], None]) -> list[int]:
-    """Offsets of partition A delivered within 3 s after pausing it mid-batch and resuming it."""
+def _pause_with_records_in_line(settings: Settings, resume: Callable[[Any, TopicPartition], None], *,
+                                other_in_line: bool = False, seconds: float = 3.0) -> list[int]:
+    """Offsets of partition A delivered within ``seconds`` after pausing it mid-batch and resuming it.
+
+    With ``other_in_line`` the other partition's records are only partly taken when A is resumed,
+    so they, not an exhausted batch, hold kafka-python's in-line slot.
+    """
     ensure_topics(settings)
     topic = settings.tasks_topic
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=50)
@@ -43,14 +49,15 @@ def _pause_with_records_in_line(settings: Settings, resume: Callable[[Any, Topic
         (paused, records), = first.items()
         other = b if paused == a else a
         consumer.pause(paused)
-        got_other = 0
-        while got_other < 20 and time.monotonic() < deadline:
-            got = consumer.poll(timeout_ms=200, max_records=100)  # parks the paused one's records
+        got_other, want_other = 0, (1 if other_in_line else 20)
+        while got_other < want_other and time.monotonic() < deadline:
+            # Parks the paused partition's records, then takes the other one's.
+            got = consumer.poll(timeout_ms=200, max_records=want_other - got_other)
             got_other += len(got.get(other, []))
-        assert got_other == 20
+        assert got_other == want_other
         resume(consumer, paused)
         offsets = [r.offset for r in records]
-        until = time.monotonic() + 3
+        until = time.monotonic() + seconds
         while time.monotonic() < until and len(offsets) < 20:
             offsets += [r.offset for r in consumer.poll(timeout_ms=100).get(paused, [])]
         return offsets
@@ -60,6 +67,29 @@ def _pause_with_records_in_line(settings: Settings, resume: Callable[[Any, Topic
 
 def test_records_parked_while_a_partition_was_paused_arrive_after_resume_all(settings: Settings) -> None:
     offsets = _pause_with_records_in_line(settings, lambda c, _tp: resume_all(c))
+    assert offsets == list(range(20))
+
+
+def test_parked_records_arrive_after_resume_all_while_another_partition_holds_the_slot(
+    settings: Settings,
+) -> None:
+    offsets = _pause_with_records_in_line(settings, lambda c, _tp: resume_all(c), other_in_line=True)
+    assert offsets == list(range(20))
+
+
+def test_the_stall_watch_gets_a_stranded_partition_fetched_again(settings: Settings) -> None:
+    watch = StallWatch(log=logging.getLogger("test"), name="t", stall_seconds=1.0)
+
+    def resume_and_watch(consumer: Any, tp: TopicPartition) -> None:
+        consumer.resume(tp)  # the library alone strands it; the watch must notice and fix it
+        for _ in range(15):
+            consumer.poll(timeout_ms=100, max_records=1)  # returns nothing of the stranded partition
+            watch.check(consumer, paused=False)
+            if watch.resets:
+                return
+
+    offsets = _pause_with_records_in_line(settings, resume_and_watch, seconds=5.0)
+    assert watch.resets == 1
     assert offsets == list(range(20))
 
 

@@ -11,17 +11,23 @@ its records are never returned, and the fetcher never fetches a partition with p
 again. The partition stalls with tasks on it, for good (found with the chaos test: a partition's
 offsets 28-32 were run, 33-45 of the same fetched batch sat queued for minutes on an idle worker).
 
-``resume_all`` resumes and then empties an exhausted in-line slot, which is the state kafka-python
-expects before it restores parked records. It touches one private attribute and does nothing if a
-later kafka-python no longer has it.
+``resume_all`` resumes and then drops the records parked for partitions no longer paused; the
+fetcher then fetches those partitions again from their position (nothing was consumed past it).
+Merely freeing an exhausted in-line slot, the first version of this fix, was not enough: when the
+slot held another partition's live records at resume time, the parked ones stayed stranded (the
+chaos test caught that too). It touches private attributes and does nothing if a later
+kafka-python no longer has them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-log = logging.getLogger("taskq.worker")
+# A partition with tasks known to be waiting (its high watermark is past our position) that has
+# not moved for this long while the worker is not paused gets its fetch state reset.
+STALL_SECONDS = 15.0
 
 
 def pause_all(consumer: Any) -> None:
@@ -42,10 +48,67 @@ def resume_all(consumer: Any) -> bool:
 
 
 def release_parked(consumer: Any) -> None:
-    """Let kafka-python restore records it parked while their partition was paused."""
-    fetcher = getattr(consumer, "_fetcher", None)
-    if fetcher is None or not hasattr(fetcher, "_next_partition_records"):
+    """Drop what kafka-python parked for partitions that are no longer paused: they are fetched again."""
+    parked = getattr(getattr(consumer, "_fetcher", None), "_paused_partition_records", None)
+    subscription = getattr(consumer, "_subscription", None)
+    if not parked or subscription is None:
         return
-    inline = fetcher._next_partition_records
-    if inline is not None and not inline and getattr(fetcher, "_paused_partition_records", None):
-        fetcher._next_partition_records = None  # exhausted: free the slot for the parked records
+    for tp in list(parked):
+        if not subscription.is_paused(tp):
+            records = parked.pop(tp, None)
+            if records is not None:
+                records.drain()
+
+
+class StallWatch:
+    """Last line of defence: reset the fetch state of a partition that stopped being fetched.
+
+    kafka-python has stranded partitions in more than one way (parked records above, stale fetch
+    sessions). Whatever the next way is, its symptom is the same: the consumer knows records are
+    waiting (the high watermark of its last fetch is past its position) and the position does not
+    move although the worker is not paused. After ``STALL_SECONDS`` of that the partition's parked
+    records are dropped and the consumer is sought to its own position, which makes the fetcher
+    ask for it again. Reading the position and high watermark uses kafka-python's subscription
+    state; the watch switches itself off if that is not there.
+    """
+
+    def __init__(self, *, log: logging.Logger, name: str, stall_seconds: float = STALL_SECONDS) -> None:
+        self.log = log
+        self.name = name
+        self.stall_seconds = stall_seconds
+        self._since: dict[Any, tuple[int, float]] = {}  # tp -> (position, first seen stuck there)
+        self.resets = 0
+
+    def check(self, consumer: Any, *, paused: bool, now: float | None = None) -> None:
+        if paused:
+            self._since.clear()
+            return
+        states = getattr(getattr(consumer, "_subscription", None), "assignment", None)
+        if not isinstance(states, dict):
+            return
+        now = time.monotonic() if now is None else now
+        seen: dict[Any, tuple[int, float]] = {}
+        for tp, state in list(states.items()):
+            position = getattr(state, "position", None)
+            highwater = getattr(state, "highwater", None)
+            offset = getattr(position, "offset", None)
+            if offset is None or highwater is None or offset >= highwater or getattr(state, "paused", False):
+                continue
+            first = self._since.get(tp)
+            since = first[1] if first is not None and first[0] == offset else now
+            seen[tp] = (offset, since)
+            if now - since >= self.stall_seconds:
+                self._reset(consumer, tp, offset, highwater - offset, now - since)
+                seen[tp] = (offset, now)
+        self._since = seen
+
+    def _reset(self, consumer: Any, tp: Any, offset: int, waiting: int, seconds: float) -> None:
+        self.resets += 1
+        self.log.warning("[%s] partition %d: %d task(s) waiting at offset %d, nothing fetched for %.0fs; "
+                         "resetting its fetch state", self.name, tp.partition, waiting, offset, seconds)
+        parked = getattr(getattr(consumer, "_fetcher", None), "_paused_partition_records", None)
+        if isinstance(parked, dict):
+            records = parked.pop(tp, None)
+            if records is not None:
+                records.drain()
+        consumer.seek(tp, offset)

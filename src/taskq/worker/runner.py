@@ -39,7 +39,7 @@ from ..registry import Registry
 from ..settings import Settings
 from ..store import Finish, StartDecision, Store
 from .execute import IsolatedRunner, Outcome, run_task
-from .flow import pause_all, resume_all
+from .flow import StallWatch, pause_all, resume_all
 from .join_guard import JoinGuard
 from .offsets import OffsetTracker
 
@@ -130,6 +130,7 @@ class Worker:
         self._stray: set[int] = set()  # assigned in the consumer, not (yet) in _owned
         self._gone: set[int] = set()  # in _owned, no longer (or not yet) in the consumer
         self._join_guard = JoinGuard(log=self.log, name=self.id)
+        self._stall_watch = StallWatch(log=self.log, name=self.id)
         self._running = 0  # tasks executing right now (task threads update it)
         # Consumer-thread state: received but unclaimed, claimed (handed to a thread), ran but unrecorded.
         self._to_start: list[_Item] = []
@@ -263,6 +264,7 @@ class Worker:
             now = time.monotonic()
             if now - last_commit >= COMMIT_INTERVAL:
                 self._join_guard.check(consumer)
+                self._stall_watch.check(consumer, paused=paused)
                 self._reconcile(consumer)
                 self._commit(consumer)
                 last_commit = now

@@ -1,0 +1,73 @@
+"""A producer keeps working after its Kafka broker restarts (a private broker, stopped and started).
+
+kafka-python 3.0.12 resets an idempotent producer's id when a batch it had sent expires and then
+never asks for a new one: without taskq's rebuild every send after the restart timed out, for good.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskq.broker import Producer, ensure_topics
+from taskq.devstack import KafkaServer, free_port
+from taskq.errors import TaskqError
+from taskq.models import TaskMessage
+from taskq.settings import Settings
+
+
+@pytest.fixture
+def kafka(tmp_path: Path) -> Iterator[KafkaServer]:
+    server = KafkaServer(data_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def _batch(n: int = 5) -> list[TaskMessage]:
+    return [TaskMessage(id=f"{time.time_ns()}-{i}", task="add", args=[i, 1]) for i in range(n)]
+
+
+@pytest.mark.timeout(180)
+def test_a_producer_sends_again_after_its_broker_restarted(kafka: KafkaServer) -> None:
+    settings = Settings(kafka_bootstrap=kafka.bootstrap, partitions=6, submit_timeout=3)
+    ensure_topics(settings)
+    producer = Producer(settings, client_id="restart-test")
+    try:
+        producer.send(_batch())
+        kafka.stop()
+        with pytest.raises(TaskqError):  # the broker is away: refused, within the submit timeout
+            producer.send(_batch())
+        kafka.start()
+        deadline, sent = time.monotonic() + 60, False
+        while not sent and time.monotonic() < deadline:
+            try:
+                producer.send(_batch())
+                sent = True
+            except TaskqError:
+                time.sleep(0.5)
+        assert sent, "the producer never sent again after the broker came back"
+    finally:
+        started = time.monotonic()
+        producer.close(timeout=1)
+        assert time.monotonic() - started < 5
+
+
+@pytest.mark.timeout(120)
+def test_closing_a_producer_whose_broker_is_gone_returns_and_stops_its_thread(kafka: KafkaServer) -> None:
+    settings = Settings(kafka_bootstrap=kafka.bootstrap, partitions=6, submit_timeout=3)
+    ensure_topics(settings)
+    producer = Producer(settings, client_id="close-test")
+    producer.send(_batch())
+    kafka.stop()
+    future = producer.send_nowait(_batch(1)[0])  # stays undelivered
+    started = time.monotonic()
+    producer.close(timeout=0.5)
+    assert time.monotonic() - started < 5
+    sender = producer._p._sender
+    sender.join(5)
+    assert not sender.is_alive()
+    assert future.is_done and future.failed()  # failed, not left hanging
