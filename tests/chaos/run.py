@@ -45,6 +45,7 @@ class Report:
     unexpected_dead: list[str] = field(default_factory=list)
     kills: int = 0
     max_recovery: float = 0.0
+    slowest_recovery: str = ""  # which task, for the log
     submit_errors: int = 0
     seconds: float = 0.0
     events: list[str] = field(default_factory=list)
@@ -68,7 +69,7 @@ class Report:
             f"{'yes' if not self.unexplained_duplicates else 'NO ' + str(self.unexplained_duplicates[:5])})",
             f"dead letters             {self.dead_letters} (expected {self.dead_expected})",
             f"worker kills (SIGKILL)   {self.kills}",
-            f"max kill -> recovery     {self.max_recovery:.1f}s",
+            f"max kill -> recovery     {self.max_recovery:.1f}s {self.slowest_recovery}",
             f"submits refused (retried) {self.submit_errors}",
             f"wall time                {self.seconds:.0f}s",
             f"not terminal by status   {self.not_terminal or '-'}",
@@ -289,7 +290,12 @@ class Chaos:
                     kills = [t for t, w in self.kill_times if w == h["worker"] and t >= h["started_at"]]
                     nxt = [x for x in rec.history if x["attempt"] == h["attempt"] + 1]
                     if kills and nxt and nxt[0].get("finished_at"):
-                        rep.max_recovery = max(rep.max_recovery, nxt[0]["finished_at"] - min(kills))
+                        took = nxt[0]["finished_at"] - min(kills)
+                        if took > rep.max_recovery:
+                            rep.max_recovery = took
+                            rep.slowest_recovery = (f"({tid}: {h['worker']} killed at "
+                                                    f"{time.strftime('%H:%M:%S', time.localtime(min(kills)))}, "
+                                                    f"attempt {h['attempt'] + 1} by {nxt[0]['worker']})")
         store.close()
         dead_ids = {d.get("id") for d in read_topic(self.settings, self.settings.dead_topic)}
         rep.dead_letters = len(dead_ids & set(ids))
