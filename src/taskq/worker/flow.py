@@ -104,8 +104,10 @@ class StallWatch:
 
     def _reset(self, consumer: Any, tp: Any, offset: int, waiting: int, seconds: float) -> None:
         self.resets += 1
-        self.log.warning("[%s] partition %d: %d task(s) waiting at offset %d, nothing fetched for %.0fs; "
-                         "resetting its fetch state", self.name, tp.partition, waiting, offset, seconds)
+        # Also seen after a Kafka outage (nothing could be fetched); re-seeking is harmless then.
+        self.log.warning("[%s] partition %d: %d task(s) waiting at offset %d, nothing fetched for %.0fs "
+                         "(Kafka unreachable, or a stalled fetch); re-seeking it", self.name, tp.partition,
+                         waiting, offset, seconds)
         parked = getattr(getattr(consumer, "_fetcher", None), "_paused_partition_records", None)
         if isinstance(parked, dict):
             records = parked.pop(tp, None)
