@@ -28,98 +28,136 @@ local function create(key, id, task, args, kwargs, created, max_retries, timeout
 end
 """
 
-# ARGV: prefix, id, task, args, kwargs, created_at, max_retries, timeout, maxlen, now
-CREATE = COMMON + r"""
-local id = ARGV[2]
-local key = P..'task:'..id
-if redis.call('EXISTS', key) == 1 then return 0 end
-create(key, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], 0)
-event(ARGV[9], id, 'queued', ARGV[3], '', ARGV[10])
-return 1
-"""
-
-# ARGV: prefix, id, gen, worker, lease, now, task, args, kwargs, created_at, max_retries, timeout, maxlen
-# Returns {'run', attempts} | {'skip', reason} | {'busy', owner}
-START = COMMON + r"""
-local id, gen, worker, lease, now = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
-local key = P..'task:'..id
-local st = redis.call('HGET', key, 'status')
-if not st then
-  -- The submitter died between Kafka's ack and its Redis write, or the record expired.
-  create(key, id, ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], gen)
-  st = 'queued'
+# The three hot transitions (create, start, finish) run in batches: one script call per batch,
+# its items in a flat ARGV with a fixed stride (no per-call script overhead, no JSON to decode).
+HOT = COMMON + r"""
+local function create_one(id, task, args, kwargs, created, max_retries, timeout, maxlen, now)
+  local key = P..'task:'..id
+  if redis.call('EXISTS', key) == 1 then return 0 end
+  create(key, id, task, args, kwargs, created, max_retries, timeout, 0)
+  event(maxlen, id, 'queued', task, '', now)
+  return 1
 end
-if TERMINAL[st] then return {'skip', st} end
-local rgen = tonumber(redis.call('HGET', key, 'gen') or '0')
-if gen < rgen then return {'skip', 'stale'} end
-local reason = 'first delivery'
-local lost = nil
-if st == 'running' then
-  local owner = redis.call('HGET', key, 'worker')
-  local owner_lease = redis.call('HGET', key, 'lease')
-  local hb = redis.call('GET', P..'hb:'..owner)
-  if hb and hb == owner_lease then
-    -- The caller's own run: its earlier START succeeded but the answer was lost (Redis went away
-    -- mid-reply). Hand the same attempt back; the worker checks that it does not run it already.
-    if owner_lease == lease then return {'run', tonumber(redis.call('HGET', key, 'attempts') or '1')} end
-    return {'busy', owner}
+
+-- Returns {'run', attempts} | {'skip', reason} | {'busy', owner}
+local function start_one(id, gen, worker, lease, now, task, args, kwargs, created, max_retries, timeout, maxlen)
+  gen = tonumber(gen)
+  local key = P..'task:'..id
+  local st = redis.call('HGET', key, 'status')
+  if not st then
+    -- The submitter died between Kafka's ack and its Redis write, or the record expired.
+    create(key, id, task, args, kwargs, created, max_retries, timeout, gen)
+    st = 'queued'
   end
-  lost = owner
-  reason = 'redelivered: worker '..owner..' was lost'
-elseif st == 'retrying' then
-  reason = 'retry'
+  if TERMINAL[st] then return {'skip', st} end
+  local cur = redis.call('HMGET', key, 'gen', 'worker', 'lease', 'attempts', 'history', 'created_at', 'task')
+  if gen < tonumber(cur[1] or '0') then return {'skip', 'stale'} end
+  local reason = 'first delivery'
+  local lost = nil
+  if st == 'running' then
+    local owner = cur[2]
+    local hb = redis.call('GET', P..'hb:'..owner)
+    if hb and hb == cur[3] then
+      -- The caller's own run: its earlier START succeeded but the answer was lost (Redis went away
+      -- mid-reply). Hand the same attempt back; the worker checks that it does not run it already.
+      if cur[3] == lease then return {'run', tonumber(cur[4] or '1')} end
+      return {'busy', owner}
+    end
+    lost = owner
+    reason = 'redelivered: worker '..owner..' was lost'
+  elseif st == 'retrying' then
+    reason = 'retry'
+  end
+  local attempts = tonumber(cur[4] or '0') + 1
+  local history = cjson.decode(cur[5] or '[]')
+  if lost and #history > 0 and not history[#history]['outcome'] then
+    history[#history]['outcome'] = 'lost'
+  end
+  table.insert(history, {attempt=attempts, worker=worker, started_at=tonumber(now), reason=reason})
+  redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'worker', worker, 'lease', lease,
+    'started_at', now, 'gen', gen, 'history', cjson.encode(history))
+  if lost then redis.call('HSET', key, 'lost_worker', lost) end
+  move(id, st, 'running', tonumber(cur[6] or now))
+  event(maxlen, id, 'running', cur[7], worker, now)
+  return {'run', attempts}
 end
-local attempts = tonumber(redis.call('HGET', key, 'attempts') or '0') + 1
-local history = cjson.decode(redis.call('HGET', key, 'history') or '[]')
-if lost and #history > 0 and not history[#history]['outcome'] then
-  history[#history]['outcome'] = 'lost'
+
+-- status is success | failed | dead | retrying (then ``due`` is when the retry is produced).
+-- Returns 1 and the task name when recorded, 0 when this run no longer owns the task.
+local function finish_one(id, lease, attempt, status, result, err, now, ttl, worker, maxlen, due)
+  local key = P..'task:'..id
+  local cur = redis.call('HMGET', key, 'status', 'lease', 'attempts', 'history', 'created_at', 'task', 'gen')
+  if cur[1] ~= 'running' or cur[2] ~= lease or tonumber(cur[3]) ~= tonumber(attempt) then return 0 end
+  local history = cjson.decode(cur[4] or '[]')
+  if #history > 0 then
+    history[#history]['finished_at'] = tonumber(now)
+    history[#history]['outcome'] = status == 'retrying' and 'retry' or status
+    if err ~= '' then history[#history]['error'] = err end
+  end
+  redis.call('HDEL', key, 'lease')
+  move(id, 'running', status, tonumber(cur[5] or now))
+  if status == 'retrying' then
+    -- A new message generation is produced when due; the current message is acknowledged.
+    redis.call('HSET', key, 'status', 'retrying', 'error', err, 'gen', tonumber(cur[7] or '0') + 1,
+      'eta', due, 'history', cjson.encode(history))
+    redis.call('ZADD', P..'scheduled', due, id)
+  else
+    redis.call('HSET', key, 'status', status, 'result', result, 'error', err, 'finished_at', now,
+      'history', cjson.encode(history))
+    redis.call('PEXPIRE', key, ttl)
+  end
+  return 1, cur[6]
 end
-table.insert(history, {attempt=attempts, worker=worker, started_at=tonumber(now), reason=reason})
-redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'worker', worker, 'lease', lease,
-  'started_at', now, 'gen', gen, 'history', cjson.encode(history))
-if lost then redis.call('HSET', key, 'lost_worker', lost) end
-move(id, st, 'running', tonumber(redis.call('HGET', key, 'created_at') or now))
-event(ARGV[13], id, 'running', redis.call('HGET', key, 'task'), worker, now)
-return {'run', attempts}
 """
 
-# ARGV: prefix, id, lease, attempt, status, result, error, now, ttl, worker, maxlen, due
-# status is success | failed | dead | retrying (then ``due`` is when the retry is produced).
-# Returns 1 when recorded, 0 when this run no longer owns the task.
-FINISH = COMMON + r"""
-local id, lease, attempt, status, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[8]
-local key = P..'task:'..id
-local cur = redis.call('HMGET', key, 'status', 'lease', 'attempts', 'history', 'created_at', 'task', 'gen')
-if cur[1] ~= 'running' or cur[2] ~= lease or tonumber(cur[3]) ~= attempt then return 0 end
-local history = cjson.decode(cur[4] or '[]')
-if #history > 0 then
-  history[#history]['finished_at'] = tonumber(now)
-  history[#history]['outcome'] = status == 'retrying' and 'retry' or status
-  if ARGV[7] ~= '' then history[#history]['error'] = ARGV[7] end
+# ARGV: prefix, maxlen, now, then per task (stride 7): id, task, args, kwargs, created_at, max_retries, timeout.
+# Returns one 1 (created) or 0 (a record existed already) per task.
+CREATE = HOT + r"""
+local maxlen, now = ARGV[2], ARGV[3]
+local out = {}
+for i = 4, #ARGV, 7 do
+  out[#out + 1] = create_one(ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], maxlen, now)
 end
-redis.call('HDEL', key, 'lease')
-move(id, 'running', status, tonumber(cur[5] or now))
-if status == 'retrying' then
-  -- A new message generation is produced when due; the current message is acknowledged.
-  redis.call('HSET', key, 'status', 'retrying', 'error', ARGV[7], 'gen', tonumber(cur[7] or '0') + 1,
-    'eta', ARGV[12], 'history', cjson.encode(history))
-  redis.call('ZADD', P..'scheduled', ARGV[12], id)
-else
-  redis.call('HSET', key, 'status', status, 'result', ARGV[6], 'error', ARGV[7], 'finished_at', now,
-    'history', cjson.encode(history))
-  redis.call('PEXPIRE', key, ARGV[9])
+return out
+"""
+
+# A worker's turn: record outcomes, then claim runs for received messages.
+# ARGV: prefix, worker, lease, now, ttl, maxlen, n_finish,
+#   n_finish x (id, attempt, status, result, error, due),
+#   then per message (stride 8): id, gen, task, args, kwargs, created_at, max_retries, timeout.
+# Returns n_finish of 1/0 (recorded / no longer owned), then one {action, detail} per message.
+APPLY = HOT + r"""
+local worker, lease, now, ttl, maxlen = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local nfinish = tonumber(ARGV[7])
+local out = {}
+local counts = {}
+local i = 8
+for _ = 1, nfinish do
+  local status = ARGV[i+2]
+  local ok, task = finish_one(ARGV[i], lease, ARGV[i+1], status, ARGV[i+3], ARGV[i+4], now, ttl, worker, maxlen,
+    ARGV[i+5])
+  out[#out + 1] = ok
+  if ok == 1 then
+    counts[status] = (counts[status] or 0) + 1
+    event(maxlen, ARGV[i], status, task, worker, now)
+  end
+  i = i + 6
 end
-local wkey = P..'worker:'..ARGV[10]
-if status == 'success' then
-  redis.call('HINCRBY', wkey, 'processed', 1)
-else
-  redis.call('HINCRBY', wkey, 'failed', 1)
+if nfinish > 0 then
+  local wkey = P..'worker:'..worker
+  local bucket = P..'tput:'..math.floor(tonumber(now) / 10)
+  for status, n in pairs(counts) do
+    redis.call('HINCRBY', wkey, status == 'success' and 'processed' or 'failed', n)
+    redis.call('HINCRBY', bucket, status, n)
+  end
+  redis.call('EXPIRE', bucket, 3700)
 end
-local bucket = P..'tput:'..math.floor(tonumber(now) / 10)
-redis.call('HINCRBY', bucket, status, 1)
-redis.call('EXPIRE', bucket, 3700)
-event(ARGV[11], id, status, cur[6], ARGV[10], now)
-return 1
+while i <= #ARGV do
+  out[#out + 1] = start_one(ARGV[i], ARGV[i+1], worker, lease, now, ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5],
+    ARGV[i+6], ARGV[i+7], maxlen)
+  i = i + 8
+end
+return out
 """
 
 # ARGV: prefix, id, now, ttl, maxlen. Returns {1, 'cancelled'} or {0, current_status}

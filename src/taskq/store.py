@@ -64,6 +64,10 @@ class Page:
     next_cursor: str | None
 
 
+# At most this many tasks per script call: one call blocks Redis while it runs.
+SCRIPT_BATCH = 200
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -86,8 +90,7 @@ class Store:
             )
         self.r: redis.Redis = client
         self._create = self.r.register_script(lua.CREATE)
-        self._start = self.r.register_script(lua.START)
-        self._finish = self.r.register_script(lua.FINISH)
+        self._apply = self.r.register_script(lua.APPLY)
         self._cancel = self.r.register_script(lua.CANCEL)
         self._requeue = self.r.register_script(lua.REQUEUE)
         self._create_scheduled = self.r.register_script(lua.CREATE_SCHEDULED)
@@ -145,11 +148,18 @@ class Store:
 
         With ``due`` they are delayed tasks: a worker's scheduler produces them to Kafka then.
         """
-        now = str(time.time())
-        script = self._create if due is None else self._create_scheduled
-        extra = [] if due is None else [repr(due)]
-        self._eval_many([(script, [self.prefix, m.id, *self._request_args(m), self._maxlen, now, *extra])
-                         for m in messages])
+        now = repr(time.time())
+        if due is not None:
+            self._eval_many([(self._create_scheduled, [self.prefix, m.id, *self._request_args(m), self._maxlen,
+                                                       now, repr(due)]) for m in messages])
+            return
+        calls = []
+        for i in range(0, len(messages), SCRIPT_BATCH):
+            args = [self.prefix, self._maxlen, now]
+            for m in messages[i:i + SCRIPT_BATCH]:
+                args += [m.id, *self._request_args(m)]
+            calls.append((self._create, args))
+        self._eval_many(calls)
 
     def claim_due(self, *, limit: int = 500, lease: float = 30.0) -> list[TaskMessage]:
         """Claim scheduled tasks that are due (delays, retries) and build their messages."""
@@ -208,19 +218,13 @@ class Store:
         and the decision for each message.
         """
         now = repr(time.time())
-        calls: list[tuple[Script, list[str]]] = [
-            (self._finish, [
-                self.prefix, f.task_id, lease, str(f.attempt), f.status.value,
-                "" if f.result is None else _dumps(f.result), f.error or "", now,
-                self._ttl_ms, worker, self._maxlen, repr(f.due or 0.0),
-            ])
-            for f in outcomes
-        ]
-        calls += [
-            (self._start, [self.prefix, m.id, str(m.gen), worker, lease, now, *self._request_args(m), self._maxlen])
-            for m in starts
-        ]
-        rows = self._eval_many(calls)
+        args = [self.prefix, worker, lease, now, self._ttl_ms, self._maxlen, str(len(outcomes))]
+        for f in outcomes:
+            args += [f.task_id, str(f.attempt), f.status.value, "" if f.result is None else _dumps(f.result),
+                     f.error or "", repr(f.due or 0.0)]
+        for m in starts:
+            args += [m.id, str(m.gen), *self._request_args(m)]
+        (rows,) = self._eval_many([(self._apply, args)])
         recorded = [bool(x) for x in rows[: len(outcomes)]]
         decisions = []
         for action, detail in rows[len(outcomes):]:
