@@ -68,7 +68,7 @@ dev: deps venv kafka
 	$(VENV)/bin/taskq dev --workers 3
 
 # --- checks ----------------------------------------------------------------
-test: deps venv kafka chromium tools
+test: deps venv kafka chromium tools lint  ## ruff + mypy --strict, then the whole suite
 	@$(PY) -m pytest --ignore=tests/e2e --ignore=tests/images $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

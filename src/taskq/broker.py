@@ -155,7 +155,7 @@ class Producer:
         with translate_errors(f"produce to {topic}"):
             p = self._live()
             futures = [
-                p.send(topic, value=m.to_bytes(), key=(keys[i] if keys and keys[i] else m.id).encode())
+                p.send(topic, value=m.to_bytes(), key=((keys[i] if keys else None) or m.id).encode())
                 for i, m in enumerate(messages)
             ]
             p.flush(timeout=self.settings.submit_timeout)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -262,7 +262,7 @@ class Store:
 
     def get(self, task_id: str) -> TaskRecord:
         with translate_errors():
-            h = self.r.hgetall(self.key("task", task_id))
+            h = cast(dict[str, str], self.r.hgetall(self.key("task", task_id)))
         if not h:
             raise TaskNotFound(task_id)
         return TaskRecord.from_hash(h)
@@ -304,7 +304,8 @@ class Store:
         with translate_errors():
             offset = 0
             while len(out) < limit:
-                rows = self.r.zrevrangebyscore(index, max_score, "-inf", start=offset, num=batch, withscores=True)
+                rows = cast(list[tuple[str, float]],
+                            self.r.zrevrangebyscore(index, max_score, "-inf", start=offset, num=batch, withscores=True))
                 if not rows:
                     break
                 offset += len(rows)
@@ -394,7 +395,7 @@ class Store:
                 "partitions": _dumps(sorted(partitions)), "current_tasks": current_tasks,
                 "concurrency": concurrency, "started_at": repr(started_at), "tasks": _dumps(tasks),
             }
-            pipe.hset(wkey, mapping=mapping)
+            pipe.hset(wkey, mapping=mapping)  # type: ignore[arg-type]  # values are str/int, redis-py wants Mapping
             pipe.sadd(self.key("workers"), worker)
             if first:
                 pipe.xadd(
@@ -422,7 +423,7 @@ class Store:
 
     def workers(self) -> list[WorkerInfo]:
         with translate_errors():
-            ids = sorted(self.r.smembers(self.key("workers")))
+            ids = sorted(cast(set[str], self.r.smembers(self.key("workers"))))
             pipe = self.r.pipeline(transaction=False)
             for wid in ids:
                 pipe.hgetall(self.key("worker", wid))

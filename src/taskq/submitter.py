@@ -154,8 +154,8 @@ class Pipeline:
                     log.warning("cleanup after a failed submission of %s failed: %s", a.message.id, exc)
         for a in ok:
             a.submission._finish(None)
-        for a, err in zip(failed, errors, strict=True):
-            a.submission._finish(err)
+        for a, error in zip(failed, errors, strict=True):
+            a.submission._finish(error)
         with self._cond:
             self._outstanding -= len(batch)
             self._failed += len(errors)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -160,5 +160,5 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     return app
 
 
-def jsonable(errors: list[Any]) -> list[dict[str, Any]]:
+def jsonable(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))} for e in errors]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -31,7 +31,8 @@ async def _stream(settings: Settings, request: Request, last_id: str) -> AsyncIt
     try:
         while not await request.is_disconnected():
             try:
-                rows = await r.xread({key: last_id}, count=500, block=BLOCK_MS)
+                rows = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]],
+                            await r.xread({key: last_id}, count=500, block=BLOCK_MS))
             except (aioredis.ConnectionError, aioredis.TimeoutError):
                 yield {"event": "error", "data": orjson.dumps({"detail": "Redis is unreachable"}).decode()}
                 await asyncio.sleep(2)

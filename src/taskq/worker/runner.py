@@ -80,7 +80,7 @@ def _args_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-class _Listener(ConsumerRebalanceListener):
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
