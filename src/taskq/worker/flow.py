@@ -79,8 +79,11 @@ class StallWatch:
         self._since: dict[Any, tuple[int, float]] = {}  # tp -> (position, first seen stuck there)
         self.resets = 0
 
-    def check(self, consumer: Any, *, paused: bool, now: float | None = None) -> None:
-        if paused:
+    def check(self, consumer: Any, *, paused: bool, rebalancing: bool = False, now: float | None = None) -> None:
+        """Call from the consumer's thread. While paused or rebalancing nothing is fetched by design:
+        kafka-python's poll() returns before fetching while the member (re)joins its group, which
+        under constant worker churn lasts many seconds (a chaos run killing a worker every 3-6 s)."""
+        if paused or rebalancing:
             self._since.clear()
             return
         states = getattr(getattr(consumer, "_subscription", None), "assignment", None)
@@ -104,7 +107,7 @@ class StallWatch:
 
     def _reset(self, consumer: Any, tp: Any, offset: int, waiting: int, seconds: float) -> None:
         self.resets += 1
-        # Also seen after a Kafka outage (nothing could be fetched); re-seeking is harmless then.
+        # Also fires after a Kafka outage longer than the limit; re-seeking is harmless then.
         self.log.warning("[%s] partition %d: %d task(s) waiting at offset %d, nothing fetched for %.0fs "
                          "(Kafka unreachable, or a stalled fetch); re-seeking it", self.name, tp.partition,
                          waiting, offset, seconds)

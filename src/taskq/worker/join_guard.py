@@ -56,6 +56,11 @@ class JoinGuard:
         state = getattr(getattr(consumer, "_coordinator", None), "state", None)
         return max(timeout_ms, JOIN_POLL_MS) if state is MemberState.REBALANCING else timeout_ms
 
+    def rebalancing(self, consumer: Any) -> bool:
+        """Whether the member is (re)joining its group: kafka-python fetches nothing meanwhile."""
+        state = getattr(getattr(consumer, "_coordinator", None), "state", None)
+        return state is MemberState.REBALANCING
+
     def check(self, consumer: Any) -> bool:
         """Call from the consumer's thread; True when it asked the consumer to rejoin."""
         if self._disabled:

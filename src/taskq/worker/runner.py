@@ -264,7 +264,7 @@ class Worker:
             now = time.monotonic()
             if now - last_commit >= COMMIT_INTERVAL:
                 self._join_guard.check(consumer)
-                self._stall_watch.check(consumer, paused=paused)
+                self._stall_watch.check(consumer, paused=paused, rebalancing=self._join_guard.rebalancing(consumer))
                 self._reconcile(consumer)
                 self._commit(consumer)
                 last_commit = now
