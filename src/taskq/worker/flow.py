@@ -49,27 +49,36 @@ def resume_all(consumer: Any) -> bool:
 
 def release_parked(consumer: Any) -> None:
     """Drop what kafka-python parked for partitions that are no longer paused: they are fetched again."""
-    parked = getattr(getattr(consumer, "_fetcher", None), "_paused_partition_records", None)
     subscription = getattr(consumer, "_subscription", None)
-    if not parked or subscription is None:
+    if subscription is None:
         return
-    for tp in list(parked):
+    for tp in list(_parked(consumer)):
         if not subscription.is_paused(tp):
-            records = parked.pop(tp, None)
-            if records is not None:
-                records.drain()
+            drop_parked(consumer, tp)
+
+
+def drop_parked(consumer: Any, tp: Any) -> None:
+    """Forget the records kafka-python parked for ``tp`` (if any), so the fetcher fetches it again."""
+    records = _parked(consumer).pop(tp, None)
+    if records is not None:
+        records.drain()
+
+
+def _parked(consumer: Any) -> dict[Any, Any]:
+    parked = getattr(getattr(consumer, "_fetcher", None), "_paused_partition_records", None)
+    return parked if isinstance(parked, dict) else {}
 
 
 class StallWatch:
     """Last line of defence: reset the fetch state of a partition that stopped being fetched.
 
-    kafka-python has stranded partitions in more than one way (parked records above, stale fetch
-    sessions). Whatever the next way is, its symptom is the same: the consumer knows records are
-    waiting (the high watermark of its last fetch is past its position) and the position does not
+    kafka-python stranded partitions with parked records (above); other ways are conceivable
+    (fetch sessions, see broker.make_consumer). Whatever the next way is, its symptom is the same:
+    the consumer knows records are waiting (the high watermark of its last fetch is past its position) and the position does not
     move although the worker is not paused. After ``STALL_SECONDS`` of that the partition's parked
     records are dropped and the consumer is sought to its own position, which makes the fetcher
     ask for it again. Reading the position and high watermark uses kafka-python's subscription
-    state; the watch switches itself off if that is not there.
+    state; without it the watch does nothing.
     """
 
     def __init__(self, *, log: logging.Logger, name: str, stall_seconds: float = STALL_SECONDS) -> None:
@@ -111,9 +120,5 @@ class StallWatch:
         self.log.warning("[%s] partition %d: %d task(s) waiting at offset %d, nothing fetched for %.0fs "
                          "(Kafka unreachable, or a stalled fetch); re-seeking it", self.name, tp.partition,
                          waiting, offset, seconds)
-        parked = getattr(getattr(consumer, "_fetcher", None), "_paused_partition_records", None)
-        if isinstance(parked, dict):
-            records = parked.pop(tp, None)
-            if records is not None:
-                records.drain()
+        drop_parked(consumer, tp)
         consumer.seek(tp, offset)
