@@ -73,12 +73,12 @@ class StallWatch:
     """Last line of defence: reset the fetch state of a partition that stopped being fetched.
 
     kafka-python stranded partitions with parked records (above); other ways are conceivable
-    (fetch sessions, see broker.make_consumer). Whatever the next way is, its symptom is the same:
-    the consumer knows records are waiting (the high watermark of its last fetch is past its position) and the position does not
-    move although the worker is not paused. After ``STALL_SECONDS`` of that the partition's parked
-    records are dropped and the consumer is sought to its own position, which makes the fetcher
-    ask for it again. Reading the position and high watermark uses kafka-python's subscription
-    state; without it the watch does nothing.
+    (fetch sessions, see broker.make_consumer). Whatever the next way is, its symptom is the
+    same: the consumer knows records are waiting (the high watermark of its last fetch is past
+    its position) and the position does not move although the worker is not paused. After
+    ``STALL_SECONDS`` of that the partition's parked records are dropped and the consumer is
+    sought to its own position, which makes the fetcher ask for it again. Reading the position
+    and high watermark uses kafka-python's subscription state; without it the watch does nothing.
     """
 
     def __init__(self, *, log: logging.Logger, name: str, stall_seconds: float = STALL_SECONDS) -> None:
