@@ -1,0 +1,37 @@
+# The single-node Kubernetes cluster (v1.37.2) the e2e suite runs on; see tools/cluster/up.sh.
+#   make cluster          builds the binaries once (~8 min cold), starts the cluster, prints KUBECONFIG
+#   make cluster-down     stops it and leaves the host as it was
+#   make cluster-images   imports taskq-api/worker/kafka/redis:e2e into the cluster's containerd
+CLUSTER_DIR := $(CACHE)/cluster
+CLUSTER_BIN := $(CLUSTER_DIR)/bin
+COREDNS_VERSION := v1.15.0
+CLUSTER_PKGS := containerd runc containernetworking-plugins iptables conntrack socat gcc libc6-dev curl
+export TASKQ_CLUSTER_DIR := $(CLUSTER_DIR)
+
+.PHONY: cluster cluster-down cluster-images cluster-deps cluster-bin
+
+cluster-deps:
+	@missing=""; for p in $(CLUSTER_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; fi
+
+# The binary is rebuilt when the scratch module changes (a version bump edits go.mod and go.sum).
+$(CLUSTER_BIN)/k8s: tools/cluster/k8s/go.mod tools/cluster/k8s/go.sum tools/cluster/k8s/main.go tools/cluster/build-k8s.sh
+	@echo "building Kubernetes (kube-*, kubelet, etcd, kubectl) into $(CLUSTER_BIN); about 8 min the first time"
+	@tools/cluster/build-k8s.sh $(CLUSTER_BIN)
+
+$(CLUSTER_BIN)/coredns:
+	@echo "building CoreDNS $(COREDNS_VERSION) into $(CLUSTER_BIN)"
+	@GOBIN=$(CLUSTER_BIN) CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" github.com/coredns/coredns@$(COREDNS_VERSION)
+
+cluster-bin: $(CLUSTER_BIN)/k8s $(CLUSTER_BIN)/coredns
+
+cluster: cluster-deps cluster-bin
+	@tools/cluster/up.sh
+
+cluster-down:
+	@tools/cluster/down.sh
+
+cluster-images: kafka
+	@$(MAKE) --no-print-directory images IMAGE_TAG=e2e
+	@KAFKA_JARS=$(KAFKA_JARS) BASE_IMAGE=$(BASE_IMAGE) tools/cluster/images.sh app
