@@ -8,10 +8,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/taskq
-$(shell mkdir -p $(CACHE))
+$(shell mkdir -p $(CACHE) 2>/dev/null)
+ifeq ($(wildcard $(CACHE)/.),)
+$(error cannot create the cache folder $(CACHE): set CACHE=<a writable folder>)
+endif
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' tools/kafka/pom.xml)
 KAFKA_JARS := $(CACHE)/kafka-$(KAFKA_VERSION)/jars
 export TASKQ_KAFKA_JARS := $(KAFKA_JARS)
+# Tests and scripts find the cache (helm, kubeconform, cluster binaries) through this, whatever CACHE is.
+export TASKQ_CACHE := $(CACHE)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?=
 
@@ -21,21 +26,21 @@ help:
 	@sed -n 's/^#   //p' Makefile
 
 # --- setup -----------------------------------------------------------------
-deps:  ## system packages: Java (Kafka), redis-server
-	@missing=""; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
-	command -v mvn >/dev/null || missing="$$missing maven"; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; fi
+# Every step names what it lacks in one line (tools/need.sh, tools/fail.sh) instead of a Make error.
+deps:  ## system packages: Java (Kafka), Maven (its jars), redis-server
+	@tools/need.sh redis-server:redis-server java:openjdk-17-jre-headless mvn:maven
+	@v=$$(java -XshowSettings:properties -version 2>&1 | sed -n 's/.*java.specification.version = //p'); \
+	  [ "$${v%%.*}" -ge 17 ] 2>/dev/null || { echo "error: Kafka needs Java 17+, 'java' here is $${v:-unknown}: install openjdk-17-jre-headless" >&2; exit 1; }
 
 chromium:  ## Debian's chromium for the browser tests
-	@command -v chromium >/dev/null || { $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium >/dev/null; }
+	@tools/need.sh chromium:chromium
 
 $(VENV)/.stamp: pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[test,dev]'
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "error: taskq needs Python 3.11+ ('$(PYTHON)' is $$($(PYTHON) -V 2>&1)); run make PYTHON=python3.11" >&2; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || tools/need.sh _no_such_command_:python3-venv
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv $(VENV)' failed (see above)" >&2; exit 1; }
+	@$(PY) -m pip install -q --upgrade pip || { echo "error: pip could not reach the package index (see above)" >&2; exit 1; }
+	@$(PY) -m pip install -q -e '.[test,dev]' || { echo "error: installing taskq's Python dependencies failed (see above)" >&2; exit 1; }
 	@touch $@
 
 venv: $(VENV)/.stamp
@@ -43,10 +48,12 @@ venv: $(VENV)/.stamp
 # The stamp names the pom's content, not its mtime: a fresh clone reuses the cache, and jars are
 # fetched into a temporary folder and moved in whole, so a concurrent run never sees half of them.
 KAFKA_STAMP := $(KAFKA_JARS)/.stamp-$(shell sha1sum tools/kafka/pom.xml | cut -c1-12)
-$(KAFKA_STAMP):
+$(KAFKA_STAMP): | deps
 	@echo "fetching Apache Kafka $(KAFKA_VERSION) jars into $(KAFKA_JARS)"
+	@mkdir -p $(dir $(KAFKA_JARS)) || { echo "error: cannot create $(dir $(KAFKA_JARS)); set CACHE=<a writable folder>" >&2; exit 1; }
 	@tmp=$$(mktemp -d $(CACHE)/kafka-fetch.XXXXXX) && \
-	  mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$$tmp/jars && \
+	  { mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$$tmp/jars \
+	    || { rm -rf $$tmp; echo "error: Maven could not fetch the Kafka jars (see above; a proxy goes in ~/.m2/settings.xml)" >&2; exit 1; }; } && \
 	  touch $$tmp/jars/$(notdir $(KAFKA_STAMP)) && rm -rf $(KAFKA_JARS).old && \
 	  { [ ! -d $(KAFKA_JARS) ] || mv $(KAFKA_JARS) $(KAFKA_JARS).old; } && mv $$tmp/jars $(KAFKA_JARS) && rm -rf $$tmp $(KAFKA_JARS).old
 
@@ -56,11 +63,14 @@ kafka: deps $(KAFKA_STAMP)
 HELM_VERSION := v3.19.0
 KUBECONFORM_VERSION := v0.7.0
 BIN := $(CACHE)/bin
+GO_INSTALL = command -v go >/dev/null || { echo "error: building $(1) needs Go 1.22+ (https://go.dev/doc/install, or apt-get install golang)" >&2; exit 1; }; \
+	GOBIN=$(BIN) go install $(2) || { echo "error: 'go install $(2)' failed (see above)" >&2; exit 1; }
 $(BIN)/helm:
 	@echo "building helm $(HELM_VERSION) into $(BIN)"
-	@GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@$(call GO_INSTALL,helm,helm.sh/helm/v3/cmd/helm@$(HELM_VERSION))
 $(BIN)/kubeconform:
-	@GOBIN=$(BIN) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	@echo "building kubeconform $(KUBECONFORM_VERSION) into $(BIN)"
+	@$(call GO_INSTALL,kubeconform,github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION))
 tools: $(BIN)/helm $(BIN)/kubeconform
 
 # --- run -------------------------------------------------------------------
@@ -117,3 +127,6 @@ chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and re
 
 clean:
 	rm -rf .taskq .pytest_cache .mypy_cache .ruff_cache
+
+# The single-node Kubernetes cluster for the e2e suite (make cluster, cluster-down, cluster-images).
+-include tools/cluster/cluster.mk

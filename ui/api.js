@@ -26,18 +26,26 @@ export async function api(path, { method = "GET", body } = {}) {
   return data;
 }
 
-export function events(onEvent, onState) {
+// Live changes. `onResync` runs whenever the stream (re)subscribes after a gap — a reconnect or a
+// Redis outage — so the caller reloads what it shows and misses nothing.
+export function events(onEvent, onState, onResync = () => {}) {
   let lastId = null;
   let source = null;
+  let subscribed = false;
   const open = () => {
     const q = new URLSearchParams();
     if (token()) q.set("token", token());
     if (lastId) q.set("since", lastId);
     source = new EventSource(`/api/events?${q}`);
-    source.onopen = () => onState(true);
     const handle = (e) => { lastId = e.lastEventId || lastId; onEvent(e.type, JSON.parse(e.data)); };
     source.addEventListener("task", handle);
     source.addEventListener("worker", handle);
+    source.addEventListener("ready", () => {
+      onState(true);
+      if (subscribed) onResync();
+      subscribed = true;
+    });
+    source.addEventListener("error", (e) => { if (e.data) onState(false); });  // Redis down, stream kept
     source.onerror = () => { onState(false); source.close(); setTimeout(open, 2000); };
   };
   open();

@@ -236,7 +236,7 @@ events((type, data) => {
     const d = $("#task-detail .detail");
     if (d && d.dataset.task === data.id) api(`/api/tasks/${data.id}`).then(showDetail);
   }
-}, (on) => $("#live").classList.toggle("on", on));
+}, (on) => $("#live").classList.toggle("on", on), refreshAll);
 
 setInterval(() => { if (!$("#view-workers").hidden) loadWorkers(); }, 1000);
 setInterval(() => { if (!$("#view-charts").hidden) loadCharts(); else loadStats(); }, 2000);

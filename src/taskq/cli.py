@@ -226,7 +226,8 @@ def worker(
         if settings.metrics_port is not None:
             from .metrics_server import serve_metrics
 
-            serve_metrics(w.metrics.registry, port=settings.metrics_port, healthy=w.health)
+            serve_metrics(w.metrics.registry, port=settings.metrics_port, host=settings.metrics_host,
+                          healthy=w.health)
         clean = w.run()
     sys.stdout.flush()
     # Tasks still running past the grace live in non-daemon threads: leave without joining them.
@@ -258,6 +259,8 @@ def dev(
     kafka_port: Annotated[int, typer.Option("--kafka-port", help="Kafka port (controller: +1)")] = 9092,
     redis_port: Annotated[int, typer.Option("--redis-port")] = 6379,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 4,
+    metrics_port: Annotated[int, typer.Option(
+        "--metrics-port", min=0, max=65000, help="Worker N serves /metrics on this + N; 0: no worker metrics")] = 9100,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Module with @task functions")] = None,
     data: Annotated[Path, typer.Option("--data", help="Where Kafka and Redis keep data")] = Path(".taskq/dev"),
 ) -> None:
@@ -265,7 +268,8 @@ def dev(
     from .dev import DevStack
 
     stack = DevStack(root=data.resolve(), workers=workers_n, port=port, kafka_port=kafka_port,
-                     redis_port=redis_port, concurrency=concurrency, tasks_modules=list(tasks or []))
+                     redis_port=redis_port, concurrency=concurrency, tasks_modules=list(tasks or []),
+                     metrics_port=metrics_port)
     try:
         with clear_errors():
             stack.start()

@@ -26,8 +26,10 @@ class _Child:
 
 class DevStack:
     def __init__(self, *, root: Path, workers: int, port: int, kafka_port: int, redis_port: int,
-                 concurrency: int, tasks_modules: list[str]) -> None:
+                 concurrency: int, tasks_modules: list[str], metrics_port: int = 9100) -> None:
         self.root = root
+        # Worker N serves /metrics on metrics_port + N (0: none), so Prometheus can scrape each one.
+        self.metrics_port = metrics_port
         self.n_workers = workers
         self.port = port
         self.kafka = KafkaServer(data_dir=root / "kafka", port=kafka_port, controller_port=kafka_port + 1)
@@ -58,6 +60,7 @@ class DevStack:
         env.update({
             "TASKQ_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "TASKQ_REDIS_URL": self.redis.url,
+            "TASKQ_METRICS_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
         })
         if self.tasks_modules:
@@ -71,13 +74,32 @@ class DevStack:
         self.children.append(child)
         return child
 
+    def worker_metrics_port(self, i: int) -> int | None:
+        return self.metrics_port + i if self.metrics_port else None
+
+    def _check_ports(self) -> None:
+        wanted = [(self.port, "--port", "the API"), (self.redis.port, "--redis-port", "Redis"),
+                  (self.kafka.port, "--kafka-port", "Kafka"),
+                  (self.kafka.controller_port, "--kafka-port", "Kafka's controller")]
+        wanted += [(p, "--metrics-port", f"worker{i}'s metrics") for i in range(1, self.n_workers + 1)
+                   if (p := self.worker_metrics_port(i)) is not None]
+        for port, option, what in wanted:
+            if port_in_use(port):
+                raise ConfigError(f"port {port} (for {what}) is already in use: stop what holds it or pass {option}")
+
+    def _shown(self, path: Path) -> str:
+        """A path relative to the working directory when it is inside it (what a user typed)."""
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
     def start(self) -> None:
-        if port_in_use(self.port):
-            raise ConfigError(f"port {self.port} is already in use: pass --port to pick another")
+        self._check_ports()
         t0 = time.monotonic()
-        self.say("redis", f"starting on {self.redis.url} (AOF in {self.redis.data_dir})")
+        self.say("redis", f"starting on {self.redis.url} (AOF in {self._shown(self.redis.data_dir)})")
         self.redis.start()
-        self.say("kafka", f"starting on {self.kafka.bootstrap} (KRaft, data in {self.kafka.data_dir})")
+        self.say("kafka", f"starting on {self.kafka.bootstrap} (KRaft, data in {self._shown(self.kafka.data_dir)})")
         self.kafka.start()
         self.say("kafka", f"ready after {time.monotonic() - t0:.1f}s")
         from .broker import ensure_topics
@@ -86,17 +108,23 @@ class DevStack:
         ensure_topics(Settings(kafka_bootstrap=self.kafka.bootstrap, redis_url=self.redis.url))
         api = self._start_child("api", python_argv("api", "--host", "127.0.0.1", "--port", str(self.port)), COLORS[0])
         for i in range(1, self.n_workers + 1):
+            metrics = self.worker_metrics_port(i)
             self._start_child(
                 f"worker{i}",
-                python_argv("worker", "--id", f"worker{i}", "--concurrency", str(self.concurrency)),
+                python_argv("worker", "--id", f"worker{i}", "--concurrency", str(self.concurrency),
+                            *(["--metrics-port", str(metrics)] if metrics is not None else [])),
                 COLORS[i % len(COLORS)],
             )
         wait_until(lambda: port_in_use(self.port), timeout=30, what="API", proc=api.proc)
         self.say("dev", f"ready in {time.monotonic() - t0:.1f}s")
         self.say("dev", f"  web UI + API   http://127.0.0.1:{self.port}/   (OpenAPI: /docs)")
-        self.say("dev", f"  Kafka          {self.kafka.bootstrap}   (log: {self.kafka.log_path})")
+        self.say("dev", f"  API metrics    http://127.0.0.1:{self.port}/metrics")
+        self.say("dev", f"  Kafka          {self.kafka.bootstrap}   (log: {self._shown(self.kafka.log_path)})")
         self.say("dev", f"  Redis          {self.redis.url}")
         self.say("dev", f"  workers        worker1..worker{self.n_workers}, concurrency {self.concurrency}")
+        for i in range(1, self.n_workers + 1):
+            if (metrics := self.worker_metrics_port(i)) is not None:
+                self.say("dev", f"  worker{i} metrics http://127.0.0.1:{metrics}/metrics")
         self.say("dev", "  try: taskq submit add 1 2 --wait   |   taskq workers   |   Ctrl-C stops everything")
 
     def wait(self) -> None:

@@ -27,6 +27,9 @@ PR_SET_PDEATHSIG = 1
 
 
 def default_cache_dir() -> Path:
+    """``TASKQ_CACHE`` (the Makefile's CACHE), else ``$XDG_CACHE_HOME/taskq`` or ``~/.cache/taskq``."""
+    if cache := os.environ.get("TASKQ_CACHE"):
+        return Path(cache)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskq"
 
 

@@ -46,7 +46,10 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
   local st = redis.call('HGET', key, 'status')
   if not st then
     -- The submitter died between Kafka's ack and its Redis write, or the record expired.
+    -- A worker faster than the submitter's write also lands here: the event stream still shows
+    -- every task as queued before it runs.
     create(key, id, task, args, kwargs, created, max_retries, timeout, gen)
+    event(maxlen, id, 'queued', task, '', now)
     st = 'queued'
   end
   if TERMINAL[st] then return {'skip', st} end

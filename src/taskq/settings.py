@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         "ERROR", description="Log level of the Kafka client library inside workers (DEBUG to diagnose group joins)."
     )
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Worker /metrics port; off when unset.")
+    metrics_host: str = Field(
+        "0.0.0.0",  # noqa: S104 - in a pod Prometheus scrapes the pod IP
+        description="Address the worker's /metrics server binds (taskq dev uses 127.0.0.1).",
+    )
     default_max_retries: int = Field(0, ge=0, le=1000, description="For tasks that set no max_retries.")
     retry_backoff: float = Field(1.0, ge=0, description="Base of the exponential retry delay, seconds.")
     retry_backoff_max: float = Field(3600.0, ge=0, description="Cap of one retry delay, seconds.")

@@ -4,7 +4,6 @@ check what users rely on (names, selectors, grace periods, security, metrics the
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -15,20 +14,21 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from taskq.devstack import default_cache_dir
 from taskq.metrics import ApiMetrics, WorkerMetrics
 from taskq.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "taskq"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
-CACHE_BIN = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskq" / "bin"
+CACHE_BIN = default_cache_dir() / "bin"
 CRD_SCHEMAS = ROOT.parent / "shared" / "crd-schemas"
 K8S_VERSION = "1.31.0"
 BUILTIN_GROUPS = ("v1", "apps/", "policy/", "networking.k8s.io/", "autoscaling/")
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name) or str(CACHE_BIN / name)
+    path = str(CACHE_BIN / name) if (CACHE_BIN / name).exists() else (shutil.which(name) or str(CACHE_BIN / name))
     if not Path(path).exists():
         pytest.fail(f"{name} not found: run 'make tools' (go install into {CACHE_BIN})")
     return path

@@ -1,0 +1,80 @@
+"""``taskq dev``: the whole stack as a user starts it, with every worker's /metrics, and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+from taskq.devstack import free_port, spawn, stop_process
+from tests.conftest import wait_for
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return str(r.read().decode())
+
+
+def _success_count(metrics: str) -> float:
+    return sum(float(m.group(1)) for m in re.finditer(
+        r'^taskq_tasks_finished_total\{[^}]*status="success"[^}]*\} (\S+)$', metrics, re.M))
+
+
+def test_dev_stack_serves_each_workers_metrics_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    api, kafka, redis = free_port(), free_port(), free_port()
+    base = free_port()
+    # metrics base + 1 and + 2 must be free too; Kafka's controller takes kafka + 1.
+    keep = ("TASKQ_KAFKA_JARS", "TASKQ_CACHE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_") or k in keep}
+    out: list[str] = []
+    proc = spawn([sys.executable, "-m", "taskq", "dev", "--workers", "2", "--port", str(api),
+                  "--kafka-port", str(kafka), "--redis-port", str(redis), "--metrics-port", str(base),
+                  "--data", str(tmp_path / "dev")], env=env, stdout=subprocess.PIPE, cwd=tmp_path)
+    stdout = proc.stdout
+    assert stdout is not None
+    pump = threading.Thread(target=lambda: out.extend(iter(lambda: stdout.readline().decode(), "")), daemon=True)
+    pump.start()
+    try:
+        wait_for(lambda: "ready in" in "".join(out) or proc.poll() is not None, timeout=90,
+                 what="taskq dev to be ready")
+        text = "".join(out)
+        assert proc.poll() is None, text
+        for i in (1, 2):
+            assert f"worker{i} metrics http://127.0.0.1:{base + i}/metrics" in text
+        # The data folder is shown relative to where the user ran it.
+        assert "AOF in dev/redis" in text, text
+        wait_for(lambda: "partitions assigned" in "".join(out), timeout=60, what="a worker to join")
+        submit_env = {**env, "TASKQ_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
+                      "TASKQ_REDIS_URL": f"redis://127.0.0.1:{redis}/0"}
+        for n in range(6):
+            res = subprocess.run([sys.executable, "-m", "taskq", "submit", "add", str(n), "1", "--wait"],
+                                 env=submit_env, capture_output=True, text=True, timeout=60)
+            assert res.returncode == 0 and res.stdout.strip() == str(n + 1), res.stderr
+        wait_for(lambda: sum(_success_count(_get(f"http://127.0.0.1:{base + i}/metrics")) for i in (1, 2)) >= 6,
+                 timeout=20, what="the workers' metrics to count 6 successes")
+        # The API's own /metrics stays there too.
+        assert "taskq_api_" in _get(f"http://127.0.0.1:{api}/metrics")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) == 0
+        wait_for(lambda: "all stopped" in "".join(out), timeout=5, what="the stop message")
+    finally:
+        stop_process(proc, timeout=60)
+
+
+def test_dev_stack_refuses_a_port_in_use_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        argv = ["dev", "--workers", "1", "--port", str(free_port()), "--kafka-port", str(free_port()),
+                "--redis-port", str(free_port()), "--metrics-port", str(port - 1), "--data", str(tmp_path / "dev")]
+        res = subprocess.run([sys.executable, "-m", "taskq", *argv], capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert f"port {port} (for worker1's metrics) is already in use" in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr + res.stdout

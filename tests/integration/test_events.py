@@ -1,0 +1,147 @@
+"""/api/events against a real uvicorn server, Kafka and Redis: idle streams, outages, resumption."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from taskq.devstack import RedisServer, free_port
+from taskq.settings import Settings
+from tests.conftest import ApiServer, Services, WorkerFactory, make_settings
+
+
+@dataclass
+class Event:
+    kind: str
+    id: str
+    data: dict  # type: ignore[type-arg]
+
+
+class SseListener:
+    """Reads one /api/events stream on a thread; tests take events with deadlines."""
+
+    def __init__(self, base_url: str, **params: str) -> None:
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.seen: list[Event] = []
+        self._stop = threading.Event()
+        self._http = httpx.Client(base_url=base_url, timeout=httpx.Timeout(5, read=60))
+        self._thread = threading.Thread(target=self._run, args=(params,), daemon=True)
+        self._thread.start()
+
+    def _run(self, params: dict[str, str]) -> None:
+        try:
+            self._read(params)
+        except (httpx.HTTPError, OSError):
+            if not self._stop.is_set():
+                raise
+
+    def _read(self, params: dict[str, str]) -> None:
+        with self._http.stream("GET", "/api/events", params=params) as r:
+            kind, eid, data = "message", "", ""
+            for line in r.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("id:"):
+                    eid = line[3:].strip()
+                elif line.startswith("data:"):
+                    data = line[5:].strip()
+                elif not line and data:
+                    self.events.put(Event(kind, eid, json.loads(data)))
+                    kind, eid, data = "message", "", ""
+
+    def next(self, *, timeout: float, where: object = None) -> Event:
+        """The next event (matching ``where(event)``, skipping others), or AssertionError at the deadline."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                ev = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            self.seen.append(ev)
+            if where is None or where(ev):  # type: ignore[operator]
+                return ev
+        raise AssertionError(f"no matching event within {timeout}s; saw {[(e.kind, e.data) for e in self.seen]}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._http.close()
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[ApiServer]:
+    a = ApiServer(settings)
+    yield a
+    a.close()
+
+
+def _task_event(tid: str, status: str) -> object:
+    return lambda e: e.kind == "task" and e.data.get("id") == tid and e.data.get("status") == status
+
+
+def test_idle_stream_sends_no_error_and_then_delivers_a_new_task(api: ApiServer, start_worker: WorkerFactory) -> None:
+    start_worker("w1")
+    sse = SseListener(api.url)
+    try:
+        sse.next(timeout=10, where=lambda e: e.kind == "ready")
+        # Six blocking reads of 5 s come back empty: none of them may look like an outage.
+        with pytest.raises(AssertionError, match="no matching event"):
+            sse.next(timeout=30, where=lambda e: e.kind == "error")
+        tid = api.http.post("/api/tasks", json={"task": "add", "args": [5, 5]}).json()["id"]
+        sse.next(timeout=20, where=_task_event(tid, "queued"))
+        sse.next(timeout=20, where=_task_event(tid, "success"))
+        assert not [e for e in sse.seen if e.kind == "error"]
+    finally:
+        sse.close()
+
+
+def test_stream_resumes_after_the_given_event_id(api: ApiServer, start_worker: WorkerFactory) -> None:
+    start_worker("w1")
+    sse = SseListener(api.url)
+    try:
+        sse.next(timeout=10, where=lambda e: e.kind == "ready")
+        tid = api.http.post("/api/tasks", json={"task": "add", "args": [1, 1]}).json()["id"]
+        first = sse.next(timeout=20, where=_task_event(tid, "queued"))
+        sse.next(timeout=20, where=_task_event(tid, "success"))
+    finally:
+        sse.close()
+    replay = SseListener(api.url, since=first.id)
+    try:
+        replay.next(timeout=10, where=_task_event(tid, "success"))
+        assert not [e for e in replay.seen if e.kind == "task" and e.data.get("status") == "queued"]
+    finally:
+        replay.close()
+    assert api.http.get("/api/events", params={"since": "garbage"}).status_code == 422
+
+
+def test_redis_outage_is_reported_once_and_the_stream_goes_on(
+    services: Services, tmp_path: Path, start_worker: WorkerFactory
+) -> None:
+    redis = RedisServer(data_dir=tmp_path / "redis", port=free_port())
+    redis.start()
+    settings = make_settings(services, redis_url=redis.url)
+    api = ApiServer(settings)
+    sse = SseListener(api.url)
+    try:
+        start_worker("w1", settings_=settings)
+        sse.next(timeout=10, where=lambda e: e.kind == "ready")
+        redis.stop()
+        sse.next(timeout=20, where=lambda e: e.kind == "error")
+        redis.start()
+        sse.next(timeout=30, where=lambda e: e.kind == "ready")
+        assert len([e for e in sse.seen if e.kind == "error"]) == 1
+        tid = api.http.post("/api/tasks", json={"task": "add", "args": [2, 3]}).json()["id"]
+        sse.next(timeout=30, where=_task_event(tid, "success"))
+    finally:
+        sse.close()
+        api.close()
+        redis.stop()
