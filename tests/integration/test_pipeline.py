@@ -102,7 +102,7 @@ def test_a_slow_task_does_not_block_the_rest_of_its_partition(
 ) -> None:
     start_worker("w1", concurrency=4)
     slow = client.submit("sleep", 10, _key="same-partition")
-    time.sleep(0.3)
+    wait_for(lambda: client.get(slow).status == TaskState.RUNNING, timeout=20, what="the slow task to start")
     t0 = time.monotonic()
     quick = client.submit_many([TaskRequest("add", (i, 1), key="same-partition") for i in range(20)])
     records = wait_all(client, quick, timeout=9)
