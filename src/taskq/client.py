@@ -12,13 +12,12 @@ import orjson
 
 from .broker import Producer
 from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout
-from .models import TaskMessage, TaskRecord, new_task_id
+from .models import TaskMessage, TaskRecord, json_problem, new_task_id
 from .registry import _NAME_RE
 from .settings import Settings
 from .store import Store
 from .submitter import Pipeline, Submission
 
-MAX_NESTING = 32
 log = logging.getLogger("taskq.client")
 
 
@@ -34,16 +33,6 @@ class TaskRequest:
     key: str | None = None
     delay: float | None = None  # seconds from now; the task is produced to Kafka when due
     idempotency_key: str | None = None  # the same key within the TTL returns the first task's id
-
-
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_NESTING:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, (list, tuple)):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
 
 
 class Client:
@@ -201,8 +190,8 @@ class Client:
         ):
             raise InvalidTask("idempotency_key must be a string of 1 to 256 characters")
         args, kwargs = list(r.args), dict(r.kwargs)
-        if _depth(args) > MAX_NESTING or _depth(kwargs) > MAX_NESTING:
-            raise InvalidTask(f"arguments are nested deeper than {MAX_NESTING} levels")
+        if why := json_problem(args, "args") or json_problem(kwargs, "kwargs"):
+            raise InvalidTask(why)
         msg = TaskMessage(
             id=new_task_id(), task=r.task, args=args, kwargs=kwargs,
             max_retries=r.max_retries, timeout=float(r.timeout) if r.timeout is not None else None,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import json
+import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +37,53 @@ TERMINAL_STATES = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.DEAD
 
 def new_task_id() -> str:
     return uuid.uuid4().hex
+
+
+# Arguments and results are JSON that every client reads back exactly: finite numbers, integers
+# that fit in 64 bits (what orjson writes and most JSON libraries keep exact), nesting bounded.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+MAX_NESTING = 32
+
+
+def json_problem(value: Any, where: str = "args", level: int = 0) -> str | None:
+    """Why ``value`` would not survive a JSON round trip unchanged, or None when it does."""
+    if level > MAX_NESTING:
+        return f"{where}: nested deeper than {MAX_NESTING} levels"
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    if isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            return f"{where}: the integer {value} does not fit in 64 bits (-2**63 .. 2**64-1); send it as a string"
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{where}: {value} is not a number JSON can carry (NaN and Infinity are refused)"
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            if why := json_problem(v, f"{where}[{i}]", level + 1):
+                return why
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{where}: key {k!r} is not a string"
+            if why := json_problem(v, f"{where}[{k!r}]", level + 1):
+                return why
+        return None
+    return f"{where}: a {type(value).__name__} is not JSON (use lists, objects, strings, numbers, booleans, null)"
+
+
+# orjson reads integers beyond 64 bits as floats (silently changing them): such a long digit run
+# sends a message through the exact, slower check.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if not INT_MIN <= value <= INT_MAX:
+        raise InvalidMessage(f"integer {text[:40]} does not fit in 64 bits")
+    return value
 
 
 class InvalidMessage(InvalidTask):
@@ -80,6 +130,11 @@ class TaskMessage:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise InvalidMessage(f"not JSON: {exc}") from exc
+        if _LONG_DIGITS.search(raw):
+            try:
+                json.loads(raw, parse_int=_exact_int)
+            except ValueError as exc:
+                raise InvalidMessage(f"not JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise InvalidMessage("message is not a JSON object")
         if data.get("v") != WIRE_VERSION:

@@ -205,3 +205,45 @@ def test_redis_down_is_503(services: Services) -> None:
         assert r.status_code == 503 and "Redis is unreachable" in r.json()["detail"]
     finally:
         a.close()
+
+
+REFUSED = [
+    ('{"task": "echo", "args": [NaN, 1]}', "args[0]: nan is not a number JSON can carry"),
+    ('{"task": "echo", "args": [Infinity]}', "args[0]: inf is not a number JSON can carry"),
+    ('{"task": "echo", "args": [-Infinity]}', "args[0]: -inf is not a number JSON can carry"),
+    ('{"task": "echo", "args": [1e309, 1]}', "args[0]: inf is not a number JSON can carry"),
+    ('{"task": "echo", "args": [123456789012345678901234567890]}', "does not fit in 64 bits"),
+    ('{"task": "echo", "args": [-9223372036854775809]}', "does not fit in 64 bits"),
+    ('{"task": "echo", "kwargs": {"a": {"b": [NaN]}}}', "kwargs['a']['b'][0]: nan"),
+]
+ACCEPTED = [
+    [9223372036854775807, -9223372036854775808, 18446744073709551615],
+    [1.5e308, -0.0, 0.1, 5e-324],
+    ["NaN", "Infinity", "\u00e9\u4e2d\U0001f600", ""],
+    [[1, [2, [3, {"k": None}]]], {"x": True, "y": False}],
+]
+
+
+@pytest.mark.parametrize(("raw", "why"), REFUSED)
+def test_values_json_cannot_carry_are_refused_with_422(api: httpx.Client, start_worker: WorkerFactory,
+                                                        raw: str, why: str) -> None:
+    start_worker("w1")
+    r = api.post("/api/tasks", content=raw.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert why in r.json()["detail"]
+    assert api.get("/api/tasks").json()["items"] == []  # nothing was left behind
+
+
+def test_accepted_arguments_run_exactly_as_submitted(api: httpx.Client, start_worker: WorkerFactory) -> None:
+    start_worker("w1")
+    ids = [api.post("/api/tasks", json={"task": "echo", "args": args}).json()["id"] for args in ACCEPTED]
+    for tid, args in zip(ids, ACCEPTED, strict=True):
+        rec = _wait_status(api, tid, "success")
+        assert rec["args"] == args and rec["result"] == args
+
+
+def test_head_answers_on_the_paths_load_balancers_probe(api: httpx.Client) -> None:
+    for path in ("/", "/healthz", "/readyz"):
+        r = api.head(path)
+        assert r.status_code in (200, 307), (path, r.status_code)
+        assert r.content == b""

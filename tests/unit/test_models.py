@@ -27,3 +27,19 @@ def test_message_round_trips_through_bytes() -> None:
 def test_malformed_messages_are_refused_with_the_reason(raw: bytes | None, why: str) -> None:
     with pytest.raises(InvalidMessage, match=why):
         TaskMessage.from_bytes(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"v": 1, "id": "a", "task": "echo", "args": [18446744073709551616]}',
+    b'{"v": 1, "id": "a", "task": "echo", "args": [-9223372036854775809]}',
+    b'{"v": 1, "id": "a", "task": "echo", "args": [NaN]}',
+    b'{"v": 1, "id": "a", "task": "echo", "kwargs": {"x": 1e309}}',
+])
+def test_a_wire_message_whose_numbers_would_change_is_invalid(raw: bytes) -> None:
+    with pytest.raises(InvalidMessage):
+        TaskMessage.from_bytes(raw)
+
+
+def test_a_wire_message_with_long_digits_in_strings_and_64_bit_ints_decodes_exactly() -> None:
+    raw = b'{"v": 1, "id": "a", "task": "echo", "args": ["12345678901234567890123", 18446744073709551615]}'
+    assert TaskMessage.from_bytes(raw).args == ["12345678901234567890123", 18446744073709551615]

@@ -154,7 +154,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     if ui is not None:
         app.mount("/ui", StaticFiles(directory=ui, html=True), name="ui")
 
-        @app.get("/", include_in_schema=False)
+        @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
         def index() -> RedirectResponse:
             return RedirectResponse("/ui/")
     return app

@@ -16,13 +16,13 @@ router = APIRouter(tags=["system"])
 LAG_CACHE_SECONDS = 2.0
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 def healthz() -> dict[str, str]:
     """The process is up (liveness)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.api_route("/readyz", methods=["GET", "HEAD"])
 def readyz(client: ClientDep, settings: SettingsDep) -> JSONResponse:
     """Kafka and Redis are reachable (readiness); 503 names what is not."""
     checks: dict[str, str] = {}
