@@ -32,6 +32,9 @@ stop() {
 # Children of a PID (the per-connection forks of a socat forward).
 children() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true; }
 
+# Mount points at or under a path, deepest first.
+mounts_under() { findmnt -rn -o TARGET | { grep -F "$1" || true; } | sort -r; }
+
 # PIDs in the pods' cgroups, in every cgroup v1 hierarchy (or the v2 tree).
 pod_pids() {
   find /sys/fs/cgroup -path '*/kubepods*' -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true
@@ -75,7 +78,7 @@ find /sys/fs/cgroup -depth -type d -path '*/kubepods*' -exec rmdir {} + 2>/dev/n
 # Mounts under the cluster folder (overlay rootfs, shm, the kubelet's volumes and the bind mount
 # of its root), deepest first; a busy one is detached lazily.
 if [ -d "$CLUSTER_DIR" ]; then
-  findmnt -rn -o TARGET | grep -F "$CLUSTER_DIR/" | sort -r | while read -r m; do
+  mounts_under "$CLUSTER_DIR/" | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done
 fi
@@ -96,7 +99,7 @@ fi
 if [ -f "$HOST_STATE/created-paths" ]; then
   while read -r p; do
     [ -n "$p" ] || continue
-    findmnt -rn -o TARGET | grep -F "$p" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    mounts_under "$p" | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$p"
   done <"$HOST_STATE/created-paths"
 fi

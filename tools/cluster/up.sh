@@ -32,7 +32,7 @@ done
 [ -w /sys/fs/cgroup/memory ] || [ -w /sys/fs/cgroup ] || die "cgroups are read-only here; the kubelet cannot create pod cgroups"
 modprobe br_netfilter 2>/dev/null || true
 
-api_ok() { curl -fsk --max-time 2 "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; }
+api_ok() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=2s get --raw /readyz >/dev/null 2>&1; }
 
 if [ -e "$NS_PATH" ] || [ -d "$RUN" ]; then
   if alive "$(pid_of kubelet)" && alive "$(pid_of kube-apiserver)" && [ -f "$KUBECONFIG_FILE" ] && api_ok; then
@@ -52,7 +52,8 @@ cleanup_on_error() {
   if [ "$rc" != 0 ]; then
     echo "cluster: start failed; logs were in $LOGS (copied to $CLUSTER_DIR/last-failure)" >&2
     rm -rf "$CLUSTER_DIR/last-failure" && cp -r "$LOGS" "$CLUSTER_DIR/last-failure" 2>/dev/null || true
-    "$here/down.sh" >/dev/null 2>&1 || true
+    # TASKQ_CLUSTER_KEEP_FAILED=1 leaves a failed start in place to look at (then make cluster-down).
+    [ -n "${TASKQ_CLUSTER_KEEP_FAILED:-}" ] || "$here/down.sh" >/dev/null 2>&1 || true
   fi
 }
 trap cleanup_on_error EXIT

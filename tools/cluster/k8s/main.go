@@ -51,7 +51,7 @@ func main() {
 		etcdmain.Main(os.Args)
 	case "kubectl":
 		// kubectl reads the verbosity before its flags are parsed, as its own main does.
-		_ = logs.GlogSetter(kubectl.GetLogVerbosity(os.Args))
+		_, _ = logs.GlogSetter(kubectl.GetLogVerbosity(os.Args))
 		if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
 			kubectlutil.CheckErr(err)
 		}
