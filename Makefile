@@ -20,7 +20,7 @@ export TASKQ_CACHE := $(CACHE)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?=
 
-.PHONY: help dev test test-fast lint deps venv kafka chromium clean bench chaos tools e2e images test-images
+.PHONY: help dev test test-e2e test-fast lint deps venv kafka chromium clean bench chaos tools e2e images test-images
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -78,9 +78,23 @@ dev: deps venv kafka
 	$(VENV)/bin/taskq dev --workers 3
 
 # --- checks ----------------------------------------------------------------
-test: deps venv kafka chromium tools lint  ## ruff + mypy --strict, then the whole suite
+test: deps venv kafka chromium tools lint  ## ruff + mypy --strict, the whole suite, then the Kubernetes e2e
 	@$(PY) -m pytest --ignore=tests/e2e --ignore=tests/images $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	@$(MAKE) --no-print-directory test-e2e
+
+# The e2e suite on this machine's own single-node cluster (tools/cluster): built and started when
+# the machine can host it (root, cgroups, containerd); elsewhere one line says why and it skips.
+E2E_ARGS ?=
+test-e2e: venv tools
+	@why=$$($(PY) -c 'from tests.e2e.cluster import can_host_cluster; print(can_host_cluster() or "")'); \
+	if [ -n "$$why" ]; then echo "e2e: skipped: $$why"; \
+	  $(PY) -m pytest tests/e2e -m e2e --ignore=tests/e2e/test_kind.py $(E2E_ARGS); exit $$?; fi; \
+	ours=1; [ -e /run/netns/taskq-k8s ] && ours=""; \
+	down() { [ -z "$$ours" ] || $(MAKE) --no-print-directory cluster-down; }; \
+	{ $(MAKE) --no-print-directory cluster && $(MAKE) --no-print-directory cluster-images; } || { down; exit 1; }; \
+	$(PY) -m pytest tests/e2e -m e2e --ignore=tests/e2e/test_kind.py $(E2E_ARGS); rc=$$?; down; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no e2e tests: failing"; exit 1; fi; exit $$rc
 
 test-fast: venv  ## unit tests only, no services
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

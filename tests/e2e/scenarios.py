@@ -1,0 +1,230 @@
+"""The Kubernetes scenarios, shared by the single-node cluster suite and the kind suite.
+
+Each scenario drives the real cluster through helm, kubectl and the API Service, then checks
+the records: every accepted task terminal, how many ran more than once, and how long recovery took.
+An ``E2E`` environment says how to reach the cluster; the scenarios never know which cluster it is.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+TERMINAL = {"success", "failed", "dead", "cancelled"}
+
+
+class Http(Protocol):
+    def request(self, method: str, url: str, **kw: Any) -> httpx.Response: ...
+    def map(self, fn: Callable[[httpx.Client, Any], Any], items: Any) -> list[Any]: ...
+
+
+class E2E(Protocol):
+    namespace: str
+    release: str
+    http: Http
+
+    def kubectl(self, *args: str, timeout: float = 60, check: bool = True, stdin: str | None = None) -> str: ...
+    def helm(self, *args: str, timeout: float = 600) -> str: ...
+    def api_url(self) -> str: ...
+    def kill_container(self, pod: str, container: str) -> None: ...
+    def tag_images(self, tag: str) -> None: ...
+
+
+@dataclass
+class Row:
+    scenario: str
+    tasks: int
+    lost: int
+    duplicates: int
+    recovery: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+
+    def render(self) -> str:
+        head = f"{'scenario':<44} {'tasks':>6} {'lost':>5} {'dup':>4} {'recovery s':>10}  note"
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            rec = f"{r.recovery:.1f}" if r.recovery is not None else "-"
+            lines.append(f"{r.scenario:<44} {r.tasks:>6} {r.lost:>5} {r.duplicates:>4} {rec:>10}  {r.note}")
+        return "\n".join(lines)
+
+
+def wait_for(check: Callable[[], object], *, timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+# --- the API, through the Service -------------------------------------------------------------------------
+
+def submit(env: E2E, task: str, args: list[Any], n: int, *, chunk: int = 100) -> list[str]:
+    ids: list[str] = []
+    body = [{"task": task, "args": args}] * chunk
+    while len(ids) < n:
+        part = body[: min(chunk, n - len(ids))]
+        r = env.http.request("POST", f"{env.api_url()}/api/tasks/batch", json=part)
+        assert r.status_code == 202, r.text
+        ids.extend(r.json()["ids"])
+    return ids
+
+
+def records(env: E2E, ids: list[str]) -> dict[str, dict[str, Any]]:
+    base = env.api_url()
+
+    def get(c: httpx.Client, tid: str) -> tuple[str, dict[str, Any] | None]:
+        try:
+            r = c.get(f"{base}/api/tasks/{tid}")
+        except httpx.HTTPError:
+            return tid, None
+        return tid, r.json() if r.status_code == 200 else None
+
+    return {tid: rec for tid, rec in env.http.map(get, ids) if rec is not None}
+
+
+def wait_terminal(env: E2E, ids: list[str], *, timeout: float) -> dict[str, dict[str, Any]]:
+    """Every id's record once all are terminal; AssertionError with samples of the rest."""
+    deadline = time.monotonic() + timeout
+    done: dict[str, dict[str, Any]] = {}
+    while True:
+        pending = [t for t in ids if t not in done]
+        for tid, rec in records(env, pending).items():
+            if rec["status"] in TERMINAL:
+                done[tid] = rec
+        if len(done) == len(ids):
+            return done
+        if time.monotonic() > deadline:
+            left = [t for t in ids if t not in done]
+            sample = records(env, left[:5])
+            raise AssertionError(f"{len(left)} of {len(ids)} tasks not terminal after {timeout:.0f}s: "
+                                 f"{json.dumps(sample, default=str)[:2000]}")
+        time.sleep(1.0)
+
+
+def count_status(env: E2E, ids: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for rec in records(env, ids).values():
+        out[rec["status"]] = out.get(rec["status"], 0) + 1
+    return out
+
+
+def workers(env: E2E) -> list[dict[str, Any]]:
+    r = env.http.request("GET", f"{env.api_url()}/api/workers")
+    r.raise_for_status()
+    return list(r.json())
+
+
+# --- pods ---------------------------------------------------------------------------------------------------
+
+def pods(env: E2E, component: str) -> list[dict[str, Any]]:
+    out = env.kubectl("get", "pods", "-n", env.namespace, "-o", "json",
+                      "-l", f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component={component}")
+    return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def ready_pods(env: E2E, component: str) -> list[dict[str, Any]]:
+    return [p for p in pods(env, component)
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+
+
+def worker_name(env: E2E) -> str:
+    return f"{env.release}-worker"
+
+
+def rollout(env: E2E, kind_name: str, timeout: int = 300) -> None:
+    env.kubectl("rollout", "status", kind_name, "-n", env.namespace, f"--timeout={timeout}s", timeout=timeout + 10)
+
+
+def busiest_worker(env: E2E, ids: list[str]) -> str:
+    """The worker pod running the most of ``ids`` right now."""
+    running: dict[str, int] = {}
+    for rec in records(env, ids).values():
+        if rec["status"] == "running" and rec.get("worker"):
+            running[rec["worker"]] = running.get(rec["worker"], 0) + 1
+    assert running, "no task is running"
+    return max(running, key=lambda w: running[w])
+
+
+def wait_mid_run(env: E2E, ids: list[str], *, finished: int = 20, timeout: float = 120) -> None:
+    def mid() -> bool:
+        c = count_status(env, ids)
+        return c.get("success", 0) >= finished and c.get("running", 0) > 0
+    wait_for(mid, timeout=timeout, what=f"{finished} tasks finished and some running")
+
+
+def check_outcome(recs: dict[str, dict[str, Any]], *, lost_worker: str | None = None,
+                  since: float | None = None) -> tuple[int, float | None]:
+    """Asserts every task succeeded; returns (tasks run more than once, seconds until the last re-run ended).
+
+    With ``lost_worker`` a re-run is allowed only as attempt 2 of a task that worker was running;
+    without it nothing may run twice.
+    """
+    bad = {t: r["status"] for t, r in recs.items() if r["status"] != "success"}
+    assert not bad, f"{len(bad)} tasks did not succeed: {list(bad.items())[:5]}"
+    reruns = {t: r for t, r in recs.items() if r["attempts"] > 1}
+    if lost_worker is None:
+        assert not reruns, f"{len(reruns)} tasks ran twice: {list(reruns.values())[:3]}"
+        return 0, None
+    for r in reruns.values():
+        assert r["attempts"] == 2, r
+        first, second = r["history"][0], r["history"][1]
+        assert first["worker"] == lost_worker and first.get("outcome") == "lost", r
+        assert second["reason"] == f"redelivered: worker {lost_worker} was lost", r
+    recovery = None
+    if reruns and since is not None:
+        recovery = max(float(r["finished_at"]) for r in reruns.values()) - since
+    return len(reruns), recovery
+
+
+@contextmanager
+def api_prober(env: E2E, *, interval: float = 0.05) -> Iterator[dict[str, int]]:
+    """Submits a task and reads /readyz through the Service in a loop; counts what was not 2xx."""
+    counts = {"ok": 0, "bad": 0}
+    errors: list[str] = []
+    stop = threading.Event()
+    base = env.api_url()
+
+    def probe() -> None:
+        while not stop.is_set():
+            for method, path, body in (("POST", "/api/tasks", {"task": "add", "args": [1, 1]}),
+                                       ("GET", "/readyz", None)):
+                try:
+                    r = env.http.request(method, base + path, json=body)
+                    ok = 200 <= r.status_code < 300
+                    if not ok:
+                        errors.append(f"{method} {path}: {r.status_code} {r.text[:100]}")
+                except httpx.HTTPError as exc:
+                    ok = False
+                    errors.append(f"{method} {path}: {type(exc).__name__} {exc}")
+                counts["ok" if ok else "bad"] += 1
+            stop.wait(interval)
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    try:
+        yield counts
+    finally:
+        stop.set()
+        t.join(timeout=30)
+        counts["errors_sample"] = len(errors)
+        if errors:
+            print("api prober errors:", errors[:5])
