@@ -23,7 +23,7 @@ CHART = ROOT / "charts" / "taskq"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
 CACHE_BIN = default_cache_dir() / "bin"
 CRD_SCHEMAS = ROOT.parent / "shared" / "crd-schemas"
-K8S_VERSION = "1.31.0"
+K8S_VERSION = "1.37.0"
 BUILTIN_GROUPS = ("v1", "apps/", "policy/", "networking.k8s.io/", "autoscaling/")
 
 
@@ -111,9 +111,24 @@ def test_selectors_match_the_pod_labels() -> None:
 
 
 def test_worker_deployment_name_is_stable_for_kubectl_scale() -> None:
-    for args in ([], ["--set", "fullnameOverride=other"], ["--set", "nameOverride=x"]):
+    for args in ([], ["--set", "nameOverride=x"]):
         objs = docs(*args, release="prod")
         assert find(objs, "Deployment", "prod-worker")["spec"]["replicas"] == 3
+
+
+def test_fullname_override_renames_the_api_and_the_worker_alike() -> None:
+    objs = docs("-f", str(CHART / "ci" / "everything-values.yaml"), "--set", "fullnameOverride=foo", release="prod")
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert {("Deployment", "foo-api"), ("Deployment", "foo-worker"), ("Service", "foo-api"),
+            ("ScaledObject", "foo-worker"), ("TriggerAuthentication", "foo-worker"),
+            ("NetworkPolicy", "foo-worker"), ("PodMonitor", "foo-worker")} <= names
+    assert not [n for _, n in names if n.startswith("prod-")]
+    keda = find(objs, "ScaledObject", "foo-worker")
+    assert keda["spec"]["scaleTargetRef"]["name"] == "foo-worker"
+    assert keda["spec"]["triggers"][0]["authenticationRef"]["name"] == "foo-worker"
+    long = docs("--set", "fullnameOverride=" + "x" * 63)
+    assert all(len(o["metadata"]["name"]) <= 63 for o in long if o["kind"] in ("Service", "Deployment"))
+    assert find(long, "Deployment", "x" * 56 + "-worker")
 
 
 def test_worker_grace_exceeds_the_shutdown_grace() -> None:

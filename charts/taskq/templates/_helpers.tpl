@@ -14,9 +14,17 @@
 {{- end }}
 {{- end }}
 
-{{/* The worker Deployment is <release>-worker so `kubectl scale deployment <release>-worker` works. */}}
+{{/* The API's objects are <fullname>-api; the prefix leaves room for the suffix within 63 characters. */}}
+{{- define "taskq.apiName" -}}
+{{- printf "%s-api" (include "taskq.fullname" . | trunc 59 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+The worker Deployment is <release>-worker so `kubectl scale deployment <release>-worker` works;
+fullnameOverride replaces the release name here as it does for every other object.
+*/}}
 {{- define "taskq.workerName" -}}
-{{- printf "%s-worker" .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-worker" (default .Release.Name .Values.fullnameOverride | trunc 56 | trimSuffix "-") }}
 {{- end }}
 
 {{/* Chart label value: name-version. */}}
@@ -38,9 +46,64 @@ app.kubernetes.io/name: {{ include "taskq.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* The image of a component: <repository>-<component>:<tag>. */}}
+{{/*
+The image of a component: [<registry>/]<repository>-<component>(:<tag>|@<digest>). The registry is
+the component's, else image.registry, else global.imageRegistry (set once by a parent chart); a
+digest pins the image and wins over the tag.
+*/}}
 {{- define "taskq.image" -}}
-{{- printf "%s-%s:%s" .root.Values.image.repository .component (default .root.Chart.AppVersion .root.Values.image.tag) }}
+{{- $v := .root.Values }}
+{{- $c := index $v .component "image" }}
+{{- $registry := $c.registry | default $v.image.registry | default (dig "imageRegistry" "" ($v.global | default dict)) }}
+{{- $ref := printf "%s-%s" $v.image.repository .component }}
+{{- with $registry }}{{ $ref = printf "%s/%s" (trimSuffix "/" .) $ref }}{{ end }}
+{{- if $c.digest }}
+{{- printf "%s@%s" $ref $c.digest }}
+{{- else }}
+{{- printf "%s:%s" $ref (default .root.Chart.AppVersion $v.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+A component's container securityContext: the top-level securityContext with the component's keys
+laid over it key by key, so `worker.securityContext: {readOnlyRootFilesystem: false}` relaxes one
+setting and keeps the rest (a plain merge cannot turn a default `true` into `false`).
+*/}}
+{{- define "taskq.containerSecurityContext" -}}
+{{- $sc := deepCopy (.root.Values.securityContext | default dict) }}
+{{- range $k, $v := index .root.Values .component "securityContext" }}
+{{- $_ := set $sc $k $v }}
+{{- end }}
+{{- toYaml $sc }}
+{{- end }}
+
+{{/* Labels of a component's pods: podLabels first, so they can never replace a selector label. */}}
+{{- define "taskq.podLabels" -}}
+{{- $extra := omit (index .root.Values .component "podLabels") "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" }}
+{{- with $extra }}
+{{ toYaml . }}
+{{- end }}
+{{ include "taskq.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+A component's topologySpreadConstraints; a constraint without a labelSelector gets the component's
+selector labels, because a constraint that selects no pods spreads nothing.
+*/}}
+{{- define "taskq.topologySpreadConstraints" -}}
+{{- $root := .root }}
+{{- $out := list }}
+{{- range index .root.Values .component "topologySpreadConstraints" }}
+{{- $c := deepCopy . }}
+{{- if not (hasKey $c "labelSelector") }}
+{{- $labels := include "taskq.selectorLabels" $root | fromYaml }}
+{{- $_ := set $labels "app.kubernetes.io/component" $.component }}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" $labels) }}
+{{- end }}
+{{- $out = append $out $c }}
+{{- end }}
+{{- toYaml $out }}
 {{- end }}
 
 {{/* ServiceAccount name. */}}
@@ -147,5 +210,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: kafka-ca
   mountPath: /etc/taskq/kafka-ca
   readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+Egress of taskq pods when networkPolicy.egress is on: DNS anywhere (cluster DNS may run on the
+node), Kafka and Redis ports on pods of the release namespace (Strimzi brokers, the operator's
+Redis), then the user's rules for anything outside it.
+*/}}
+{{- define "taskq.egressRules" -}}
+- ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+- to:
+    - podSelector: {}
+  ports:
+    - {port: 9092, protocol: TCP}
+    - {port: 9093, protocol: TCP}
+    - {port: 6379, protocol: TCP}
+{{- with .Values.networkPolicy.egress.extraRules }}
+{{ toYaml . }}
 {{- end }}
 {{- end }}
