@@ -80,10 +80,8 @@ setting and keeps the rest (a plain merge cannot turn a default `true` into `fal
 {{/* Labels of a component's pods: podLabels first, so they can never replace a selector label. */}}
 {{- define "taskq.podLabels" -}}
 {{- $extra := omit (index .root.Values .component "podLabels") "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" }}
-{{- with $extra }}
-{{ toYaml . }}
-{{- end }}
-{{ include "taskq.selectorLabels" .root }}
+{{- with $extra }}{{ toYaml . }}{{ "\n" }}{{ end }}
+{{- include "taskq.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
@@ -231,4 +229,17 @@ Redis), then the user's rules for anything outside it.
 {{- with .Values.networkPolicy.egress.extraRules }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/*
+Annotations of a component's pods: the config checksum (a changed ConfigMap rolls the pods), the
+`prometheus.io/*` scrape hints that Prometheus' kubernetes_sd (pod role) reads with the usual
+relabelling, and the component's podAnnotations, which win on a clash (e.g. scrape: "false").
+*/}}
+{{- define "taskq.podAnnotations" -}}
+{{- $a := dict "checksum/config" (include (print .root.Template.BasePath "/configmap.yaml") .root | sha256sum) }}
+{{- if .root.Values.metrics.podAnnotations }}
+{{- $_ := merge $a (dict "prometheus.io/scrape" "true" "prometheus.io/port" (toString .port) "prometheus.io/path" "/metrics") }}
+{{- end }}
+{{- toYaml (merge (deepCopy (index .root.Values .component "podAnnotations")) $a) }}
 {{- end }}
