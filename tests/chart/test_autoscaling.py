@@ -1,0 +1,62 @@
+"""KEDA reaches Kafka with the workers' own credentials: TriggerAuthentication and trigger metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.chart.helm import CHART, docs, find
+
+EXTERNAL = ["--set", "kafka.strimzi.enabled=false", "--set", "kafka.bootstrapServers=k:9093",
+            "--set", "autoscaling.keda.enabled=true"]
+
+
+def trigger(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return find(objs, "ScaledObject", "rel-worker")["spec"]["triggers"][0]
+
+
+def env(objs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    worker = find(objs, "Deployment", "rel-worker")["spec"]["template"]["spec"]["containers"][0]
+    return next(e for e in worker["env"] if e["name"] == name)
+
+
+def test_plain_kafka_needs_no_authentication() -> None:
+    objs = docs("--set", "autoscaling.keda.enabled=true")
+    assert "authenticationRef" not in trigger(objs)
+    assert not {"sasl", "tls"} & trigger(objs)["metadata"].keys()
+    assert not [o for o in objs if o["kind"] == "TriggerAuthentication"]
+
+
+def test_strimzi_tls_scram_uses_the_user_secret_and_the_cluster_ca() -> None:
+    objs = docs("-f", str(CHART / "ci" / "everything-values.yaml"))
+    t = trigger(objs)
+    assert t["metadata"]["bootstrapServers"].endswith(":9093")
+    assert t["metadata"]["sasl"] == "scram_sha512" and t["metadata"]["tls"] == "enable"
+    assert t["authenticationRef"] == {"name": "rel-worker"}
+    auth = find(objs, "TriggerAuthentication", "rel-worker")["spec"]
+    refs = {r["parameter"]: (r["name"], r["key"]) for r in auth["secretTargetRef"]}
+    assert refs["password"] == (env(objs, "TASKQ_KAFKA_SASL_PASSWORD")["valueFrom"]["secretKeyRef"]["name"], "password")
+    worker = find(objs, "Deployment", "rel-worker")["spec"]["template"]["spec"]
+    ca_volume = next(v for v in worker["volumes"] if v["name"] == "kafka-ca")
+    assert refs["ca"] == (ca_volume["secret"]["secretName"], "ca.crt")
+    assert find(objs, "KafkaUser", "rel-taskq")
+    assert auth["env"] == [{"parameter": "username", "name": "TASKQ_KAFKA_SASL_USERNAME", "containerName": "worker"}]
+    assert env(objs, "TASKQ_KAFKA_SASL_USERNAME")["value"] == "rel-taskq"
+
+
+def test_external_sasl_uses_the_sasl_secret() -> None:
+    mechanisms = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
+    for mechanism, sasl in mechanisms.items():
+        objs = docs(*EXTERNAL, "--set", "kafka.securityProtocol=SASL_PLAINTEXT",
+                    "--set", f"kafka.saslMechanism={mechanism}", "--set", "kafka.saslSecret=creds")
+        assert trigger(objs)["metadata"]["sasl"] == sasl and "tls" not in trigger(objs)["metadata"]
+        auth = find(objs, "TriggerAuthentication", "rel-worker")["spec"]
+        assert auth["secretTargetRef"] == [
+            {"parameter": "username", "name": "creds", "key": "username"},
+            {"parameter": "password", "name": "creds", "key": "password"},
+        ]
+
+
+def test_external_tls_without_sasl_enables_tls_only() -> None:
+    objs = docs(*EXTERNAL, "--set", "kafka.securityProtocol=SSL")
+    assert trigger(objs)["metadata"]["tls"] == "enable" and "sasl" not in trigger(objs)["metadata"]
+    assert "authenticationRef" not in trigger(objs)
