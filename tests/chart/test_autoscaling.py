@@ -11,7 +11,8 @@ EXTERNAL = ["--set", "kafka.strimzi.enabled=false", "--set", "kafka.bootstrapSer
 
 
 def trigger(objs: list[dict[str, Any]]) -> dict[str, Any]:
-    return find(objs, "ScaledObject", "rel-worker")["spec"]["triggers"][0]
+    first: dict[str, Any] = find(objs, "ScaledObject", "rel-worker")["spec"]["triggers"][0]
+    return first
 
 
 def env(objs: list[dict[str, Any]], name: str) -> dict[str, Any]:

@@ -14,11 +14,13 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def pod(objs: list[dict[str, Any]], component: str) -> dict[str, Any]:
-    return find(objs, "Deployment", DEPLOYMENTS[component])["spec"]["template"]
+    template: dict[str, Any] = find(objs, "Deployment", DEPLOYMENTS[component])["spec"]["template"]
+    return template
 
 
 def container(objs: list[dict[str, Any]], component: str) -> dict[str, Any]:
-    return pod(objs, component)["spec"]["containers"][0]
+    first: dict[str, Any] = pod(objs, component)["spec"]["containers"][0]
+    return first
 
 
 def test_default_pod_security_context_is_unchanged() -> None:
