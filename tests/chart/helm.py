@@ -15,6 +15,8 @@ from taskq.devstack import default_cache_dir
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "taskq"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
+# The e2e suites install the chart with these; they must keep rendering as the chart evolves.
+E2E_VALUES = sorted((ROOT / "tests" / "e2e").glob("values-*.yaml"))
 CACHE_BIN = default_cache_dir() / "bin"
 CRD_SCHEMAS = ROOT.parent / "shared" / "crd-schemas"
 K8S_VERSION = "1.37.0"

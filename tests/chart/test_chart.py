@@ -17,6 +17,7 @@ from taskq.settings import Settings
 from tests.chart.helm import (
     CHART,
     CRD_SCHEMAS,
+    E2E_VALUES,
     K8S_VERSION,
     SCENARIOS,
     docs,
@@ -29,7 +30,7 @@ BUILTIN_GROUPS = ("v1", "apps/", "policy/", "networking.k8s.io/", "autoscaling/"
 
 
 def test_chart_lints_strictly_with_every_scenario() -> None:
-    for values in [None, *SCENARIOS]:
+    for values in [None, *SCENARIOS, *E2E_VALUES]:
         args = ["-f", str(values)] if values else []
         res = subprocess.run([tool("helm"), "lint", "--strict", str(CHART), *args], capture_output=True, text=True)
         assert res.returncode == 0, res.stdout + res.stderr
@@ -51,7 +52,7 @@ def k8s_schemas(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("scenario", SCENARIOS + E2E_VALUES, ids=lambda p: p.stem)
 def test_every_scenario_renders_objects_kubeconform_accepts(scenario: Path, k8s_schemas: Path, tmp_path: Path) -> None:
     objs = docs("-f", str(scenario))
     builtin = [o for o in objs if o["apiVersion"].startswith(BUILTIN_GROUPS)]
