@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -35,6 +36,9 @@ class E2E(Protocol):
     def api_url(self) -> str: ...
     def kill_container(self, pod: str, container: str) -> None: ...
     def tag_images(self, tag: str) -> None: ...
+    def helm_upgrade(self, *set_values: str) -> None: ...
+    def restart(self, backing: str) -> None: ...
+    def browser_executable(self, folder: Path) -> str: ...
 
 
 @dataclass
@@ -228,3 +232,161 @@ def api_prober(env: E2E, *, interval: float = 0.05) -> Iterator[dict[str, int]]:
         counts["errors_sample"] = len(errors)
         if errors:
             print("api prober errors:", errors[:5])
+
+
+# --- the scenarios ------------------------------------------------------------------------------------------
+
+def workers_alive_with_partitions(env: E2E, n: int) -> bool:
+    alive = [w for w in workers(env) if w["status"] == "alive" and w.get("partitions")]
+    return len(alive) == n
+
+
+def settle(env: E2E, replicas: int = 3) -> None:
+    """Back to the resting shape between scenarios: ``replicas`` workers, all holding partitions."""
+    rollout(env, f"deployment/{worker_name(env)}")
+    wait_for(lambda: len(ready_pods(env, "worker")) == replicas, timeout=120, what=f"{replicas} ready workers")
+    wait_for(lambda: workers_alive_with_partitions(env, replicas), timeout=90,
+             what=f"{replicas} live workers holding partitions")
+
+
+def install_ready(env: E2E, report: Report) -> None:
+    assert len(ready_pods(env, "worker")) == 3
+    assert len(ready_pods(env, "api")) == 2
+    out = env.helm("test", env.release, "-n", env.namespace, "--timeout", "5m", timeout=330)
+    assert "Phase:          Succeeded" in out, out
+    settle(env)
+    report.add(Row("helm install + helm test", 1, 0, 0, note="3 workers, 2 API pods Ready; helm test passed"))
+
+
+def graceful_delete(env: E2E, report: Report) -> None:
+    ids = submit(env, "sleep", [1], 300)
+    wait_mid_run(env, ids)
+    victim = busiest_worker(env, ids)
+    env.kubectl("delete", "pod", victim, "-n", env.namespace, "--wait=false")
+    recs = wait_terminal(env, ids, timeout=300)
+    dups, _ = check_outcome(recs)
+    assert any(r["worker"] == victim for r in recs.values())
+    report.add(Row("kubectl delete pod (graceful)", len(ids), 0, dups, note="nothing ran twice"))
+    settle(env)
+
+
+def killed_worker(env: E2E, report: Report, how: str) -> None:
+    """``how``: force-delete (grace 0) or sigkill-from-node (the container's process, by the runtime)."""
+    ids = submit(env, "sleep", [1], 300)
+    wait_mid_run(env, ids)
+    victim = busiest_worker(env, ids)
+    killed_at = time.time()
+    if how == "force-delete":
+        env.kubectl("delete", "pod", victim, "-n", env.namespace, "--grace-period=0", "--force", "--wait=false")
+    else:
+        env.kill_container(victim, "worker")
+    recs = wait_terminal(env, ids, timeout=300)
+    dups, recovery = check_outcome(recs, lost_worker=victim, since=killed_at)
+    report.add(Row(f"worker {how}", len(ids), 0, dups, recovery,
+                   note="re-runs only of tasks in flight, as attempt 2; recovery = kill to last re-run done"))
+    settle(env)
+
+
+def scale_up_down(env: E2E, report: Report) -> None:
+    deployment = f"deployment/{worker_name(env)}"
+    before = {p["metadata"]["name"] for p in ready_pods(env, "worker")}
+    ids = submit(env, "sleep", [1], 600)
+    wait_mid_run(env, ids)
+    t0 = time.monotonic()
+    env.kubectl("scale", deployment, "-n", env.namespace, "--replicas=5")
+    wait_for(lambda: workers_alive_with_partitions(env, 5), timeout=120, what="5 workers holding partitions")
+    spread = time.monotonic() - t0
+    new = {p["metadata"]["name"] for p in ready_pods(env, "worker")} - before
+    assert len(new) == 2, new
+    wait_for(lambda: any(r.get("worker") in new for r in records(env, ids).values()), timeout=60,
+             what="a new pod to run a task")
+    env.kubectl("scale", deployment, "-n", env.namespace, "--replicas=1")
+    wait_for(lambda: len(pods(env, "worker")) == 1, timeout=120, what="one worker pod left")
+    recs = wait_terminal(env, ids, timeout=600)
+    dups, _ = check_outcome(recs)
+    ran_by_new = sum(1 for r in recs.values() if r["worker"] in new)
+    report.add(Row("scale 3 -> 5 -> 1 under load", len(ids), 0, dups, spread,
+                   note=f"5 workers held partitions {spread:.1f}s after the scale; the new pods ran {ran_by_new}"))
+    env.kubectl("scale", deployment, "-n", env.namespace, "--replicas=3")
+    settle(env)
+
+
+def rolling_upgrade(env: E2E, report: Report) -> None:
+    env.tag_images("e2e-2")
+    ids = submit(env, "sleep", [1], 300)
+    with api_prober(env) as probes:
+        env.helm_upgrade("image.tag=e2e-2")
+        rollout(env, f"deployment/{env.release}-api")
+    images = {c["image"] for p in pods(env, "worker") + pods(env, "api") for c in p["spec"]["containers"]}
+    assert images == {"taskq-api:e2e-2", "taskq-worker:e2e-2"}, images
+    recs = wait_terminal(env, ids, timeout=600)
+    dups, _ = check_outcome(recs)
+    report.add(Row("helm upgrade (rolling, new tag)", len(ids), 0, dups,
+                   note=f"API probes during the roll: {probes['ok']} ok, {probes['bad']} not 2xx"))
+    assert probes["ok"] > 0 and probes["bad"] == 0, probes
+    settle(env)
+
+
+def submit_until_accepted(env: E2E, n: int, *, timeout: float = 180) -> list[str]:
+    """Submits n tasks, retrying refusals (503, a refused connection) while a pod is replaced."""
+    ids: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(ids) < n:
+        assert time.monotonic() < deadline, f"only {len(ids)} of {n} submits accepted in {timeout:.0f}s"
+        try:
+            ids.extend(submit(env, "sleep", [0.5], min(50, n - len(ids)), chunk=50))
+        except (AssertionError, httpx.HTTPError):
+            time.sleep(1)
+    return ids
+
+
+def backing_restarts(env: E2E, report: Report) -> None:
+    ids = submit(env, "sleep", [0.5], 200)
+    api_pod = ready_pods(env, "api")[0]["metadata"]["name"]
+    env.kubectl("delete", "pod", api_pod, "-n", env.namespace, "--wait=false")
+    ids += submit_until_accepted(env, 100)
+    env.restart("redis")
+    ids += submit_until_accepted(env, 100)
+    t0 = time.monotonic()
+    env.restart("kafka")
+    ids += submit_until_accepted(env, 100)
+    back = time.monotonic() - t0
+    recs = wait_terminal(env, ids, timeout=600)
+    bad = {t: r["status"] for t, r in recs.items() if r["status"] != "success"}
+    assert not bad, f"{len(bad)} tasks did not succeed: {list(bad.items())[:5]}"
+    dups = sum(1 for r in recs.values() if r["attempts"] > 1)
+    report.add(Row("API, Redis and Kafka pods restarted", len(ids), 0, dups, back,
+                   note="every accepted task success; recovery = Kafka restart until submits are accepted"))
+    settle(env)
+
+
+def web_ui(env: E2E, report: Report, folder: Path, screenshot: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    tid = submit(env, "add", [20, 22], 1)[0]
+    wait_terminal(env, [tid], timeout=60)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=env.browser_executable(folder), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page()
+            page.goto(env.api_url() + "/", timeout=30000)
+            page.wait_for_selector(f"text={tid[:8]}", timeout=30000)
+            page.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+    report.add(Row("web UI through the API Service", 1, 0, 0, note="Chromium in the cluster network"))
+
+
+def pod_metrics(env: E2E, report: Report) -> None:
+    checked = 0
+    for component, metric in (("worker", "taskq_tasks_started_total"), ("api", "taskq_api_")):
+        for pod in ready_pods(env, component):
+            ann = pod["metadata"].get("annotations", {})
+            assert ann.get("prometheus.io/scrape") == "true", ann
+            url = f"http://{pod['status']['podIP']}:{ann['prometheus.io/port']}{ann['prometheus.io/path']}"
+            r = env.http.request("GET", url)
+            assert r.status_code == 200, (url, r.status_code)
+            assert metric in r.text, (url, r.text[:300])
+            checked += 1
+    report.add(Row("pod /metrics from inside the cluster", 0, 0, 0, note=f"{checked} pods answered"))
