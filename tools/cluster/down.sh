@@ -26,6 +26,7 @@ stop() {
     [ ${#left[@]} -gt 0 ] || return 0
     sleep 0.25
   done
+  say "still running 10 s after TERM, killed: ${left[*]}"
   kill -KILL "${left[@]}" 2>/dev/null || true
 }
 
@@ -41,9 +42,7 @@ pod_pids() {
 }
 
 # The kubelet and the proxy first, so nothing restarts containers while they stop.
-for name in kube-proxy kubelet kube-scheduler kube-controller-manager; do
-  stop "$(pid_of "$name")"
-done
+stop "$(pid_of kube-proxy)" "$(pid_of kubelet)" "$(pid_of kube-scheduler)" "$(pid_of kube-controller-manager)"
 
 # Every container and sandbox task, through containerd while it still runs.
 if alive "$(pid_of containerd)" && [ -S "$CONTAINERD_SOCK" ]; then
@@ -59,10 +58,7 @@ fi
 host_fwd=$(pid_of api-forward-host)
 fwd_children=()
 if alive "$host_fwd"; then mapfile -t fwd_children < <(children "$host_fwd"); fi
-stop "$host_fwd" "${fwd_children[@]}"
-for name in api-forward-ns kube-apiserver etcd containerd; do
-  stop "$(pid_of "$name")"
-done
+stop "$host_fwd" "${fwd_children[@]}" "$(pid_of api-forward-ns)" "$(pid_of kube-apiserver)" "$(pid_of etcd)" "$(pid_of containerd)"
 
 # What is left in the namespace (shims, forward children) and in the pod cgroups is the
 # cluster's alone: nothing else runs in either.
