@@ -58,7 +58,9 @@ fi
 host_fwd=$(pid_of api-forward-host)
 fwd_children=()
 if alive "$host_fwd"; then mapfile -t fwd_children < <(children "$host_fwd"); fi
-stop "$host_fwd" "${fwd_children[@]}" "$(pid_of api-forward-ns)" "$(pid_of kube-apiserver)" "$(pid_of etcd)" "$(pid_of containerd)"
+# The API server before etcd: without etcd it waits out its shutdown timeout.
+stop "$host_fwd" "${fwd_children[@]}" "$(pid_of api-forward-ns)" "$(pid_of kube-apiserver)" "$(pid_of containerd)"
+stop "$(pid_of etcd)"
 
 # What is left in the namespace (shims, forward children) and in the pod cgroups is the
 # cluster's alone: nothing else runs in either.

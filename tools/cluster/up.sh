@@ -190,10 +190,16 @@ wait_until containerd 30 ctr_k8s version
 # left in the image cache from an earlier run.
 mkdir -p "$IMAGES"
 "$here/images.sh" system
-for tar in "$IMAGES"/taskq-*.tar; do
-  [ -e "$tar" ] || continue
-  ctr_k8s images import "$tar" >/dev/null || die "importing $tar failed"
-done
+# The large app images unpack while the control plane starts; the wait is before CoreDNS.
+import_apps() {
+  local tar
+  for tar in "$IMAGES"/taskq-*.tar; do
+    [ -e "$tar" ] || continue
+    ctr_k8s images import "$tar" >/dev/null || { echo "importing $tar failed"; return 1; }
+  done
+}
+import_apps >"$LOGS/import.log" 2>&1 &
+import_pid=$!
 
 # --- etcd and the control plane ----------------------------------------------------------------
 start etcd "$BIN/etcd" --name taskq --data-dir "$RUN/etcd" \
@@ -277,6 +283,8 @@ node_ready() {
   [ "$(kubectl_c get node localhost -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }
 wait_until kubelet "$NODE_DEADLINE" node_ready
+
+wait "$import_pid" || die "$(tail -1 "$LOGS/import.log")"
 
 # --- cluster DNS -------------------------------------------------------------------------------
 sed -e "s|@DNS_SVC_IP@|$DNS_SVC_IP|" -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|" "$here/manifests/coredns.yaml" |
