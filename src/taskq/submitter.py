@@ -3,7 +3,7 @@
 ``Client.submit`` waits for Kafka's acknowledgement on every call (one round trip, about 1-2 ms
 with kafka-python). ``Client.submit_nowait`` returns a :class:`Submission` immediately: the
 producer batches messages, and a recorder thread writes the Redis records of acknowledged
-messages in pipelines. The contract of DESIGN.md still holds: a task is visible as ``queued``
+messages in pipelines. The contract of docs/architecture.md still holds: a task is visible as ``queued``
 only after Kafka acknowledged it, and a message Kafka refused leaves nothing behind.
 ``Client.flush()`` waits for every outstanding submission and raises if any failed.
 """

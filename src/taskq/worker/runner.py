@@ -95,7 +95,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-pytho
 
 
 class Worker:
-    """Runs tasks from the tasks topic until stopped; see DESIGN.md's delivery semantics."""
+    """Runs tasks from the tasks topic until stopped; see docs/architecture.md, "Delivery semantics"."""
 
     def __init__(
         self,
