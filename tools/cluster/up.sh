@@ -292,7 +292,13 @@ sed -e "s|@DNS_SVC_IP@|$DNS_SVC_IP|" -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|" "$he
 dns_ready() {
   [ "$(kubectl_c -n kube-system get deploy coredns -o jsonpath='{.status.readyReplicas}')" = 1 ]
 }
-wait_until kubelet "$DNS_DEADLINE" dns_ready
+end=$(($(date +%s) + DNS_DEADLINE))
+until dns_ready; do
+  if [ "$(date +%s)" -ge "$end" ]; then
+    die "CoreDNS not ready after ${DNS_DEADLINE}s: $(kubectl_c -n kube-system get pods -l k8s-app=kube-dns --no-headers 2>&1 | head -1)"
+  fi
+  sleep 0.5
+done
 
 trap - EXIT
 say "up in $(($(date +%s) - started))s: node localhost Ready, CoreDNS Ready at $DNS_SVC_IP; API at https://127.0.0.1:$API_PORT"
