@@ -73,9 +73,13 @@ def _manifests(ns: str) -> str:
 
 @pytest.fixture(scope="module")
 def app_ns(k8s_cluster: Cluster) -> Iterator[str]:
-    images = k8s_cluster.kubectl("get", "node", "localhost", "-o", "jsonpath={.status.images[*].names}")
-    if WORKER_IMAGE not in images:
-        pytest.fail(f"{WORKER_IMAGE} is not in the cluster: run make cluster-images")
+    # The kubelet lists the node's images in its status every 10 s, so a fresh node needs a moment.
+    deadline = time.monotonic() + 30
+    images = ("get", "node", "localhost", "-o", "jsonpath={.status.images[*].names}")
+    while WORKER_IMAGE not in k8s_cluster.kubectl(*images):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{WORKER_IMAGE} is not in the cluster: run make cluster-images")
+        time.sleep(1)
     ns = f"smoke-{uuid.uuid4().hex[:6]}"
     k8s_cluster.kubectl("create", "namespace", ns)
     try:
