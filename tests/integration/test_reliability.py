@@ -8,11 +8,12 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer
 
-from taskq.broker import Producer
+from taskq.broker import Producer, ensure_topics
 from taskq.client import Client
+from taskq.devstack import RedisServer, free_port
 from taskq.models import TaskState
 from taskq.settings import Settings
-from tests.conftest import Services, WorkerFactory, make_settings, wait_for
+from tests.conftest import Services, WorkerFactory, make_settings, wait_all, wait_for
 
 TASKS = ["--tasks", "tests.sample_tasks"]
 
@@ -146,3 +147,38 @@ def test_an_oversize_result_fails_with_a_clear_message(services: Services, start
         rec = client.wait(client.submit("big_result", 5000), timeout=20)
     assert rec.status == TaskState.FAILED
     assert rec.error == "result is 5002 bytes; the limit is 1000 (TASKQ_MAX_RESULT_BYTES)"
+
+
+def test_a_redis_outage_longer_than_the_heartbeat_ttl_runs_nothing_twice(
+    services: Services, tmp_path: Path, start_worker: WorkerFactory
+) -> None:
+    redis = RedisServer(data_dir=tmp_path / "redis", port=free_port())
+    redis.start()
+    settings = make_settings(services, redis_url=redis.url)
+    ensure_topics(settings)
+    client = Client(settings)
+    try:
+        for wid in ("w1", "w2"):
+            start_worker(wid, settings_=settings)
+        long = [client.submit("sleep", 8) for _ in range(6)]
+        short = [client.submit("sleep", 0.2) for _ in range(20)]
+        wait_for(lambda: sum(client.get(t).status == TaskState.RUNNING for t in long) == 6, timeout=30,
+                 what="the long tasks to run")
+        redis.stop()
+        # Down for twice the heartbeat TTL (3 s in tests): every worker's liveness key expires.
+        outage_end = time.monotonic() + 2 * settings.heartbeat_ttl + 4
+        while time.monotonic() < outage_end:
+            time.sleep(0.2)
+        redis.start()
+        back = time.monotonic()
+        store = client.store
+        wait_for(lambda: {w.id for w in store.workers() if w.status == "alive"} >= {"w1", "w2"}, timeout=10,
+                 what="both workers to register again")
+        registered = time.monotonic() - back
+        records = wait_all(client, long + short, timeout=90)
+        assert all(r.status == TaskState.SUCCESS for r in records), [(r.id, r.status) for r in records]
+        assert all(r.attempts == 1 for r in records), [(r.id, r.attempts, r.history) for r in records if r.attempts > 1]
+        assert registered < 2 * settings.heartbeat_interval + 1
+    finally:
+        client.close()
+        redis.stop()
