@@ -31,10 +31,12 @@ for b in k8s coredns; do
 done
 [ -w /sys/fs/cgroup/memory ] || [ -w /sys/fs/cgroup ] || die "cgroups are read-only here; the kubelet cannot create pod cgroups"
 modprobe br_netfilter 2>/dev/null || true
+modprobe overlay 2>/dev/null || true
+grep -qw overlay /proc/filesystems || die "the kernel has no overlay filesystem; containerd's overlayfs snapshotter needs it"
 
 api_ok() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=2s get --raw /readyz >/dev/null 2>&1; }
 
-if [ -e "$NS_PATH" ] || [ -d "$RUN" ]; then
+if [ -e "$NS_PATH" ] || [ -d "$RUN" ] || [ -d "$HOST_STATE" ]; then
   if alive "$(pid_of kubelet)" && alive "$(pid_of kube-apiserver)" && [ -f "$KUBECONFIG_FILE" ] && api_ok; then
     say "reusing the running cluster"
     echo "export KUBECONFIG=$KUBECONFIG_FILE"
@@ -110,7 +112,10 @@ ip -n "$NS" link set "$NODE_IF" up
 ip -n "$NS" route add default dev "$NODE_IF"
 # Both are per-namespace: Service traffic between pods on the cni0 bridge goes through iptables.
 in_ns sysctl -qw net.ipv4.ip_forward=1
-in_ns sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
+# Without br_netfilter, replies between two pods on cni0 skip iptables and never lose their
+# Service DNAT; kube-proxy then masquerades all Service traffic so replies route back through it.
+masquerade_all=false
+in_ns sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || masquerade_all=true
 
 # Starts a component in the namespace (host's mount namespace, so the kubelet's mounts are the ones
 # containerd sees), detached from the caller's session, and records its PID.
@@ -276,6 +281,7 @@ healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 # Zeros leave the conntrack sysctls alone: they are the host's, not the namespace's.
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+iptables: {masqueradeAll: $masquerade_all}
 EOF
 start kube-proxy "$BIN/kube-proxy" --config="$RUN/kube-proxy.yaml" --v=1
 
