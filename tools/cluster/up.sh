@@ -195,7 +195,7 @@ wait_until containerd 30 ctr_k8s version
 # left in the image cache from an earlier run.
 mkdir -p "$IMAGES"
 "$here/images.sh" system
-# The large app images unpack while the control plane starts; the wait is before CoreDNS.
+# The large app images unpack while the control plane and CoreDNS start; up.sh waits for them last.
 import_apps() {
   local tar
   for tar in "$IMAGES"/taskq-*.tar; do
@@ -290,8 +290,6 @@ node_ready() {
 }
 wait_until kubelet "$NODE_DEADLINE" node_ready
 
-wait "$import_pid" || die "$(tail -1 "$LOGS/import.log")"
-
 # --- cluster DNS -------------------------------------------------------------------------------
 sed -e "s|@DNS_SVC_IP@|$DNS_SVC_IP|" -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|" "$here/manifests/coredns.yaml" |
   kubectl_c apply -f - >/dev/null
@@ -305,6 +303,8 @@ until dns_ready; do
   fi
   sleep 0.5
 done
+
+wait "$import_pid" || die "$(tail -1 "$LOGS/import.log")"
 
 trap - EXIT
 say "up in $(($(date +%s) - started))s: node localhost Ready, CoreDNS Ready at $DNS_SVC_IP; API at https://127.0.0.1:$API_PORT"
