@@ -149,6 +149,20 @@ def test_every_taskq_variable_the_chart_sets_is_a_real_setting() -> None:
             assert var in fields, f"{scenario.stem}: {var} is not a setting"
 
 
+@pytest.mark.parametrize("scenario", [None, *SCENARIOS], ids=lambda s: "defaults" if s is None else s.stem)
+def test_the_configmap_is_settings_the_app_accepts(scenario: Path | None, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    # A values file, not --set: Helm reads YAML numbers as float64 (--set ones as int64).
+    big = tmp_path / "big.yaml"
+    big.write_text("config: {maxBodyBytes: 10485760, resultTtl: 31536000}\n")
+    objs = docs(*(["-f", str(scenario)] if scenario else []), "-f", str(big))
+    cm = next(o for o in objs if o["kind"] == "ConfigMap" and "TASKQ_PARTITIONS" in o.get("data", {}))
+    for name, value in cm["data"].items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.max_body_bytes == 10485760 and settings.result_ttl == 31536000
+
+
 def test_secrets_never_land_in_the_configmap() -> None:
     objs = docs("--set", "api.auth.token=supersecret-token")
     cm = find(objs, "ConfigMap", "rel-taskq")
