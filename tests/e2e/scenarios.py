@@ -296,7 +296,8 @@ def scale_up_down(env: E2E, report: Report) -> None:
     env.kubectl("scale", deployment, "-n", env.namespace, "--replicas=5")
     wait_for(lambda: workers_alive_with_partitions(env, 5), timeout=120, what="5 workers holding partitions")
     spread = time.monotonic() - t0
-    new = {p["metadata"]["name"] for p in ready_pods(env, "worker")} - before
+    # Alive in Redis comes before Ready in Kubernetes (the worker's readiness probe runs every 10 s).
+    new = {p["metadata"]["name"] for p in pods(env, "worker")} - before
     assert len(new) == 2, new
     wait_for(lambda: any(r.get("worker") in new for r in records(env, ids).values()), timeout=60,
              what="a new pod to run a task")
@@ -371,7 +372,9 @@ def web_ui(env: E2E, report: Report, folder: Path, screenshot: Path) -> None:
         try:
             page = browser.new_page()
             page.goto(env.api_url() + "/", timeout=30000)
-            page.wait_for_selector(f"text={tid[:8]}", timeout=30000)
+            page.wait_for_selector(f"#task-table tbody tr[data-id='{tid}']", timeout=30000)
+            page.click("a[href='#workers']")
+            page.wait_for_selector("#view-workers tbody tr", timeout=30000)
             page.screenshot(path=str(screenshot))
         finally:
             browser.close()
