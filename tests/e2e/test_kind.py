@@ -19,6 +19,16 @@ import pytest
 
 from tests.e2e import scenarios as sc
 from tests.e2e.netns import NetnsHttp
+from tests.e2e.suite import (  # noqa: F401 - collected by pytest with this module's fixtures
+    test_a_deleted_worker_pod_hands_its_tasks_over_without_running_any_twice,
+    test_a_killed_worker_pods_tasks_are_rerun_by_the_others,
+    test_api_redis_and_kafka_pods_recover_by_themselves_and_every_task_finishes,
+    test_every_worker_and_api_pod_serves_metrics_inside_the_cluster,
+    test_helm_install_brings_every_pod_ready_and_helm_test_passes,
+    test_helm_upgrade_rolls_api_and_workers_without_losing_or_refusing_anything,
+    test_scaling_workers_up_mid_load_spreads_work_and_down_loses_nothing,
+    test_the_web_ui_loads_through_the_api_service,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -128,40 +138,3 @@ def env() -> Iterator[KindE2E]:
     e.http.close()
     if not os.environ.get("TASKQ_E2E_KEEP"):
         sh("kind", "delete", "cluster", "--name", CLUSTER, check=False)
-
-
-def test_helm_install_brings_every_pod_ready_and_helm_test_passes(env: KindE2E, report: sc.Report) -> None:
-    sc.install_ready(env, report)
-
-
-def test_a_deleted_worker_pod_hands_its_tasks_over_without_running_any_twice(env: KindE2E, report: sc.Report) -> None:
-    sc.graceful_delete(env, report)
-
-
-@pytest.mark.parametrize("how", ["force-delete", "sigkill-from-node"])
-def test_a_killed_worker_pods_tasks_are_rerun_by_the_others(env: KindE2E, report: sc.Report, how: str) -> None:
-    sc.killed_worker(env, report, how)
-
-
-def test_scaling_workers_up_mid_load_spreads_work_and_down_loses_nothing(env: KindE2E, report: sc.Report) -> None:
-    sc.scale_up_down(env, report)
-
-
-def test_helm_upgrade_rolls_api_and_workers_without_losing_or_refusing_anything(
-    env: KindE2E, report: sc.Report
-) -> None:
-    sc.rolling_upgrade(env, report)
-
-
-def test_api_redis_and_kafka_pods_recover_by_themselves_and_every_task_finishes(
-    env: KindE2E, report: sc.Report
-) -> None:
-    sc.backing_restarts(env, report)
-
-
-def test_the_web_ui_loads_through_the_api_service(env: KindE2E, tmp_path: Path, report: sc.Report) -> None:
-    sc.web_ui(env, report, tmp_path, tmp_path / "ui.png")
-
-
-def test_every_worker_and_api_pod_serves_metrics_inside_the_cluster(env: KindE2E, report: sc.Report) -> None:
-    sc.pod_metrics(env, report)
