@@ -16,13 +16,15 @@ router = APIRouter(tags=["system"])
 LAG_CACHE_SECONDS = 2.0
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"])
+@router.get("/healthz")
+@router.head("/healthz", include_in_schema=False)
 def healthz() -> dict[str, str]:
     """The process is up (liveness)."""
     return {"status": "ok"}
 
 
-@router.api_route("/readyz", methods=["GET", "HEAD"])
+@router.get("/readyz")
+@router.head("/readyz", include_in_schema=False)
 def readyz(client: ClientDep, settings: SettingsDep) -> JSONResponse:
     """Kafka and Redis are reachable (readiness); 503 names what is not."""
     checks: dict[str, str] = {}
