@@ -83,17 +83,17 @@ test: deps venv kafka chromium tools lint  ## ruff + mypy --strict, the whole su
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 	@$(MAKE) --no-print-directory test-e2e
 
-# The e2e suite on this machine's own single-node cluster (tools/cluster): built and started when
-# the machine can host it (root, cgroups, containerd); elsewhere one line says why and it skips.
+# The e2e suite on this machine's own single-node cluster (tools/cluster): built when the machine
+# can host it (root, cgroups, containerd), images cached; the test modules start and stop the
+# cluster themselves, so the teardown check runs too. Elsewhere one line says why and it skips.
 E2E_ARGS ?=
 test-e2e: venv tools
 	@why=$$($(PY) -c 'from tests.e2e.cluster import can_host_cluster; print(can_host_cluster() or "")'); \
 	if [ -n "$$why" ]; then echo "e2e: skipped: $$why"; \
-	  $(PY) -m pytest tests/e2e -m e2e --ignore=tests/e2e/test_kind.py $(E2E_ARGS); exit $$?; fi; \
+	else $(MAKE) --no-print-directory cluster-deps cluster-bin cluster-images || exit 1; fi; \
 	ours=1; [ -e /run/netns/taskq-k8s ] && ours=""; \
-	down() { [ -z "$$ours" ] || $(MAKE) --no-print-directory cluster-down; }; \
-	{ $(MAKE) --no-print-directory cluster && $(MAKE) --no-print-directory cluster-images; } || { down; exit 1; }; \
-	$(PY) -m pytest tests/e2e -m e2e --ignore=tests/e2e/test_kind.py $(E2E_ARGS); rc=$$?; down; \
+	$(PY) -m pytest tests/e2e -m e2e --ignore=tests/e2e/test_kind.py $(E2E_ARGS); rc=$$?; \
+	if [ -n "$$ours" ] && [ -e /run/netns/taskq-k8s ]; then $(MAKE) --no-print-directory cluster-down; fi; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no e2e tests: failing"; exit 1; fi; exit $$rc
 
 test-fast: venv  ## unit tests only, no services

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages behind missing commands, or says in one line what to do instead.
-#   tools/need.sh COMMAND:PACKAGE [COMMAND:PACKAGE ...]
+#   tools/need.sh COMMAND:PACKAGE [COMMAND:PACKAGE ...]   (COMMAND may be a /path the package installs)
 # A fresh machine lacks them; a machine without root or apt gets an actionable line and exit 1,
 # never a half-finished Make run.
 set -uo pipefail
+have() { case $1 in /*) [ -e "$1" ] ;; *) command -v "$1" >/dev/null 2>&1 ;; esac; }
 missing=()
 for pair in "$@"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  have "$cmd" || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -36,5 +37,5 @@ if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" "${opts[@]}" install "${missing[
 fi
 for pair in "$@"; do
   cmd=${pair%%:*}
-  command -v "$cmd" >/dev/null 2>&1 || say "installed packages but '$cmd' is still not on PATH"
+  have "$cmd" || say "installed packages but '$cmd' is still not there"
 done

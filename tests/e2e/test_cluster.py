@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,14 +110,16 @@ class ClusterE2E:
 
 
 @pytest.fixture(scope="module")
-def report() -> Iterator[sc.Report]:
+def report(request: pytest.FixtureRequest) -> Iterator[sc.Report]:
     rep = sc.Report()
     yield rep
     text = rep.render()
     out = ROOT / ".taskq" / "e2e-report.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
-    sys.__stdout__.write(f"\n\ne2e report (also in {out.relative_to(ROOT)}):\n{text}\n")
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.write_line(f"\ne2e report (also in {out.relative_to(ROOT)}):\n{text}")
 
 
 @pytest.fixture(scope="module")

@@ -110,10 +110,12 @@ class KindE2E:
 
 
 @pytest.fixture(scope="module")
-def report() -> Iterator[sc.Report]:
+def report(request: pytest.FixtureRequest) -> Iterator[sc.Report]:
     rep = sc.Report()
     yield rep
-    print("\n" + rep.render())
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.write_line("\ne2e report:\n" + rep.render())
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ export TASKQ_CLUSTER_DIR := $(CLUSTER_DIR)
 .PHONY: cluster cluster-down cluster-images cluster-deps cluster-bin
 
 cluster-deps:
-	@missing=""; for p in $(CLUSTER_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; fi
+	@tools/need.sh containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+	  iptables:iptables conntrack:conntrack socat:socat gcc:gcc /usr/include/stdio.h:libc6-dev curl:curl
 
 # The binary is rebuilt when the scratch module changes (a version bump edits go.mod and go.sum).
 $(CLUSTER_BIN)/k8s: tools/cluster/k8s/go.mod tools/cluster/k8s/go.sum tools/cluster/k8s/main.go tools/cluster/build-k8s.sh
