@@ -90,7 +90,8 @@ E2E_ARGS ?=
 test-e2e: venv tools
 	@why=$$($(PY) -c 'from tests.e2e.cluster import can_host_cluster; print(can_host_cluster() or "")'); \
 	if [ -n "$$why" ]; then echo "e2e: skipped: $$why"; \
-	else $(MAKE) --no-print-directory cluster-deps cluster-bin cluster-images || exit 1; fi; \
+	else tools/need.sh --no-recommends prometheus:prometheus && \
+	  $(MAKE) --no-print-directory cluster-deps cluster-bin cluster-images || exit 1; fi; \
 	ours=1; [ -e /run/netns/taskq-k8s ] && ours=""; \
 	$(PY) -m pytest tests/e2e -m e2e --ignore=tests/e2e/test_kind.py $(E2E_ARGS); rc=$$?; \
 	if [ -n "$$ours" ] && [ -e /run/netns/taskq-k8s ]; then $(MAKE) --no-print-directory cluster-down; fi; \

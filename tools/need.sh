@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages behind missing commands, or says in one line what to do instead.
-#   tools/need.sh COMMAND:PACKAGE [COMMAND:PACKAGE ...]   (COMMAND may be a /path the package installs)
+#   tools/need.sh [--no-recommends] COMMAND:PACKAGE [COMMAND:PACKAGE ...]
+# COMMAND may be a /path the package installs.
 # A fresh machine lacks them; a machine without root or apt gets an actionable line and exit 1,
 # never a half-finished Make run.
 set -uo pipefail
+recommends=()
+if [ "${1:-}" = --no-recommends ]; then recommends=(--no-install-recommends); shift; fi
 have() { case $1 in /*) [ -e "$1" ] ;; *) command -v "$1" >/dev/null 2>&1 ;; esac; }
 missing=()
 for pair in "$@"; do
@@ -28,7 +31,7 @@ trap 'rm -f "$log"' EXIT
 if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" "${opts[@]}" update >"$log" 2>&1; then
   say "apt-get update failed ($(grep -m1 -E '^(E|W):' "$log" || tail -n1 "$log")); check the network and /etc/apt/sources.list"
 fi
-if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" "${opts[@]}" install "${missing[@]}" >"$log" 2>&1; then
+if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" "${opts[@]}" install "${recommends[@]}" "${missing[@]}" >"$log" 2>&1; then
   reason=$(grep -m1 -E '^E:' "$log" || tail -n1 "$log")
   case $reason in
     *"No space left"*) say "no disk space to install ${missing[*]}: free some and run make again" ;;

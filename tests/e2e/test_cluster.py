@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from taskq.devstack import default_cache_dir
 from tests.e2e import scenarios as sc
@@ -145,3 +148,87 @@ def _install(e: ClusterE2E) -> None:
     sc.rollout(e, "statefulset/redis")
     e.helm("install", RELEASE, str(ROOT / "charts" / "taskq"), "-n", NS, "-f", str(HERE / "values-cluster.yaml"),
            "--wait", "--timeout", "10m", timeout=660)
+
+
+# Defined here, after the shared tests, so it runs last: by then every pod has run tasks.
+def test_prometheus_discovers_every_pod_and_the_dashboard_queries_return_data(
+    env: ClusterE2E, tmp_path: Path, report: sc.Report
+) -> None:
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        pytest.fail("Debian's prometheus is not installed (make test-e2e installs it: tools/need.sh prometheus)")
+    # Debian builds Prometheus without Kubernetes service discovery ("field kubernetes_sd_configs not
+    # found"), so the test does what kubernetes_sd would: it lists the annotated pods of the
+    # release's namespace through the Kubernetes API and hands them over as file_sd targets with
+    # the labels the Prometheus operator's PodMonitor adds (namespace, pod).
+    targets = [
+        {"targets": [f"{p['status']['podIP']}:{p['metadata']['annotations']['prometheus.io/port']}"],
+         "labels": {"namespace": NS, "pod": p["metadata"]["name"], "component": c,
+                    "__metrics_path__": p["metadata"]["annotations"]["prometheus.io/path"]}}
+        for c in ("api", "worker") for p in sc.ready_pods(env, c)
+        if p["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"
+    ]
+    (tmp_path / "targets.json").write_text(json.dumps(targets))
+    config = {
+        "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+        "scrape_configs": [{
+            "job_name": "taskq-pods",
+            "file_sd_configs": [{"files": [str(tmp_path / "targets.json")], "refresh_interval": "5s"}],
+        }],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = 19090
+    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - the child writes it until stopped
+    proc = subprocess.Popen(
+        ["nsenter", f"--net={NETNS_PATH}", "--", prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/api/v1"
+
+    def query(expr: str) -> list[dict[str, Any]]:
+        r = env.http.request("GET", f"{base}/query", params={"query": expr})
+        body = r.json()
+        assert r.status_code == 200 and body["status"] == "success", (expr, body)
+        return list(body["data"]["result"])
+
+    try:
+        pods = {t["labels"]["pod"] for t in targets}
+        assert len(pods) == 5, pods
+        sc.wait_for(lambda: {s["metric"]["pod"] for s in query(f'up{{namespace="{NS}"}} == 1')} == pods,
+                    timeout=90, what=f"Prometheus to scrape all of {sorted(pods)}")
+        # Load after the first scrapes, so rate() and histograms see it.
+        ids = sc.submit(env, "sleep", [0.2], 60) + sc.submit(env, "fail", ["on purpose"], 5)
+        sc.wait_terminal(env, ids, timeout=120)
+        dashboard = json.loads((ROOT / "charts" / "taskq" / "dashboards" / "taskq.json").read_text())
+        exprs = [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
+        subst = {"$namespace": NS, "$task": ".*", "$__rate_interval": "1m"}
+
+        def run(expr: str) -> list[dict[str, Any]]:
+            for k, v in subst.items():
+                expr = expr.replace(k, v)
+            return query(expr)
+
+        # Counters of events this run never caused (dead letters, redeliveries, errors) have no series;
+        # the lag trend's 10m:1m subquery needs samples a minute apart, more than this test waits.
+        quiet = ("dead_lettered", "redelivered", "errors_total", "retried", "deriv(")
+        must = [(title, e) for title, e in exprs if not any(q in e for q in quiet)]
+        missing: list[str] = []
+
+        def all_have_data() -> bool:
+            missing[:] = [f"{title}: {e}" for title, e in must if not run(e)]
+            return not missing
+
+        try:
+            sc.wait_for(all_have_data, timeout=60, what="every dashboard panel to have data")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; still empty: {missing}") from None
+        empty = [title for title, e in exprs if not run(e)]
+        workers_seen = {s["metric"].get("worker") for s in query(f'taskq_tasks_finished_total{{namespace="{NS}"}}')}
+        assert workers_seen & pods, workers_seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    report.add(sc.Row("Prometheus scrape + dashboard PromQL", len(ids), 0, 0,
+                      note=f"{len(pods)} annotated pods scraped; {len(must)} of {len(exprs)} queries with data"
+                           f" (no events for: {', '.join(sorted(set(empty))) or 'none'})"))

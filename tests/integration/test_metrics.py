@@ -9,8 +9,9 @@ import httpx
 from taskq.client import Client, TaskRequest
 from taskq.devstack import free_port
 from taskq.models import TaskState
+from taskq.settings import Settings
 from taskq.store import Store
-from tests.conftest import WorkerFactory, wait_all, wait_for
+from tests.conftest import ApiServer, WorkerFactory, wait_all, wait_for
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -70,3 +71,20 @@ def test_worker_serves_healthz_for_liveness_probes(start_worker: WorkerFactory) 
     r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     assert r.status_code == 200 and r.text == "ok"
     assert httpx.get(f"http://127.0.0.1:{port}/nope", timeout=5).status_code == 404
+
+
+def test_an_api_scrape_alone_reports_the_consumer_lag(settings: Settings, start_worker: WorkerFactory) -> None:
+    # The group must exist for Kafka to report its lag: a worker joins, commits, and stops.
+    w = start_worker("w1")
+    w.terminate()
+    assert w.wait() == 0
+    api = ApiServer(settings)
+    try:
+        with Client(settings) as client:
+            client.submit_many([TaskRequest("add", (i, 1)) for i in range(7)])
+        # No worker and no /api/stats call: the scrape itself asks Kafka.
+        text = api.http.get("/metrics").text
+        total = re.search(r'^taskq_consumer_lag_total\{topic="[^"]+"\} (\S+)$', text, re.M)
+        assert total is not None and float(total.group(1)) == 7, text[-2000:]
+    finally:
+        api.close()

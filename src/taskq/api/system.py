@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from ..broker import admin_client, consumer_lag
 from ..errors import TaskqError
+from ..settings import Settings
 from .deps import ClientDep, SettingsDep, require_token
 from .schemas import Stats
 
@@ -46,11 +47,8 @@ def readyz(client: ClientDep, settings: SettingsDep) -> JSONResponse:
     return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
 
 
-@router.get("/api/stats", response_model=Stats, dependencies=[Depends(require_token)])
-def stats(request: Request, client: ClientDep, settings: SettingsDep) -> Stats:
-    """Counts per state, finished tasks/s over the last minute, consumer lag, workers alive."""
-    counts = client.store.counts()
-    alive = sum(1 for w in client.store.workers() if w.status == "alive")
+def _lag(request: Request, settings: Settings) -> dict[str, int] | None:
+    """Consumer lag per partition, asked of Kafka at most every LAG_CACHE_SECONDS; also the lag gauges."""
     cache = request.app.state.lag_cache
     if time.monotonic() - cache.get("at", 0) > LAG_CACHE_SECONDS:
         try:
@@ -58,10 +56,18 @@ def stats(request: Request, client: ClientDep, settings: SettingsDep) -> Stats:
         except TaskqError:
             cache["lag"] = None
         cache["at"] = time.monotonic()
-    lag = cache.get("lag")
-    metrics = request.app.state.metrics
+    lag: dict[str, int] | None = cache.get("lag")
     if lag is not None:
-        metrics.observe_lag({int(p): v for p, v in lag.items()})
+        request.app.state.metrics.observe_lag({int(p): v for p, v in lag.items()})
+    return lag
+
+
+@router.get("/api/stats", response_model=Stats, dependencies=[Depends(require_token)])
+def stats(request: Request, client: ClientDep, settings: SettingsDep) -> Stats:
+    """Counts per state, finished tasks/s over the last minute, consumer lag, workers alive."""
+    counts = client.store.counts()
+    alive = sum(1 for w in client.store.workers() if w.status == "alive")
+    lag = _lag(request, settings)
     return Stats(counts=counts, workers_alive=alive, throughput=client.store.throughput(), lag=lag,
                  lag_total=sum(lag.values()) if lag is not None else None)
 
@@ -73,10 +79,12 @@ def stats_series(client: ClientDep) -> list[dict[str, int]]:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request, client: ClientDep) -> Response:
+def metrics(request: Request, client: ClientDep, settings: SettingsDep) -> Response:
     m = request.app.state.metrics
     try:
         m.observe_workers(client.store.workers())
     except TaskqError:
         m.redis_error()
+    # A scrape refreshes the lag gauges too: without it they only moved when someone opened the UI.
+    _lag(request, settings)
     return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
