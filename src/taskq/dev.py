@@ -83,6 +83,11 @@ class DevStack:
                   (self.kafka.controller_port, "--kafka-port", "Kafka's controller")]
         wanted += [(p, "--metrics-port", f"worker{i}'s metrics") for i in range(1, self.n_workers + 1)
                    if (p := self.worker_metrics_port(i)) is not None]
+        seen: dict[int, str] = {}
+        for port, option, what in wanted:
+            if port in seen:
+                raise ConfigError(f"port {port} is wanted by both {seen[port]} and {what}: pass {option} to move it")
+            seen[port] = what
         for port, option, what in wanted:
             if port_in_use(port):
                 raise ConfigError(f"port {port} (for {what}) is already in use: stop what holds it or pass {option}")

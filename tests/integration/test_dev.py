@@ -26,10 +26,28 @@ def _success_count(metrics: str) -> float:
         r'^taskq_tasks_finished_total\{[^}]*status="success"[^}]*\} (\S+)$', metrics, re.M))
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _distinct_ports() -> tuple[int, int, int, int]:
+    """API, Kafka, Redis and a metrics base whose derived ports (Kafka + 1, base + 1, base + 2) are
+    free and all different: free_port() alone hands out neighbours that collide."""
+    for _ in range(100):
+        api, kafka, redis, base = free_port(), free_port(), free_port(), free_port()
+        ports = [api, kafka, kafka + 1, redis, base + 1, base + 2]
+        if len(set(ports)) == len(ports) and all(_free(p) for p in (kafka + 1, base + 1, base + 2)):
+            return api, kafka, redis, base
+    raise AssertionError("no free block of ports for taskq dev")
+
+
 def test_dev_stack_serves_each_workers_metrics_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    api, kafka, redis = free_port(), free_port(), free_port()
-    base = free_port()
-    # metrics base + 1 and + 2 must be free too; Kafka's controller takes kafka + 1.
+    api, kafka, redis, base = _distinct_ports()
     keep = ("TASKQ_KAFKA_JARS", "TASKQ_CACHE")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_") or k in keep}
     out: list[str] = []
@@ -65,6 +83,15 @@ def test_dev_stack_serves_each_workers_metrics_and_stops_on_ctrl_c(tmp_path: Pat
         wait_for(lambda: "all stopped" in "".join(out), timeout=5, what="the stop message")
     finally:
         stop_process(proc, timeout=60)
+
+
+def test_dev_stack_refuses_ports_it_would_use_twice(tmp_path: Path) -> None:
+    kafka = free_port()
+    argv = ["dev", "--workers", "1", "--port", str(free_port()), "--kafka-port", str(kafka),
+            "--redis-port", str(free_port()), "--metrics-port", str(kafka), "--data", str(tmp_path / "dev")]
+    res = subprocess.run([sys.executable, "-m", "taskq", *argv], capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert f"port {kafka + 1} is wanted by both Kafka's controller and worker1's metrics" in res.stderr + res.stdout
 
 
 def test_dev_stack_refuses_a_port_in_use_in_one_line(tmp_path: Path) -> None:
