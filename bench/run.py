@@ -37,14 +37,14 @@ from taskq.devstack import KafkaServer, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ["dramatiq", "celery", "arq", "rq"]
-SYSTEMS = ["taskq", *PEERS]
+SYSTEMS = ["taskq-ck", "taskq", *PEERS]  # taskq-ck: taskq with the confluent (librdkafka) client
 # Bench keys (and the peers' queues) live in one Redis database per system; taskq keeps its own
 # records in database 0 under a per-run prefix.
-BENCH_DB = {"taskq": 10, "celery": 11, "dramatiq": 12, "arq": 13, "rq": 14}
+BENCH_DB = {"taskq": 10, "taskq-ck": 15, "celery": 11, "dramatiq": 12, "arq": 13, "rq": 14}
 
 
 def python_for(system: str) -> Path:
-    if system == "taskq":
+    if system.startswith("taskq"):
         return Path(sys.executable)
     py = ROOT / "bench" / ".peers" / system / "bin" / "python"
     if not py.exists():
@@ -229,11 +229,11 @@ def main() -> None:
                 for system in systems:
                     plans: list[list[str]] = []
                     if scenario == "throughput":
-                        modes = ["single", "bulk"] + (["pipelined"] if system == "taskq" else [])
+                        modes = ["single", "bulk"] + (["pipelined"] if system.startswith("taskq") else [])
                         plans = [["--mode", m, "--tasks", str(args.tasks), "--workers", str(args.workers)]
                                  for m in modes]
                     elif scenario == "latency":
-                        modes = ["single", "pipelined"] if system == "taskq" else ["single"]
+                        modes = ["single", "pipelined"] if system.startswith("taskq") else ["single"]
                         plans = [["--mode", m, "--rate", str(args.rate), "--seconds", str(args.seconds),
                                   "--workers", str(args.workers)] for m in modes]
                     elif scenario == "hol":

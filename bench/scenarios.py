@@ -121,26 +121,29 @@ class System:
 
 
 class Taskq(System):
+    """taskq with the kafka-python client; ``TaskqConfluent`` is the same with librdkafka."""
+
     name = "taskq"
+    kafka_client = "kafka-python"
 
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(args)
-        from taskq.broker import ensure_topics
         from taskq.client import Client
+        from taskq.kafka import ensure_topics
         from taskq.settings import Settings
         from taskq.store import Store
 
         uid = uuid.uuid4().hex[:8]
         self.settings = Settings(kafka_bootstrap=args.kafka, redis_url=args.redis_url, tasks_topic=f"bench-{uid}",
                                  group_id=f"bench-{uid}", prefix=f"bench-{uid}:", dead_topic=f"bench-dead-{uid}",
-                                 session_timeout=args.session_timeout,
+                                 session_timeout=args.session_timeout, kafka_client=self.kafka_client,
                                  tasks_modules=["bench.taskq_tasks"])
         ensure_topics(self.settings)
         from tests.conftest import settings_env
 
         self.env.update(settings_env(self.settings))
-        # Like the peers here (Celery --loglevel WARNING, Dramatiq logs messages at DEBUG): no line per task.
-        self.env["TASKQ_LOG_LEVEL"] = "WARNING"
+        # make dev's defaults: INFO, one log line per task event (the peers log less; that cost is ours).
+        self.env["TASKQ_LOG_LEVEL"] = "INFO"
         self.store = Store(self.settings)
         self.client = Client(self.settings, store=self.store)
 
@@ -174,6 +177,11 @@ class Taskq(System):
 
     def close(self) -> None:
         self.client.close()
+
+
+class TaskqConfluent(Taskq):
+    name = "taskq-ck"
+    kafka_client = "confluent"
 
 
 class Celery(System):
@@ -261,7 +269,7 @@ class Rq(System):
         return True
 
 
-SYSTEMS: dict[str, type[System]] = {"taskq": Taskq, "celery": Celery, "dramatiq": Dramatiq, "arq": Arq, "rq": Rq}
+SYSTEMS: dict[str, type[System]] = {"taskq": Taskq, "taskq-ck": TaskqConfluent, "celery": Celery, "dramatiq": Dramatiq, "arq": Arq, "rq": Rq}
 
 
 # --- scenarios ----------------------------------------------------------------
@@ -339,7 +347,7 @@ def _latencies(r: redis.Redis, n: int, limit: float) -> dict[str, Any]:
 def _servers(sys_: System, a: argparse.Namespace) -> dict[str, int]:
     if not a.server_pids:
         return {}
-    return dict(zip(("kafka", "redis"), a.server_pids, strict=False)) if sys_.name == "taskq" else \
+    return dict(zip(("kafka", "redis"), a.server_pids, strict=False)) if sys_.name.startswith("taskq") else \
         {"redis": a.server_pids[-1]}
 
 

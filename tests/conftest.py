@@ -18,11 +18,31 @@ import pytest
 import uvicorn
 
 from taskq.api.app import create_app
-from taskq.broker import ensure_topics
 from taskq.client import Client
 from taskq.devstack import KafkaServer, RedisServer, free_port, spawn, stop_process
+from taskq.kafka import ensure_topics
 from taskq.settings import Settings
 from taskq.store import Store
+
+# The delivery-semantics tests (modules marked ``both_clients``) run once per Kafka client; the rest
+# use TASKQ_TEST_KAFKA_CLIENT (default kafka-python), so the whole suite can be run with either.
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+DEFAULT_KAFKA_CLIENT = os.environ.get("TASKQ_TEST_KAFKA_CLIENT", "kafka-python")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_clients: run once with each Kafka client (kafka-python, confluent)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "kafka_client" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_clients"):
+        metafunc.parametrize("kafka_client", KAFKA_CLIENTS, indirect=True)
+
+
+@pytest.fixture
+def kafka_client(request: pytest.FixtureRequest) -> str:
+    """The Kafka client library of this test's settings."""
+    return str(getattr(request, "param", DEFAULT_KAFKA_CLIENT))
 
 
 @dataclass
@@ -76,20 +96,19 @@ def make_settings(services: Services, **overrides: object) -> Settings:
         "heartbeat_interval": 0.5,
         "heartbeat_ttl": 3.0,
         "shutdown_grace": 20.0,
+        "kafka_client": DEFAULT_KAFKA_CLIENT,
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def settings(services: Services) -> Settings:
-    return make_settings(services)
+def settings(services: Services, kafka_client: str) -> Settings:
+    return make_settings(services, kafka_client=kafka_client)
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[Client]:
-    from taskq.broker import ensure_topics
-
     ensure_topics(settings)
     c = Client(settings)
     yield c

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from .broker import Producer
 from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout
+from .kafka import Admin, Producer, Transport, transport
 from .models import TaskMessage, TaskRecord, json_problem, new_task_id
 from .registry import _NAME_RE
 from .settings import Settings
@@ -49,12 +49,32 @@ class Client:
         self.store = store or Store(settings)
         self._producer = producer
         self._pipeline: Pipeline | None = None
+        self._kafka: Transport | None = None
+        self._admin: Admin | None = None
+
+    @property
+    def kafka(self) -> Transport:
+        """The configured Kafka client library (``TASKQ_KAFKA_CLIENT``)."""
+        if self._kafka is None:
+            self._kafka = transport(self.settings)
+        return self._kafka
 
     @property
     def producer(self) -> Producer:
         if self._producer is None:
-            self._producer = Producer(self.settings)
+            self._producer = self.kafka.producer()
         return self._producer
+
+    @property
+    def admin(self) -> Admin:
+        """One Kafka admin connection, reused by readiness checks and lag reads."""
+        if self._admin is None:
+            self._admin = self.kafka.admin(timeout=3.0)
+        return self._admin
+
+    def lag(self) -> dict[int, int]:
+        """Consumer lag of the worker group per partition; raises ``BrokerError``."""
+        return self.admin.lag()
 
     def close(self, *, raise_errors: bool = True) -> None:
         """Flush pipelined submissions (raises ``SubmitFailed`` if any failed), then release connections."""
@@ -69,6 +89,8 @@ class Client:
         finally:
             if self._producer is not None:
                 self._producer.close()
+            if self._admin is not None:
+                self._admin.close()
             self.store.close()
 
     def __enter__(self) -> Client:

@@ -107,7 +107,7 @@ class DevStack:
         self.say("kafka", f"starting on {self.kafka.bootstrap} (KRaft, data in {self._shown(self.kafka.data_dir)})")
         self.kafka.start()
         self.say("kafka", f"ready after {time.monotonic() - t0:.1f}s")
-        from .broker import ensure_topics
+        from .kafka import ensure_topics
         from .settings import Settings
 
         ensure_topics(Settings(kafka_bootstrap=self.kafka.bootstrap, redis_url=self.redis.url))

@@ -150,6 +150,12 @@ class KafkaServer:
             "share.coordinator.state.topic.replication.factor=1",
             "group.initial.rebalance.delay.ms=0",
             "group.min.session.timeout.ms=1000",
+            # KIP-848 groups (group.protocol=consumer) time sessions out on the broker: 45 s by default,
+            # and no lower than that; taskq's workers want a dead member's partitions moved in seconds.
+            "group.consumer.min.session.timeout.ms=1000",
+            "group.consumer.session.timeout.ms=6000",
+            "group.consumer.min.heartbeat.interval.ms=500",
+            "group.consumer.heartbeat.interval.ms=1000",
             "log.retention.hours=168",
             "",
         ]))

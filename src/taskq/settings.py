@@ -22,6 +22,13 @@ class Settings(BaseSettings):
 
     # --- Kafka -----------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
+    kafka_client: Literal["kafka-python", "confluent"] = Field(
+        "kafka-python", description="Kafka client library: kafka-python, or confluent (librdkafka, faster).",
+    )
+    group_protocol: Literal["classic", "consumer"] | None = Field(
+        None, description="Consumer group protocol: classic, or consumer (KIP-848, confluent client only). "
+                          "Unset: the best one for the client.",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
@@ -103,6 +110,18 @@ class Settings(BaseSettings):
                 f"({self.heartbeat_interval}), or live workers would look lost"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_group_protocol(self) -> Settings:
+        if self.group_protocol == "consumer" and self.kafka_client != "confluent":
+            raise ValueError("group_protocol 'consumer' (KIP-848) needs kafka_client 'confluent': "
+                             "kafka-python speaks only the classic protocol")
+        return self
+
+    @property
+    def consumer_group_protocol(self) -> Literal["classic", "consumer"]:
+        """The protocol in effect: the setting, else classic (see docs/architecture.md for why)."""
+        return self.group_protocol or "classic"
 
     @property
     def kafka_servers(self) -> list[str]:

@@ -9,8 +9,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .broker import consumer_lag
 from .errors import TaskqError
+from .kafka import consumer_lag
 from .models import TaskState
 from .settings import Settings
 from .store import Store

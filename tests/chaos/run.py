@@ -21,10 +21,10 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer
 
-from taskq.broker import ensure_topics
 from taskq.client import Client, TaskRequest
 from taskq.devstack import KafkaServer, RedisServer, free_port, spawn, stop_process
 from taskq.errors import TaskqError
+from taskq.kafka import ensure_topics
 from taskq.models import TaskState
 from taskq.settings import Settings
 from taskq.store import Store
@@ -100,8 +100,10 @@ def read_topic(settings: Settings, topic: str, *, quiet: float = 3.0) -> list[di
 
 
 class Chaos:
-    def __init__(self, *, tasks: int, workers: int, duration: float, root: Path, seed: int) -> None:
+    def __init__(self, *, tasks: int, workers: int, duration: float, root: Path, seed: int,
+                 kafka_client: str = "kafka-python") -> None:
         self.n = tasks
+        self.kafka_client = kafka_client
         self.n_workers = workers
         self.duration = duration
         self.root = root
@@ -211,7 +213,7 @@ class Chaos:
         self.kafka.start()
         self.settings = Settings(kafka_bootstrap=self.kafka.bootstrap, redis_url=self.redis.url, session_timeout=6,
                                  heartbeat_interval=0.5, heartbeat_ttl=3, partitions=12, shutdown_grace=20,
-                                 retry_backoff=0.5, submit_timeout=5,
+                                 retry_backoff=0.5, submit_timeout=5, kafka_client=self.kafka_client,
                                  kafka_log_level="WARNING")  # worker logs with timestamps and threads
         ensure_topics(self.settings)
         try:

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.run import Chaos
+from tests.conftest import KAFKA_CLIENTS
 
 
 @pytest.mark.timeout(600)
-def test_nothing_accepted_is_lost_through_kills_and_broker_and_redis_restarts() -> None:
+@pytest.mark.parametrize("kafka_client", KAFKA_CLIENTS)
+def test_nothing_accepted_is_lost_through_kills_and_broker_and_redis_restarts(kafka_client: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="taskq-chaos-"))
-    report = Chaos(tasks=500, workers=3, duration=45, root=root, seed=11).run()
+    report = Chaos(tasks=500, workers=3, duration=45, root=root, seed=11, kafka_client=kafka_client).run()
     print("\n" + report.render())
     assert report.accepted == 500
     assert report.lost == 0 and report.terminal == 500

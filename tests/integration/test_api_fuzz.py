@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 
 from taskq.api.app import create_app
-from taskq.broker import ensure_topics
+from taskq.kafka import ensure_topics
 from taskq.settings import Settings
 
 

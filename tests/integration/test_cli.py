@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from taskq.broker import ensure_topics
+from taskq.kafka import ensure_topics
 from taskq.settings import Settings
 from tests.conftest import WorkerFactory, settings_env, wait_for
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from taskq.broker import ensure_topics
+from taskq.kafka import ensure_topics
+from taskq.kafka.kafka_python.flow import StallWatch, resume_all
 from taskq.settings import Settings
-from taskq.worker.flow import StallWatch, resume_all
 
 
 def _pause_with_records_in_line(settings: Settings, resume: Callable[[Any, TopicPartition], None], *,

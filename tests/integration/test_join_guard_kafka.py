@@ -17,9 +17,9 @@ from kafka.admin import NewPartitions
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.coordinator.base import MemberState
 
-from taskq.broker import ensure_topics
+from taskq.kafka import ensure_topics
+from taskq.kafka.kafka_python.join_guard import JoinGuard
 from taskq.settings import Settings
-from taskq.worker.join_guard import JoinGuard
 
 
 def _grow_and_poll(settings: Settings, *, guard: JoinGuard | None, seconds: float) -> tuple[int, bool]:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 
-from taskq.broker import Producer
+import pytest
+
 from taskq.client import Client, TaskRequest
+from taskq.kafka import transport
 from taskq.models import TaskMessage, TaskState
 from taskq.settings import Settings
 from taskq.store import Store
 from tests.conftest import WorkerFactory, wait_all, wait_for
+
+pytestmark = pytest.mark.both_clients
 
 
 def _alive_with_partitions(store: Store, ids: set[str]) -> bool:
@@ -121,7 +125,7 @@ def test_a_message_redelivered_after_success_is_not_run_again(
     assert first.status == TaskState.SUCCESS and first.result == 42
     # Deliver the very same message again, as a crash before the offset commit would.
     dup = TaskMessage(id=tid, task="add", args=[20, 22], created_at=first.created_at or 0)
-    producer = Producer(settings)
+    producer = transport(settings).producer()
     producer.send([dup])
     producer.close()
     wait_for(lambda: f"Skipped Task ID: {tid}" in w.output(), timeout=20, what="the duplicate to be skipped")

@@ -6,16 +6,19 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 from kafka import KafkaConsumer
 
-from taskq.broker import Producer, ensure_topics
 from taskq.client import Client
 from taskq.devstack import RedisServer, free_port
+from taskq.kafka import ensure_topics, transport
 from taskq.models import TaskState
 from taskq.settings import Settings
 from tests.conftest import Services, WorkerFactory, make_settings, wait_all, wait_for
 
 TASKS = ["--tasks", "tests.sample_tasks"]
+
+pytestmark = pytest.mark.both_clients
 
 
 def _dead_letters(settings: Settings, n: int, timeout: float = 20) -> list[dict]:  # type: ignore[type-arg]
@@ -131,7 +134,7 @@ def test_an_undecodable_message_is_dead_lettered_and_nothing_else_is_affected(
     client: Client, settings: Settings, start_worker: WorkerFactory
 ) -> None:
     start_worker("w1")
-    producer = Producer(settings)
+    producer = transport(settings).producer()
     producer.send_raw(settings.tasks_topic, b"\x00garbage", key=b"k")
     producer.send_raw(settings.tasks_topic, b'{"v": 1, "id": "x", "task": "add", "args": "nope"}', key=b"k")
     producer.close()
@@ -140,8 +143,10 @@ def test_an_undecodable_message_is_dead_lettered_and_nothing_else_is_affected(
     assert reasons[0].startswith("field 'args' must be a list") and reasons[1].startswith("not JSON")
 
 
-def test_an_oversize_result_fails_with_a_clear_message(services: Services, start_worker: WorkerFactory) -> None:
-    s = make_settings(services, max_result_bytes=1000)
+def test_an_oversize_result_fails_with_a_clear_message(
+    services: Services, start_worker: WorkerFactory, kafka_client: str
+) -> None:
+    s = make_settings(services, max_result_bytes=1000, kafka_client=kafka_client)
     start_worker("w1", extra=TASKS, settings_=s)
     with Client(s) as client:
         rec = client.wait(client.submit("big_result", 5000), timeout=20)
@@ -150,16 +155,16 @@ def test_an_oversize_result_fails_with_a_clear_message(services: Services, start
 
 
 def test_a_redis_outage_longer_than_the_heartbeat_ttl_runs_nothing_twice(
-    services: Services, tmp_path: Path, start_worker: WorkerFactory
+    services: Services, tmp_path: Path, start_worker: WorkerFactory, kafka_client: str
 ) -> None:
     redis = RedisServer(data_dir=tmp_path / "redis", port=free_port())
     redis.start()
-    settings = make_settings(services, redis_url=redis.url)
+    settings = make_settings(services, redis_url=redis.url, kafka_client=kafka_client)
     ensure_topics(settings)
     client = Client(settings)
     try:
-        for wid in ("w1", "w2"):
-            start_worker(wid, settings_=settings)
+        for wid in ("w1", "w2"):  # 6 slots each: the 6 long tasks run at once however they hash
+            start_worker(wid, settings_=settings, concurrency=6)
         long = [client.submit("sleep", 8) for _ in range(6)]
         short = [client.submit("sleep", 0.2) for _ in range(20)]
         wait_for(lambda: sum(client.get(t).status == TaskState.RUNNING for t in long) == 6, timeout=30,

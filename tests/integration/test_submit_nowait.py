@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.future import Future
 
 from taskq.client import Client
 from taskq.errors import BrokerError, SubmitFailed, TaskNotFound
+from taskq.kafka import OnDelivery
 from taskq.models import TaskState
 from taskq.settings import Settings
 from taskq.store import Store
@@ -72,19 +72,18 @@ def test_a_refused_pipelined_submission_fails_flush_and_leaves_nothing_recorded(
 
 
 class _FailingProducer:
-    """Stands in for Kafka to fail every message after the call returned (the IO-thread path)."""
+    """Stands in for Kafka to fail every message after the call returned (the client-thread path)."""
 
     def __init__(self) -> None:
-        self.futures: list[Future] = []
+        self.pending: list[OnDelivery] = []
 
-    def send_nowait(self, message: object, *, key: str | None = None) -> Future:
-        fut = Future()
-        self.futures.append(fut)
-        return fut
+    def send_nowait(self, message: object, *, key: str | None, on_delivery: OnDelivery) -> None:
+        self.pending.append(on_delivery)
 
     def flush(self, timeout: float) -> None:
-        for f in self.futures:
-            f.failure(BrokerError("not leader for partition"))
+        for report in self.pending:
+            report(BrokerError("not leader for partition"))
+        self.pending = []
 
     def close(self) -> None:
         pass

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from kafka.coordinator.base import MemberState
 
-from taskq.worker.join_guard import STUCK_CHECKS, JoinGuard
+from taskq.kafka.kafka_python.join_guard import STUCK_CHECKS, JoinGuard
 
 
 class FakeCoordinator:

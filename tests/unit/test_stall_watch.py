@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from taskq.worker.flow import StallWatch
+from taskq.kafka.kafka_python.flow import StallWatch
 
 TP = TopicPartition("t", 3)
 

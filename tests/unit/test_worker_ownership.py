@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import pytest
-from kafka import TopicPartition
 
+from taskq.kafka import Record
 from taskq.models import TaskMessage
 from taskq.registry import Registry
 from taskq.settings import Settings
@@ -19,18 +18,13 @@ class _Consumer:
     def __init__(self, partitions: set[int]) -> None:
         self.partitions = partitions
 
-    def assignment(self) -> set[TopicPartition]:
-        return {TopicPartition("t", p) for p in self.partitions}
+    def assignment(self) -> set[int]:
+        return set(self.partitions)
 
 
-@dataclass
-class _Record:
-    offset: int
-    value: bytes
-
-
-def _records(*offsets: int) -> list[_Record]:
-    return [_Record(o, TaskMessage(id=f"{o:032x}", task="add", args=[o, 1]).to_bytes()) for o in offsets]
+def _records(partition: int, *offsets: int) -> list[Record]:
+    return [Record(partition, o, None, TaskMessage(id=f"{o:032x}", task="add", args=[o, 1]).to_bytes())
+            for o in offsets]
 
 
 @pytest.fixture
@@ -80,7 +74,7 @@ def test_a_partition_caught_between_assignment_and_its_callback_is_not_released(
 def test_records_fetched_before_the_assignment_callback_are_taken_not_dropped(worker: Worker) -> None:
     consumer = _Consumer({0, 1})
     worker._assign({0})
-    worker._receive_all(consumer, TopicPartition("t", 1), _records(7, 8, 9))
+    worker._receive_all(consumer, _records(1, 7, 8, 9))
     # Partition 1 is the consumer's but its callback has not run: the worker adopts it and runs the records.
     assert 1 in worker._owned and [i.offset for i in worker._to_start] == [7, 8, 9]
     epoch = worker._owned[1]
@@ -91,7 +85,7 @@ def test_records_fetched_before_the_assignment_callback_are_taken_not_dropped(wo
 def test_records_of_a_partition_the_consumer_gave_up_are_left_to_its_new_owner(worker: Worker) -> None:
     consumer = _Consumer({0})
     worker._assign({0})
-    worker._receive_all(consumer, TopicPartition("t", 3), _records(4))
+    worker._receive_all(consumer, _records(3, 4))
     assert 3 not in worker._owned and worker._to_start == []
 
 
@@ -99,7 +93,7 @@ def test_a_run_handed_back_for_a_task_this_worker_already_runs_waits_instead_of_
     worker: Worker,
 ) -> None:
     worker._assign({0})
-    worker._receive_all(_Consumer({0}), TopicPartition("t", 0), _records(5))
+    worker._receive_all(_Consumer({0}), _records(0, 5))
     item = worker._to_start[0]
     worker._active.add(item.msg.id)  # the same task is running in this worker (a duplicate message)
     worker._started([item], [StartDecision("run", 1)], now=100.0)
@@ -107,7 +101,7 @@ def test_a_run_handed_back_for_a_task_this_worker_already_runs_waits_instead_of_
 
 
 class _PausingConsumer(_Consumer):
-    """kafka-python's pause semantics: kept partitions stay paused through a rebalance, new ones do not."""
+    """The seam's pause semantics: pause_all covers the partitions assigned now; newcomers arrive unpaused."""
 
     def __init__(self, partitions: set[int]) -> None:
         super().__init__(partitions)
@@ -117,23 +111,22 @@ class _PausingConsumer(_Consumer):
         self.held &= partitions
         self.partitions = partitions
 
-    def pause(self, *tps: TopicPartition) -> None:
-        self.held |= {tp.partition for tp in tps}
+    def pause_all(self) -> None:
+        self.held |= self.partitions
 
-    def resume(self, *tps: TopicPartition) -> None:
-        self.held -= {tp.partition for tp in tps}
-
-    def paused(self) -> set[TopicPartition]:
-        return {TopicPartition("t", p) for p in self.held}
+    def resume_all(self) -> None:
+        self.held = set()
 
 
-def test_partitions_kept_paused_through_a_rebalance_are_resumed_when_a_slot_frees(worker: Worker) -> None:
+def test_partitions_assigned_while_the_window_is_full_are_paused_and_all_resume_when_a_slot_frees(
+    worker: Worker,
+) -> None:
     consumer = _PausingConsumer({0, 1, 2})
-    assert worker._flow_control(consumer, free=0) is True
+    assert worker._flow_control(consumer, free=0) is True  # type: ignore[arg-type]
     assert consumer.held == {0, 1, 2}
     consumer.rebalance({1, 2, 5})  # 0 moved away, 5 arrives unpaused, 1 and 2 stay paused
-    assert worker._flow_control(consumer, free=0) is True
+    assert worker._flow_control(consumer, free=0) is True  # type: ignore[arg-type]
     assert consumer.held == {1, 2, 5}  # the window is still full: the newcomer waits too
     consumer.rebalance({1, 2, 5, 7})
-    assert worker._flow_control(consumer, free=3) is False
+    assert worker._flow_control(consumer, free=3) is False  # type: ignore[arg-type]
     assert consumer.held == set()  # every partition flows again, not only the unpaused newcomer

@@ -7,9 +7,8 @@ import time
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from ..broker import admin_client, consumer_lag
+from ..client import Client
 from ..errors import TaskqError
-from ..settings import Settings
 from .deps import ClientDep, SettingsDep, require_token
 from .schemas import Stats
 
@@ -35,11 +34,7 @@ def readyz(client: ClientDep, settings: SettingsDep) -> JSONResponse:
     except TaskqError as exc:
         checks["redis"] = str(exc)
     try:
-        admin = admin_client(settings, timeout=3.0)
-        try:
-            admin.list_topics()
-        finally:
-            admin.close()
+        client.admin.ping(timeout=3.0)
         checks["kafka"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready, and we say which
         checks["kafka"] = f"Kafka is unreachable: {exc}"
@@ -47,12 +42,12 @@ def readyz(client: ClientDep, settings: SettingsDep) -> JSONResponse:
     return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
 
 
-def _lag(request: Request, settings: Settings) -> dict[str, int] | None:
+def _lag(request: Request, client: Client) -> dict[str, int] | None:
     """Consumer lag per partition, asked of Kafka at most every LAG_CACHE_SECONDS; also the lag gauges."""
     cache = request.app.state.lag_cache
     if time.monotonic() - cache.get("at", 0) > LAG_CACHE_SECONDS:
         try:
-            cache["lag"] = {str(p): v for p, v in consumer_lag(settings).items()}
+            cache["lag"] = {str(p): v for p, v in client.lag().items()}
         except TaskqError:
             cache["lag"] = None
         cache["at"] = time.monotonic()
@@ -67,7 +62,7 @@ def stats(request: Request, client: ClientDep, settings: SettingsDep) -> Stats:
     """Counts per state, finished tasks/s over the last minute, consumer lag, workers alive."""
     counts = client.store.counts()
     alive = sum(1 for w in client.store.workers() if w.status == "alive")
-    lag = _lag(request, settings)
+    lag = _lag(request, client)
     return Stats(counts=counts, workers_alive=alive, throughput=client.store.throughput(), lag=lag,
                  lag_total=sum(lag.values()) if lag is not None else None)
 
@@ -86,5 +81,5 @@ def metrics(request: Request, client: ClientDep, settings: SettingsDep) -> Respo
     except TaskqError:
         m.redis_error()
     # A scrape refreshes the lag gauges too: without it they only moved when someone opened the UI.
-    _lag(request, settings)
+    _lag(request, client)
     return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,8 +1,8 @@
 """The worker process: one Kafka consumer, a pool of task threads, a heartbeat.
 
 Threads:
-- the main thread owns the consumer: poll, pause/resume, commit (kafka-python's
-  consumer is single-threaded);
+- the main thread owns the consumer (``taskq.kafka``'s ``Consumer``): poll, pause/resume,
+  commit (Kafka consumers are single-threaded);
 - ``concurrency`` task threads run functions and record outcomes in Redis;
 - a heartbeat thread keeps the worker's liveness key fresh.
 Finished offsets flow back to the main thread through a queue.
@@ -25,22 +25,16 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-import kafka.errors as kerr
 import orjson
-from kafka import TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.structs import OffsetAndMetadata
 
-from ..broker import Producer, ensure_topics, make_consumer
-from ..errors import StoreError, TaskqError
+from ..errors import BrokerError, StoreError, TaskqError
+from ..kafka import Consumer, Producer, Record, Transport, transport
 from ..metrics import WorkerMetrics
 from ..models import InvalidMessage, TaskMessage, TaskState
 from ..registry import Registry
 from ..settings import Settings
 from ..store import Finish, StartDecision, Store
 from .execute import IsolatedRunner, Outcome, run_task
-from .flow import StallWatch, pause_all, resume_all
-from .join_guard import JoinGuard
 from .offsets import OffsetTracker
 
 POLL_TIMEOUT_MS = 50
@@ -80,18 +74,15 @@ def _args_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+class _Listener:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self.worker._revoke({tp.partition for tp in revoked}, lost=False)
+    def on_assigned(self, partitions: set[int]) -> None:
+        self.worker._assign(partitions)
 
-    def on_partitions_lost(self, lost: Any) -> None:
-        self.worker._revoke({tp.partition for tp in lost}, lost=True)
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self.worker._assign({tp.partition for tp in assigned})
+    def on_revoked(self, partitions: set[int], *, lost: bool) -> None:
+        self.worker._revoke(partitions, lost=lost)
 
 
 class Worker:
@@ -107,6 +98,7 @@ class Worker:
         store: Store | None = None,
         metrics: WorkerMetrics | None = None,
         log: logging.Logger | None = None,
+        kafka: Transport | None = None,
     ) -> None:
         if not worker_id or len(worker_id) > 200 or any(c.isspace() for c in worker_id):
             raise TaskqError(f"worker id {worker_id!r} is invalid: use 1-200 characters without spaces")
@@ -115,6 +107,7 @@ class Worker:
         self.registry = registry
         self.concurrency = concurrency or settings.concurrency
         self.store = store or Store(settings)
+        self.kafka = kafka or transport(settings)
         self.metrics = metrics or WorkerMetrics(worker=worker_id)
         self.log = log or logging.getLogger("taskq.worker")
         # A new lease per process: a restarted worker with the same id does not inherit
@@ -129,8 +122,6 @@ class Worker:
         self._epoch = 0
         self._stray: set[int] = set()  # assigned in the consumer, not (yet) in _owned
         self._gone: set[int] = set()  # in _owned, no longer (or not yet) in the consumer
-        self._join_guard = JoinGuard(log=self.log, name=self.id)
-        self._stall_watch = StallWatch(log=self.log, name=self.id)
         self._running = 0  # tasks executing right now (task threads update it)
         # Consumer-thread state: received but unclaimed, claimed (handed to a thread), ran but unrecorded.
         self._to_start: list[_Item] = []
@@ -184,18 +175,15 @@ class Worker:
         hb = threading.Thread(target=self._heartbeat_loop, name="taskq-heartbeat", daemon=True)
         hb.start()
         threading.Thread(target=self._scheduler_loop, name="taskq-scheduler", daemon=True).start()
-        consumer = make_consumer(self.settings, client_id=f"taskq-{self.id}", listener=_Listener(self))
-        self.log.info("[%s] ready: concurrency %d, tasks: %s", self.id, self.concurrency,
-                      ", ".join(self.registry.names))
+        consumer = self.kafka.consumer(client_id=f"taskq-{self.id}", listener=_Listener(self))
+        self.log.info("[%s] ready: concurrency %d, Kafka client %s, tasks: %s", self.id, self.concurrency,
+                      self.kafka.name, ", ".join(self.registry.names))
         clean = True
         try:
             self._serve(consumer)
             clean = self._drain(consumer)
         finally:
-            try:
-                consumer.close(autocommit=False, timeout_ms=5000)
-            except kerr.KafkaError:
-                self.log.debug("consumer close failed", exc_info=True)
+            consumer.close()
             self._stopped.set()
             hb.join(timeout=self.settings.heartbeat_interval * 2)
             try:
@@ -212,8 +200,12 @@ class Worker:
         delay, said = 0.5, ""
         while not self._stopping.is_set():
             try:
-                ensure_topics(self.settings)
-                producer = Producer(self.settings, client_id=f"taskq-worker-{self.id}")
+                admin = self.kafka.admin()
+                try:
+                    admin.ensure_topics()
+                finally:
+                    admin.close()
+                producer = self.kafka.producer(client_id=f"taskq-worker-{self.id}")
                 try:
                     self.store.heartbeat(self.id, **self._heartbeat_fields(), first=True)
                 except TaskqError:
@@ -230,7 +222,7 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     # --- consumer thread ---------------------------------------------------
-    def _serve(self, consumer: Any) -> None:
+    def _serve(self, consumer: Consumer) -> None:
         last_commit = 0.0
         while not self._stopping.is_set():
             self._last_turn = time.monotonic()
@@ -250,46 +242,50 @@ class Worker:
                 busy = self._claimed or self._to_start or self._to_record
                 timeout = BUSY_POLL_MS if busy else POLL_TIMEOUT_MS
             try:
-                batch = consumer.poll(timeout_ms=self._join_guard.poll_timeout(consumer, timeout),
-                                      max_records=max(free, 1))
-            except kerr.KafkaError as exc:
+                batch = consumer.poll(timeout, max(free, 1))
+            except BrokerError as exc:
                 self.log.warning("[%s] poll failed: %s", self.id, exc)
                 time.sleep(0.5)
                 continue
-            for tp, records in batch.items():
-                self._receive_all(consumer, tp, records)
             if batch:
+                self._receive_all(consumer, batch)
                 self._collect_ran()
                 self._turn()
             now = time.monotonic()
             if now - last_commit >= COMMIT_INTERVAL:
-                self._join_guard.check(consumer)
-                self._stall_watch.check(consumer, paused=paused, rebalancing=self._join_guard.rebalancing(consumer))
+                consumer.maintain(paused=paused)
                 self._reconcile(consumer)
                 self._commit(consumer)
                 last_commit = now
 
-    def _flow_control(self, consumer: Any, free: int) -> bool:
+    def _flow_control(self, consumer: Consumer, free: int) -> bool:
         """Pause every assigned partition while the window is full, resume them all once it is not.
 
         Decided from the consumer's own paused set on every turn: partitions assigned during a pause
         arrive unpaused and partitions kept through a rebalance stay paused, so a remembered flag
-        drifts (it once left kept partitions paused for good while new ones flowed). Resuming also
-        releases the records kafka-python parked meanwhile (see flow.py). Returns whether paused.
+        drifts (it once left kept partitions paused for good while new ones flowed). Returns whether paused.
         """
         try:
             if free <= 0:
-                pause_all(consumer)
+                consumer.pause_all()
                 return True
-            resume_all(consumer)
-        except kerr.KafkaError as exc:  # e.g. mid-rebalance; the next turn decides again
+            consumer.resume_all()
+        except BrokerError as exc:  # e.g. mid-rebalance; the next turn decides again
             self.log.debug("[%s] pause/resume failed: %s", self.id, exc)
         return False
 
-    def _receive_all(self, consumer: Any, tp: TopicPartition, records: list[Any]) -> None:
-        """Take a fetched batch of one partition, if the partition is ours."""
+    def _receive_all(self, consumer: Consumer, batch: list[Record]) -> None:
+        """Take a fetched batch, partition by partition."""
+        by_partition: dict[int, list[Record]] = {}
+        for rec in batch:
+            by_partition.setdefault(rec.partition, []).append(rec)
+        for partition, records in by_partition.items():
+            self._receive_partition(consumer, partition, records)
+
+    def _receive_partition(self, consumer: Consumer, partition: int, records: list[Record]) -> None:
+        """Take fetched records of one partition, if the partition is ours."""
         with self._lock:
-            epoch = self._owned.get(tp.partition)
+            epoch = self._owned.get(partition)
         if epoch is None:
             # If the consumer still holds the partition, its assignment callback has not run yet (or was
             # missed): adopt it now. Dropping the records would move the consumer's position past them,
@@ -297,30 +293,30 @@ class Worker:
             # enough: a fetch session does not ask again for an offset it already fetched.) If the
             # consumer let the partition go, its new owner reads it from the committed offset.
             try:
-                held = tp in consumer.assignment()
-            except kerr.KafkaError:
+                held = partition in consumer.assignment()
+            except BrokerError:
                 held = False
             if not held:
                 return
             self.log.warning("[%s] records of partition %d arrived before its assignment callback; adopting it",
-                             self.id, tp.partition)
-            self._assign({tp.partition})
+                             self.id, partition)
+            self._assign({partition})
             with self._lock:
-                epoch = self._owned.get(tp.partition)
+                epoch = self._owned.get(partition)
             if epoch is None:
                 return
         for rec in records:
-            self._receive(tp, rec, epoch)
+            self._receive(rec, epoch)
 
-    def _receive(self, tp: TopicPartition, rec: Any, epoch: int) -> None:
-        self._tracker.received(tp.partition, rec.offset)
+    def _receive(self, rec: Record, epoch: int) -> None:
+        self._tracker.received(rec.partition, rec.offset)
         try:
-            msg = TaskMessage.from_bytes(rec.value)
+            msg = TaskMessage.from_bytes(rec.value or b"")
         except InvalidMessage as exc:
-            self._dead_letter_raw(tp, rec, str(exc))
-            self._tracker.finished(tp.partition, rec.offset)
+            self._dead_letter_raw(rec, str(exc))
+            self._tracker.finished(rec.partition, rec.offset)
             return
-        self._to_start.append(_Item(tp.partition, rec.offset, epoch, msg))
+        self._to_start.append(_Item(rec.partition, rec.offset, epoch, msg))
 
     def _turn(self) -> None:
         """One Redis round trip per loop turn: record finished runs and claim runs for received messages."""
@@ -510,36 +506,29 @@ class Worker:
             self.log.info("[%s] Redis is back", self.id)
         self._store_failures = 0
 
-    def _commit(self, consumer: Any, *, sync: bool = False) -> None:
+    def _commit(self, consumer: Consumer, *, sync: bool = False) -> None:
         positions = self._tracker.uncommitted()
         if not positions:
             return
-        offsets = {
-            TopicPartition(self.settings.tasks_topic, p): OffsetAndMetadata(pos, "", -1)
-            for p, pos in positions.items()
-        }
         try:
-            if sync:
-                consumer.commit(offsets)
-            else:
-                consumer.commit_async(offsets)
+            consumer.commit(positions, sync=sync)
             self._tracker.mark_committed(positions)
-        except kerr.KafkaError as exc:
+        except BrokerError as exc:
             # Mid-rebalance commits fail; the next owner skips what Redis shows finished.
             self.log.debug("[%s] commit failed: %s", self.id, exc)
 
-    def _drain(self, consumer: Any) -> bool:
+    def _drain(self, consumer: Consumer) -> bool:
         """Graceful stop: claim nothing new, let claimed runs finish and record them, commit."""
         self._to_start = []  # unclaimed: the next owner of their partitions runs them
-        with contextlib.suppress(kerr.KafkaError):
-            consumer.pause(*consumer.assignment())
+        with contextlib.suppress(BrokerError):
+            consumer.pause_all()
         deadline = time.monotonic() + self.settings.shutdown_grace
         while (self._claimed or self._to_record) and time.monotonic() < deadline:
             self._collect_ran()
             self._turn()
             try:
-                consumer.poll(timeout_ms=BUSY_POLL_MS)  # keeps the group membership alive
-            except kerr.KafkaError:
+                consumer.poll(BUSY_POLL_MS, 1)  # keeps the group membership alive; paused, so it returns nothing
+            except BrokerError:
                 time.sleep(BUSY_POLL_MS / 1000)
             self._commit(consumer)
         self._collect_ran()
@@ -552,12 +541,12 @@ class Worker:
             return False
         return True
 
-    def _reconcile(self, consumer: Any) -> None:
+    def _reconcile(self, consumer: Consumer) -> None:
         """Make the partitions this worker runs match the consumer's assignment.
 
         The rebalance listener normally keeps them equal; this is a guard in case a callback is ever
         missed (the worker would otherwise drop every record of partitions Kafka gave it and sit idle).
-        The stuck join seen in practice was a different failure: see join_guard.py.
+        The stuck join seen in practice was a different failure: see kafka/kafka_python/join_guard.py.
         """
         # Both directions wait for a second check (COMMIT_INTERVAL later): the IO thread changes the
         # consumer's assignment and then runs the callback, so one look can catch them mid-way. (Acting
@@ -565,8 +554,8 @@ class Worker:
         with self._lock:
             owned = set(self._owned)
         try:
-            actual = {tp.partition for tp in consumer.assignment()}
-        except kerr.KafkaError:
+            actual = consumer.assignment()
+        except BrokerError:
             return
         stray, self._stray = self._stray, actual - owned
         if stray & self._stray:
@@ -622,13 +611,14 @@ class Worker:
         self._ran.put(_Ran(item, attempt, outcome, time.perf_counter() - t0))
         self._wake.set()
 
-    def _dead_letter_raw(self, tp: TopicPartition, rec: Any, reason: str) -> None:
-        self.log.warning("[%s] undecodable message at %s[%d]@%d: %s -> %s", self.id, tp.topic, tp.partition,
+    def _dead_letter_raw(self, rec: Record, reason: str) -> None:
+        topic = self.settings.tasks_topic
+        self.log.warning("[%s] undecodable message at %s[%d]@%d: %s -> %s", self.id, topic, rec.partition,
                          rec.offset, reason, self.settings.dead_topic)
         envelope = {
             "reason": reason,
-            "topic": tp.topic,
-            "partition": tp.partition,
+            "topic": topic,
+            "partition": rec.partition,
             "offset": rec.offset,
             "value_b64": base64.b64encode(rec.value or b"").decode(),
             "worker": self.id,

@@ -24,6 +24,10 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=1000
+group.consumer.min.session.timeout.ms=1000
+group.consumer.session.timeout.ms=${KAFKA_GROUP_SESSION_MS:-10000}
+group.consumer.min.heartbeat.interval.ms=500
+group.consumer.heartbeat.interval.ms=1000
 PROPS
 cp="/opt/kafka/libs/*"
 log="-Dlog4j2.configurationFile=/opt/kafka/log4j2.properties"

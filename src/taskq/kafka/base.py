@@ -1,0 +1,116 @@
+"""The Kafka seam: what taskq needs from a Kafka client, as typed protocols.
+
+Everything above this package (the worker, the submitter, the API) talks to these protocols and
+never imports a Kafka client library. Each adapter (``kafka_python``, ``confluent``, ``memory``)
+translates its library's exceptions to ``BrokerError``/``BrokerUnavailable`` and hides its
+library's workarounds behind the same semantics:
+
+- a consumer is used from one thread; partition assignment changes reach the listener while that
+  thread is inside ``poll()`` (or, for kafka-python, from its IO thread during a poll: the worker's
+  handlers take their own lock either way);
+- offsets are committed explicitly, as positions (the next offset to read) per partition;
+- the producer is thread-safe, idempotent and waits for ``acks=all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..models import TaskMessage
+
+# Called once per message handed to ``send_nowait``: None on Kafka's acknowledgement, else why not.
+OnDelivery = Callable[[Exception | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed message of the tasks topic."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class PartitionListener(Protocol):
+    def on_assigned(self, partitions: set[int]) -> None: ...
+
+    def on_revoked(self, partitions: set[int], *, lost: bool) -> None: ...
+
+
+class Consumer(Protocol):
+    """The worker's group member on the tasks topic (manual commits, cooperative assignment)."""
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
+        """Up to ``max_records`` records, in offset order within each partition."""
+        ...
+
+    def assignment(self) -> set[int]: ...
+
+    def pause_all(self) -> None:
+        """Pause every assigned partition; nothing fetched meanwhile is lost or skipped."""
+        ...
+
+    def resume_all(self) -> None: ...
+
+    def commit(self, positions: dict[int, int], *, sync: bool = False) -> None:
+        """Commit ``partition -> next offset to read``; raises ``BrokerError`` (e.g. mid-rebalance)."""
+        ...
+
+    def maintain(self, *, paused: bool) -> None:
+        """Periodic self-checks from the consumer's thread (a client's known stalls); cheap."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group without committing."""
+        ...
+
+
+class Producer(Protocol):
+    def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
+             keys: Sequence[str | None] | None = None) -> None:
+        """Produce all messages; return only once Kafka acknowledged every one of them."""
+        ...
+
+    def send_nowait(self, message: TaskMessage, *, key: str | None, on_delivery: OnDelivery) -> None:
+        """Hand one message over; ``on_delivery`` runs on the client's thread when Kafka answered."""
+        ...
+
+    def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
+                 headers: list[tuple[str, bytes]] | None = None) -> None: ...
+
+    def flush(self, timeout: float) -> None: ...
+
+    def close(self, timeout: float = 5.0) -> None: ...
+
+
+class Admin(Protocol):
+    """Topic setup and group inspection. Thread-safe; reuse one instead of connecting per call."""
+
+    def ensure_topics(self, *, timeout: float = 30.0) -> None:
+        """Create the task and dead-letter topics if they do not exist yet."""
+        ...
+
+    def lag(self) -> dict[int, int]:
+        """Per-partition lag (end offset - committed offset) of the worker group on the tasks topic."""
+        ...
+
+    def ping(self, *, timeout: float = 3.0) -> None:
+        """Raise ``BrokerUnavailable`` unless Kafka answers a metadata request."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """One Kafka client library, configured from the settings."""
+
+    name: str
+
+    def producer(self, *, client_id: str = "taskq-producer") -> Producer: ...
+
+    def consumer(self, *, client_id: str, listener: PartitionListener) -> Consumer: ...
+
+    def admin(self, *, timeout: float = 10.0) -> Admin: ...

@@ -1,0 +1,398 @@
+"""confluent-kafka (librdkafka) behind the seam of ``taskq.kafka.base``.
+
+librdkafka differs from kafka-python in ways this adapter absorbs:
+
+- ``pause()`` drops what was pre-fetched and ``resume()`` fetches again from the last record
+  handed to us + 1, so nothing stays parked (kafka-python's stall, see ``kafka_python.flow``,
+  cannot happen); librdkafka has no "paused" query, so the adapter keeps the paused set;
+- rebalance callbacks run inside ``consume()`` on the consumer's own thread; with cooperative or
+  KIP-848 assignment the binding applies the incremental (un)assignment after the callback;
+- delivery reports run inside ``poll()``/``flush()``: a producer thread polls, so acks reach
+  waiting submitters without any of them polling for the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import confluent_kafka as ck
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec
+from confluent_kafka.cimpl import NewTopic
+
+from ..errors import BrokerError, BrokerUnavailable
+from ..models import TaskMessage
+from ..settings import Settings
+from .base import OnDelivery, PartitionListener, Record
+
+log = logging.getLogger("taskq.kafka")
+
+# librdkafka error codes that mean "Kafka is not there (yet)" rather than "Kafka said no".
+_UNAVAILABLE = {
+    ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN, ck.KafkaError._MSG_TIMED_OUT,
+    ck.KafkaError._TIMED_OUT, ck.KafkaError._TIMED_OUT_QUEUE, ck.KafkaError.REQUEST_TIMED_OUT,
+    ck.KafkaError._RESOLVE, ck.KafkaError.NOT_COORDINATOR, ck.KafkaError.COORDINATOR_NOT_AVAILABLE,
+    ck.KafkaError.LEADER_NOT_AVAILABLE, ck.KafkaError.NOT_LEADER_FOR_PARTITION,
+}
+# How often the producer thread serves delivery reports when nothing else wakes it.
+PRODUCER_POLL_SECONDS = 0.05
+
+
+def _error(err: ck.KafkaError, what: str) -> BrokerError:
+    text = f"{err.name()}: {err.str()}"
+    if err.code() in _UNAVAILABLE:
+        return BrokerUnavailable(f"Kafka is unreachable or did not answer while trying to {what}: {text}")
+    return BrokerError(f"Kafka error while trying to {what}: {text}")
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except ck.KafkaException as exc:
+        err = exc.args[0] if exc.args and isinstance(exc.args[0], ck.KafkaError) else None
+        if err is None:
+            raise BrokerError(f"Kafka error while trying to {what}: {exc}") from exc
+        raise _error(err, what) from exc
+    except BufferError as exc:
+        raise BrokerUnavailable(f"the producer queue is full while trying to {what}: {exc}") from exc
+
+
+def common_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
+    """librdkafka connection options from taskq's settings."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": ",".join(settings.kafka_servers),
+        "security.protocol": settings.kafka_security_protocol,
+        "client.id": client_id,
+        # librdkafka logs to stderr by default; route it to Python logging at the chosen level.
+        "logger": logging.getLogger("kafka.librdkafka"),
+    }
+    if settings.kafka_sasl_mechanism:
+        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        conf["sasl.username"] = settings.kafka_sasl_username or ""
+        conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    if settings.kafka_ssl_cafile:
+        conf["ssl.ca.location"] = settings.kafka_ssl_cafile
+    return conf
+
+
+class Producer:
+    """Idempotent ``acks=all`` producer; a thread serves its delivery reports."""
+
+    def __init__(self, settings: Settings, *, client_id: str = "taskq-producer") -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._lock = threading.Lock()
+        self._fatal: str | None = None
+        self._p = self._connect()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"{client_id}-acks", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> ck.Producer:
+        s = self.settings
+        conf = common_config(s, client_id=self.client_id)
+        conf.update({
+            "acks": "all",
+            "enable.idempotence": True,
+            # The Java client's (and kafka-python's) murmur2 hash: a key lands on the same partition
+            # whichever client produced it, so per-key order holds across a mixed fleet.
+            "partitioner": "murmur2_random",
+            # 0: a lone submit leaves at once; concurrent submits still share requests, because
+            # librdkafka batches whatever queued while the previous request was in flight.
+            "linger.ms": 0,
+            "message.timeout.ms": int(s.submit_timeout * 1000),
+            "socket.connection.setup.timeout.ms": max(1000, int(s.submit_timeout * 1000)),
+            "error_cb": self._on_error,
+        })
+        with translate_errors("connect the producer"):
+            return ck.Producer(conf)
+
+    def _on_error(self, err: ck.KafkaError) -> None:
+        # An idempotent producer's fatal error (e.g. its sequence numbers were lost) ends it for good.
+        if err.fatal():
+            self._fatal = f"{err.name()}: {err.str()}"
+
+    def _serve(self) -> None:
+        while not self._closing.is_set():
+            self._p.poll(PRODUCER_POLL_SECONDS)
+
+    def _live(self) -> ck.Producer:
+        if self._fatal is not None:
+            with self._lock:
+                if self._fatal is not None:
+                    log.warning("the Kafka producer hit a fatal error (%s); starting a new one", self._fatal)
+                    old, self._p, self._fatal = self._p, self._connect(), None
+                    old.purge()
+                    old.flush(0)
+        return self._p
+
+    def _produce(self, topic: str, value: bytes, key: bytes | None, on_delivery: OnDelivery,
+                 headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+        def report(err: ck.KafkaError | None, _msg: ck.Message) -> None:
+            on_delivery(None if err is None else _error(err, f"produce to {topic}"))
+
+        p = self._live()
+        with translate_errors(f"produce to {topic}"):
+            try:
+                p.produce(topic, value=value, key=key, headers=headers, on_delivery=report)
+            except BufferError:
+                # The local queue is full (a burst far past what Kafka takes): wait for room once.
+                p.poll(min(1.0, self.settings.submit_timeout))
+                p.produce(topic, value=value, key=key, headers=headers, on_delivery=report)
+
+    def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
+             keys: Sequence[str | None] | None = None) -> None:
+        topic = topic or self.settings.tasks_topic
+        done = threading.Event()
+        lock = threading.Lock()
+        left = [len(messages)]
+        errors: list[Exception] = []
+
+        def on_delivery(err: Exception | None) -> None:
+            with lock:
+                if err is not None:
+                    errors.append(err)
+                left[0] -= 1
+                if left[0] == 0:
+                    done.set()
+
+        if not messages:
+            return
+        for i, m in enumerate(messages):
+            self._produce(topic, m.to_bytes(), ((keys[i] if keys else None) or m.id).encode(), on_delivery)
+        # message.timeout.ms bounds every report, so this wait ends; the margin covers scheduling.
+        if not done.wait(self.settings.submit_timeout + 2.0):
+            raise BrokerUnavailable(f"Kafka did not acknowledge {left[0]} message(s) to {topic} "
+                                    f"within {self.settings.submit_timeout:g}s")
+        if errors:
+            raise errors[0]
+
+    def send_nowait(self, message: TaskMessage, *, key: str | None, on_delivery: OnDelivery) -> None:
+        self._produce(self.settings.tasks_topic, message.to_bytes(), (key or message.id).encode(), on_delivery)
+
+    def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
+                 headers: list[tuple[str, bytes]] | None = None) -> None:
+        done = threading.Event()
+        result: list[Exception | None] = []
+
+        def on_delivery(err: Exception | None) -> None:
+            result.append(err)
+            done.set()
+
+        self._produce(topic, value, key, on_delivery, list(headers) if headers else None)
+        if not done.wait(self.settings.submit_timeout + 2.0):
+            raise BrokerUnavailable(f"Kafka did not acknowledge a message to {topic} "
+                                    f"within {self.settings.submit_timeout:g}s")
+        if result[0] is not None:
+            raise result[0]
+
+    def flush(self, timeout: float) -> None:
+        left = self._p.flush(timeout)
+        if left:
+            raise BrokerUnavailable(f"{left} message(s) still unacknowledged by Kafka after {timeout:g}s")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what can be delivered within ``timeout``; the rest fails (nothing hangs)."""
+        try:
+            if self._p.flush(timeout):
+                self._p.purge()
+                self._p.flush(0)  # serves the purge's failure reports
+        finally:
+            self._closing.set()
+            self._thread.join(timeout=1.0)
+
+
+class Consumer:
+    """The worker's group member: manual offset commits, cooperative-sticky or KIP-848 assignment."""
+
+    def __init__(self, settings: Settings, *, client_id: str, listener: PartitionListener) -> None:
+        self.settings = settings
+        self.topic = settings.tasks_topic
+        self._listener = listener
+        self._paused: set[int] = set()
+        self._assigned: set[int] = set()
+        conf = common_config(settings, client_id=client_id)
+        conf.update({
+            "group.id": settings.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+            "max.poll.interval.ms": 300_000,
+            "allow.auto.create.topics": False,
+            "error_cb": self._on_error,
+        })
+        if settings.consumer_group_protocol == "consumer":
+            # KIP-848: the broker assigns and times sessions out (group.consumer.session.timeout.ms).
+            conf["group.protocol"] = "consumer"
+        else:
+            session_ms = int(settings.session_timeout * 1000)
+            conf.update({
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": session_ms,
+                "heartbeat.interval.ms": max(100, session_ms // 5),
+            })
+        with translate_errors("connect the consumer"):
+            self._c = ck.Consumer(conf)
+            self._c.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                              on_lost=self._on_lost)
+
+    def _on_error(self, err: ck.KafkaError) -> None:
+        # Connection trouble is retried by librdkafka itself; the worker sees it as an idle poll.
+        log.debug("librdkafka consumer error: %s", err)
+
+    def _on_assign(self, _c: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        got = {tp.partition for tp in partitions}
+        self._assigned |= got
+        self._listener.on_assigned(got)
+
+    def _on_revoke(self, _c: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        self._gone({tp.partition for tp in partitions}, lost=False)
+
+    def _on_lost(self, _c: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        self._gone({tp.partition for tp in partitions}, lost=True)
+
+    def _gone(self, partitions: set[int], *, lost: bool) -> None:
+        self._assigned -= partitions
+        self._paused -= partitions
+        self._listener.on_revoked(partitions, lost=lost)
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
+        with translate_errors("poll"):
+            msgs = self._c.consume(num_messages=max(1, max_records), timeout=timeout_ms / 1000)
+        out: list[Record] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise _error(err, "poll")
+                log.debug("consumer: %s", err)
+                continue
+            partition, offset = m.partition(), m.offset()
+            assert partition is not None and offset is not None
+            out.append(Record(partition, offset, m.key(), m.value()))
+        return out
+
+    def assignment(self) -> set[int]:
+        with translate_errors("read the assignment"):
+            return {tp.partition for tp in self._c.assignment()}
+
+    def pause_all(self) -> None:
+        todo = self.assignment() - self._paused
+        if todo:
+            with translate_errors("pause"):
+                self._c.pause([ck.TopicPartition(self.topic, p) for p in sorted(todo)])
+            self._paused |= todo
+
+    def resume_all(self) -> None:
+        todo = self._paused & self.assignment()
+        self._paused = set()
+        if todo:
+            with translate_errors("resume"):
+                self._c.resume([ck.TopicPartition(self.topic, p) for p in sorted(todo)])
+
+    def commit(self, positions: dict[int, int], *, sync: bool = False) -> None:
+        offsets = [ck.TopicPartition(self.topic, p, pos) for p, pos in positions.items()]
+        with translate_errors("commit"):
+            if sync:
+                self._c.commit(offsets=offsets, asynchronous=False)
+            else:
+                self._c.commit(offsets=offsets, asynchronous=True)
+
+    def maintain(self, *, paused: bool) -> None:
+        """librdkafka needs no help: it has none of kafka-python's stalls."""
+
+    def close(self) -> None:
+        try:
+            self._c.close()
+        except (ck.KafkaException, RuntimeError):
+            log.debug("consumer close failed", exc_info=True)
+
+
+class Admin:
+    """A librdkafka admin client, reused; thread-safe."""
+
+    def __init__(self, settings: Settings, *, timeout: float = 10.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        conf = common_config(settings, client_id="taskq-admin")
+        conf["socket.connection.setup.timeout.ms"] = max(1000, int(timeout * 1000))
+        with translate_errors("connect the admin client"):
+            self._a = AdminClient(conf)
+
+    def ensure_topics(self, *, timeout: float = 30.0) -> None:
+        s = self.settings
+        with translate_errors("create topics"):
+            existing = set(self._a.list_topics(timeout=timeout).topics)
+            wanted = {s.tasks_topic: s.partitions, s.dead_topic: 1}
+            missing = [NewTopic(name, parts, s.replication_factor)
+                       for name, parts in wanted.items() if name not in existing]
+            if not missing:
+                return
+            futures = self._a.create_topics(missing, operation_timeout=timeout, request_timeout=timeout)
+            for fut in futures.values():
+                try:
+                    fut.result(timeout=timeout)
+                except ck.KafkaException as exc:
+                    if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:  # another process won the race
+                        raise
+            log.info("created topics %s", ", ".join(sorted(futures)))
+        self._wait_for_metadata(timeout)
+
+    def _wait_for_metadata(self, timeout: float) -> None:
+        """Return once every partition of the new topics has a leader (producers can use them)."""
+        deadline = time.monotonic() + timeout
+        s = self.settings
+        while True:
+            md = self._a.list_topics(timeout=max(0.5, deadline - time.monotonic()))
+            topics = [md.topics.get(s.tasks_topic), md.topics.get(s.dead_topic)]
+            if all(t is not None and t.error is None and t.partitions and
+                   all(p.leader >= 0 for p in t.partitions.values()) for t in topics):
+                return
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"the topics have no leaders {timeout:g}s after creating them")
+            time.sleep(0.05)
+
+    def lag(self) -> dict[int, int]:
+        s = self.settings
+        parts = [ck.TopicPartition(s.tasks_topic, p) for p in range(s.partitions)]
+        with translate_errors("read consumer lag"):
+            group = ck.ConsumerGroupTopicPartitions(s.group_id, parts)
+            fut = self._a.list_consumer_group_offsets([group], request_timeout=self.timeout)[s.group_id]
+            committed = {tp.partition: tp.offset for tp in fut.result(timeout=self.timeout).topic_partitions}
+            latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            ends_f = self._a.list_offsets({tp: latest for tp in parts}, request_timeout=self.timeout)
+            ends = {tp.partition: f.result(timeout=self.timeout).offset for tp, f in ends_f.items()}
+        return {p: max(0, ends.get(p, 0) - max(0, committed.get(p, 0))) for p in range(s.partitions)}
+
+    def ping(self, *, timeout: float = 3.0) -> None:
+        with translate_errors("list topics"):
+            self._a.list_topics(timeout=timeout)
+
+    def close(self) -> None:
+        """Nothing to release: librdkafka frees the client with the object."""
+
+
+class ConfluentTransport:
+    name = "confluent"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def producer(self, *, client_id: str = "taskq-producer") -> Producer:
+        return Producer(self.settings, client_id=client_id)
+
+    def consumer(self, *, client_id: str, listener: PartitionListener) -> Consumer:
+        return Consumer(self.settings, client_id=client_id, listener=listener)
+
+    def admin(self, *, timeout: float = 10.0) -> Admin:
+        return Admin(self.settings, timeout=timeout)
+
+
+__all__ = ["Admin", "ConfluentTransport", "Consumer", "Producer"]

@@ -1,0 +1,184 @@
+"""The Kafka seam's contract, held by every adapter: kafka-python and confluent against the real
+broker, and the in-memory transport the unit tests use."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from taskq.kafka import Consumer, Record, Transport, transport
+from taskq.kafka.memory import MemoryTransport
+from taskq.models import TaskMessage
+from taskq.settings import Settings
+from tests.conftest import Services, make_settings
+
+TRANSPORTS = ("kafka-python", "confluent", "memory")
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.owned: set[int] = set()
+        self.events: list[tuple[str, frozenset[int]]] = []
+
+    def on_assigned(self, partitions: set[int]) -> None:
+        self.owned |= partitions
+        self.events.append(("assigned", frozenset(partitions)))
+
+    def on_revoked(self, partitions: set[int], *, lost: bool) -> None:
+        self.owned -= partitions
+        self.events.append(("lost" if lost else "revoked", frozenset(partitions)))
+
+
+@pytest.fixture(params=TRANSPORTS)
+def kafka(request: pytest.FixtureRequest, services: Services) -> Iterator[tuple[Settings, Transport]]:
+    name = request.param
+    settings = make_settings(services, partitions=4,
+                             kafka_client="kafka-python" if name == "memory" else name)
+    t: Transport = MemoryTransport(settings) if name == "memory" else transport(settings)
+    admin = t.admin()
+    admin.ensure_topics()
+    admin.close()
+    yield settings, t
+
+
+def _messages(n: int, tag: str = "m") -> list[TaskMessage]:
+    return [TaskMessage(id=f"{tag}-{i:05d}", task="add", args=[i, 1]) for i in range(n)]
+
+
+def _drain(consumer: Consumer, want: int, *, timeout: float = 30.0) -> list[Record]:
+    got: list[Record] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        got.extend(consumer.poll(100, 500))
+    return got
+
+
+def _wait_assigned(consumer: Consumer, listener: _Listener, n: int, *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(listener.owned) != n and time.monotonic() < deadline:
+        assert consumer.poll(50, 1) == []  # each test's topic is new: nothing is there yet
+    assert len(listener.owned) == n, listener.events
+
+
+def _ids(records: list[Record]) -> list[str]:
+    return [TaskMessage.from_bytes(r.value or b"").id for r in records]
+
+
+def test_every_record_arrives_once_in_partition_order_and_a_new_member_resumes_at_the_commit(
+    kafka: tuple[Settings, Transport],
+) -> None:
+    _, t = kafka
+    producer = t.producer()
+    producer.send(_messages(200))
+    listener = _Listener()
+    c = t.consumer(client_id="seam-1", listener=listener)
+    got = _drain(c, 200)
+    assert sorted(_ids(got)) == [m.id for m in _messages(200)]
+    for p in {r.partition for r in got}:
+        offsets = [r.offset for r in got if r.partition == p]
+        assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))  # in order, no gaps
+    # Commit half of every partition, leave, and a new member starts exactly there.
+    positions = {p: min(r.offset for r in got if r.partition == p) + 10 for p in {r.partition for r in got}}
+    c.commit(positions, sync=True)
+    c.close()
+    c2 = t.consumer(client_id="seam-2", listener=_Listener())
+    again = _drain(c2, 200 - 10 * len(positions))
+    assert {(r.partition, r.offset) for r in again} == {(r.partition, r.offset) for r in got
+                                                        if r.offset >= positions[r.partition]}
+    c2.close()
+    producer.close()
+
+
+def test_records_produced_while_paused_all_arrive_after_resume_none_skipped(
+    kafka: tuple[Settings, Transport],
+) -> None:
+    settings, t = kafka
+    producer = t.producer()
+    listener = _Listener()
+    c = t.consumer(client_id="seam-pause", listener=listener)
+    _wait_assigned(c, listener, settings.partitions)
+    producer.send(_messages(60, "a"))
+    first = c.poll(2000, 7)  # part of a fetched batch: the rest is pre-fetched, then paused
+    deadline = time.monotonic() + 20
+    while not first and time.monotonic() < deadline:
+        first = c.poll(100, 7)
+    assert first
+    c.pause_all()
+    producer.send(_messages(60, "b"))
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        assert c.poll(50, 500) == []  # nothing while paused
+    c.resume_all()
+    rest = _drain(c, 120 - len(first))
+    assert sorted(_ids(first + rest)) == sorted(m.id for m in _messages(60, "a") + _messages(60, "b"))
+    c.close()
+    producer.close()
+
+
+def test_a_closing_member_hands_its_partitions_to_the_other(kafka: tuple[Settings, Transport]) -> None:
+    settings, t = kafka
+    la, lb = _Listener(), _Listener()
+    a = t.consumer(client_id="seam-a", listener=la)
+    _wait_assigned(a, la, settings.partitions)
+    b = t.consumer(client_id="seam-b", listener=lb)
+    deadline = time.monotonic() + 40
+    while not (lb.owned and la.owned and len(la.owned | lb.owned) == settings.partitions
+               and not la.owned & lb.owned) and time.monotonic() < deadline:
+        a.poll(50, 1)
+        b.poll(50, 1)
+    assert lb.owned and la.owned and not la.owned & lb.owned, (la.events, lb.events)
+    assert a.assignment() == la.owned and b.assignment() == lb.owned
+    a.close()
+    assert any(kind == "revoked" for kind, _ in la.events)
+    deadline = time.monotonic() + 40
+    while len(lb.owned) != settings.partitions and time.monotonic() < deadline:
+        b.poll(50, 1)
+    assert lb.owned == set(range(settings.partitions)), lb.events
+    b.close()
+
+
+def test_lag_counts_what_the_group_has_not_committed(kafka: tuple[Settings, Transport]) -> None:
+    _, t = kafka
+    producer = t.producer()
+    producer.send(_messages(40))
+    listener = _Listener()
+    c = t.consumer(client_id="seam-lag", listener=listener)
+    got = _drain(c, 40)
+    one = got[0].partition
+    c.commit({one: max(r.offset for r in got if r.partition == one) + 1}, sync=True)
+    admin = t.admin()
+    deadline = time.monotonic() + 20
+    lag = admin.lag()
+    while sum(lag.values()) != 40 - sum(1 for r in got if r.partition == one) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        lag = admin.lag()
+    assert lag[one] == 0 and sum(lag.values()) == 40 - sum(1 for r in got if r.partition == one)
+    admin.ping()
+    admin.close()
+    c.close()
+    producer.close()
+
+
+def test_both_clients_put_a_key_on_the_same_partition(services: Services) -> None:
+    """Per-key order holds across a mixed fleet only if every client hashes keys alike (murmur2)."""
+    settings = make_settings(services, partitions=6)
+    keys = [f"customer-{i}" for i in range(30)]
+    landed: dict[str, dict[str, int]] = {}
+    for tag, client in (("kp", "kafka-python"), ("ck", "confluent")):
+        t = transport(settings.model_copy(update={"kafka_client": client}))
+        admin = t.admin()
+        admin.ensure_topics()
+        admin.close()
+        producer = t.producer()
+        producer.send([TaskMessage(id=f"{tag}.{k}", task="add", args=[1, 1]) for k in keys], keys=keys)
+        producer.close()
+        landed[tag] = {}
+        c = t.consumer(client_id=f"hash-{tag}", listener=_Listener())
+        for r in _drain(c, 30 if tag == "kp" else 60):
+            tid = TaskMessage.from_bytes(r.value or b"").id
+            if tid.startswith(f"{tag}."):
+                landed[tag][tid.split(".", 1)[1]] = r.partition
+        c.close()
+    assert len(landed["kp"]) == 30 and landed["kp"] == landed["ck"]
