@@ -233,6 +233,8 @@ def _close(p: KafkaProducer, *, timeout: float) -> None:
         sender = getattr(p, "_sender", None)
         if sender is not None:
             sender.force_close()  # fails what is still queued, stops the thread
+            # The failure reports run on that thread: once it ends, every message has had its report.
+            sender.join(timeout=2.0)
         if hasattr(p, "_closed"):
             p._closed = True
 
