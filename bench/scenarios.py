@@ -125,6 +125,7 @@ class Taskq(System):
 
     name = "taskq"
     kafka_client = "kafka-python"
+    group_protocol: str | None = None
 
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(args)
@@ -137,6 +138,7 @@ class Taskq(System):
         self.settings = Settings(kafka_bootstrap=args.kafka, redis_url=args.redis_url, tasks_topic=f"bench-{uid}",
                                  group_id=f"bench-{uid}", prefix=f"bench-{uid}:", dead_topic=f"bench-dead-{uid}",
                                  session_timeout=args.session_timeout, kafka_client=self.kafka_client,
+                                 group_protocol=self.group_protocol,
                                  tasks_modules=["bench.taskq_tasks"])
         ensure_topics(self.settings)
         from tests.conftest import settings_env
@@ -182,6 +184,14 @@ class Taskq(System):
 class TaskqConfluent(Taskq):
     name = "taskq-ck"
     kafka_client = "confluent"
+
+
+class TaskqConfluent848(Taskq):
+    """librdkafka with KIP-848 groups: the broker assigns, and times sessions out (make dev: 10 s)."""
+
+    name = "taskq-ck848"
+    kafka_client = "confluent"
+    group_protocol = "consumer"
 
 
 class Celery(System):
@@ -269,7 +279,8 @@ class Rq(System):
         return True
 
 
-SYSTEMS: dict[str, type[System]] = {"taskq": Taskq, "taskq-ck": TaskqConfluent, "celery": Celery, "dramatiq": Dramatiq, "arq": Arq, "rq": Rq}
+SYSTEMS: dict[str, type[System]] = {"taskq": Taskq, "taskq-ck": TaskqConfluent, "taskq-ck848": TaskqConfluent848,
+                                    "celery": Celery, "dramatiq": Dramatiq, "arq": Arq, "rq": Rq}
 
 
 # --- scenarios ----------------------------------------------------------------

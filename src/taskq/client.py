@@ -19,6 +19,8 @@ from .store import Store
 from .submitter import Pipeline, Submission
 
 log = logging.getLogger("taskq.client")
+# What the live workers advertise is re-read at most this often, and at once for a name not seen yet.
+KNOWN_TASKS_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class Client:
         self._pipeline: Pipeline | None = None
         self._kafka: Transport | None = None
         self._admin: Admin | None = None
+        self._known: tuple[frozenset[str], float] = (frozenset(), -KNOWN_TASKS_SECONDS)
 
     @property
     def kafka(self) -> Transport:
@@ -71,6 +74,18 @@ class Client:
         if self._admin is None:
             self._admin = self.kafka.admin(timeout=3.0)
         return self._admin
+
+    def known_tasks(self, wanted: Sequence[str] = ()) -> list[str] | None:
+        """Task names the live workers advertise (None while none does), from a short-lived cache.
+
+        A name in ``wanted`` that the cache lacks re-reads Redis first, so a task that a worker
+        started advertising a moment ago is never refused; known names cost no round trip.
+        """
+        names, at = self._known
+        if time.monotonic() - at > KNOWN_TASKS_SECONDS or not set(wanted) <= names:
+            names = frozenset(self.store.task_types())
+            self._known = (names, time.monotonic())
+        return sorted(names) or None
 
     def lag(self) -> dict[int, int]:
         """Consumer lag of the worker group per partition; raises ``BrokerError``."""

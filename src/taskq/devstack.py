@@ -153,7 +153,7 @@ class KafkaServer:
             # KIP-848 groups (group.protocol=consumer) time sessions out on the broker: 45 s by default,
             # and no lower than that; taskq's workers want a dead member's partitions moved in seconds.
             "group.consumer.min.session.timeout.ms=1000",
-            "group.consumer.session.timeout.ms=6000",
+            "group.consumer.session.timeout.ms=10000",  # TASKQ_SESSION_TIMEOUT's default
             "group.consumer.min.heartbeat.interval.ms=500",
             "group.consumer.heartbeat.interval.ms=1000",
             "log.retention.hours=168",

@@ -247,3 +247,15 @@ def test_head_answers_on_the_paths_load_balancers_probe(api: httpx.Client) -> No
         r = api.head(path)
         assert r.status_code in (200, 307), (path, r.status_code)
         assert r.content == b""
+
+
+def test_a_task_a_worker_started_advertising_a_moment_ago_is_accepted_at_once(
+    api: httpx.Client, start_worker: WorkerFactory
+) -> None:
+    # The API caches the advertised names; a name it has not seen yet makes it look again.
+    start_worker("w1")
+    assert api.post("/api/tasks", json={"task": "add", "args": [1, 2]}).status_code == 202
+    assert api.post("/api/tasks", json={"task": "flaky", "args": ["m", 0]}).status_code == 422
+    start_worker("w2", extra=["--tasks", "tests.sample_tasks"])
+    res = api.post("/api/tasks", json={"task": "flaky", "args": ["m", 0]})
+    assert res.status_code == 202, res.text

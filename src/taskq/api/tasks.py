@@ -25,14 +25,11 @@ def _out(rec: TaskRecord) -> TaskOut:
     return TaskOut.model_validate(rec.to_dict())
 
 
-def _known(client: ClientDep) -> list[str] | None:
-    names = list(client.store.task_types())
-    return names or None  # no live worker advertises yet: accept, the worker decides
-
-
 def _submit(request: Request, client: ClientDep, bodies: list[SubmitBody]) -> list[str]:
     try:
-        ids = client.submit_many([_request(b) for b in bodies], known_tasks=_known(client))
+        # None while no live worker advertises its tasks: accept, the worker decides.
+        known = client.known_tasks([b.task for b in bodies])
+        ids = client.submit_many([_request(b) for b in bodies], known_tasks=known)
     except InvalidTask as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     for b in bodies:
