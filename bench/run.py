@@ -118,6 +118,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 row["cpu_ms_per_task"] = med([r["cpu_ms_per_task"]["total"] for r in rs if "cpu_ms_per_task" in r])
                 if scenario == "hol":
                     row["long_still_running"] = all(r["long_still_running"] for r in rs)
+            elif scenario == "churn":
+                for k in ("finished", "kills", "wait_p50", "wait_p99", "wait_max"):
+                    row[k] = med([r[k] for r in rs])
             else:
                 row["makespan"] = med([r["makespan"] for r in rs])
                 if key.endswith("/kill"):
@@ -182,6 +185,13 @@ def print_report(table: dict[str, Any], args: argparse.Namespace) -> list[str]:
                 rec = fmt(k["recovery_seconds"], 1, " s") + (f" ({k['never']} never)" if k["never"] else "")
             p(f"{system:<12}{fmt(k['orphans']):>10}{rec:>28}{fmt(k['makespan'], 1, ' s'):>20}"
               f"{fmt(n['makespan'] if n else None, 1, ' s'):>20}")
+    if "churn" in table:
+        p(f"\nCHURN  3 workers, {args.churn_rate:g} sleep(0.2) tasks/s for {args.churn_seconds:g} s, one worker "
+          f"SIGKILLed and replaced every {args.kill_every:g} s; seconds each task waited in total")
+        p(f"{'system':<14}{'finished':>12}{'kills':>8}{'wait p50':>12}{'wait p99':>12}{'wait max':>12}")
+        for k, v in table["churn"].items():
+            p(f"{k:<14}{fmt(v['finished']):>12}{fmt(v['kills']):>8}{fmt(v['wait_p50'], 2):>12}"
+              f"{fmt(v['wait_p99'], 2):>12}{fmt(v['wait_max'], 2):>12}")
     for line in lines:
         print(line)
     return lines
@@ -212,6 +222,9 @@ def main() -> None:
     ap.add_argument("--recovery-limit", type=float, default=600)
     ap.add_argument("--long", type=float, default=30)
     ap.add_argument("--hol-rate", type=float, default=50)
+    ap.add_argument("--churn-rate", type=float, default=20, help="churn: tasks/s while workers are killed")
+    ap.add_argument("--churn-seconds", type=float, default=60)
+    ap.add_argument("--kill-every", type=float, default=5.0)
     ap.add_argument("--hol-seconds", type=float, default=20)
     args = ap.parse_args()
     systems = args.systems.split(",")
@@ -241,6 +254,10 @@ def main() -> None:
                     elif scenario == "hol":
                         plans = [["--rate", str(args.hol_rate), "--seconds", str(args.hol_seconds), "--long",
                                   str(args.long), "--workers", str(args.workers)]]
+                    elif scenario == "churn":
+                        plans = [["--workers", "3", "--rate", str(args.churn_rate), "--seconds",
+                                  str(args.churn_seconds), "--nap", "0.2", "--kill-every", str(args.kill_every),
+                                  "--limit", str(args.recovery_limit)]]
                     elif scenario == "recovery":
                         base = ["--workers", "3", "--tasks", str(args.recovery_tasks), "--nap", str(args.nap),
                                 "--kill-at", str(args.kill_at), "--limit", str(args.recovery_limit)]

@@ -96,9 +96,9 @@ class System:
     def worker_cmd(self, index: int) -> list[str]:
         raise NotImplementedError
 
-    def start_workers(self, n: int, logdir: Path) -> list[subprocess.Popen[bytes]]:
+    def start_workers(self, n: int, logdir: Path, *, first: int = 0) -> list[subprocess.Popen[bytes]]:
         procs = []
-        for i in range(n):
+        for i in range(first, first + n):
             with open(logdir / f"{self.name}-w{i}.log", "ab") as fh:
                 procs.append(subprocess.Popen(self.worker_cmd(i), cwd=ROOT, env=self.env, stdout=fh,
                                               stderr=subprocess.STDOUT, start_new_session=True))
@@ -447,10 +447,55 @@ def recovery(sys_: System, r: redis.Redis, a: argparse.Namespace, procs: list[su
     return out
 
 
+def _kill_tree(root: int) -> None:
+    """SIGKILL a worker like a lost pod: its process group and every descendant (our own, by PID)."""
+    tree = process_tree(root)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(root, signal.SIGKILL)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def churn(sys_: System, r: redis.Redis, a: argparse.Namespace, procs: list[subprocess.Popen[bytes]],
+          logdir: Path) -> dict[str, Any]:
+    """A steady stream of short tasks while one worker is SIGKILLed every ``kill_every`` seconds and
+    replaced at once (a Deployment recreating the pod). Reports how long tasks waited beyond a calm
+    wait: the worst case is what a user sees during a bad minute."""
+    n = int(a.rate * a.seconds)
+    submitted: dict[int, float] = {}
+    t0 = time.time()
+    next_kill, kills, victim, index = t0 + a.kill_every, 0, 0, len(procs)
+    for i in range(n):
+        due = t0 + i / a.rate
+        while (now := time.time()) < due:
+            if now >= next_kill:
+                _kill_tree(procs[victim].pid)
+                procs[victim].wait()
+                procs[victim] = sys_.start_workers(1, logdir, first=index)[0]
+                index, kills, victim = index + 1, kills + 1, (victim + 1) % len(procs)
+                next_kill += a.kill_every
+            time.sleep(min(0.002, max(0.0, due - now)))
+        submitted[i] = time.time()
+        sys_.submit("nap", i, a.nap, key=f"k{i}")
+    sys_.flush()
+    deadline = time.monotonic() + a.limit
+    while time.monotonic() < deadline and sum(1 for _ in r.scan_iter("end:*", count=1000)) < n:
+        time.sleep(0.2)
+    extra: list[float] = []  # end - submit - the task's own run time: the time it waited, in total
+    for i in range(n):
+        v = r.get(f"end:{i}")
+        if v:
+            extra.append(float(v.decode().split()[1]) - submitted[i] - a.nap)
+    return {"tasks": n, "finished": len(extra), "kills": kills, "kill_every": a.kill_every, "limit": a.limit,
+            "wait_p50": pct(extra, 50), "wait_p99": pct(extra, 99), "wait_max": max(extra) if extra else None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--system", required=True, choices=sorted(SYSTEMS))
-    ap.add_argument("--scenario", required=True, choices=["throughput", "latency", "recovery", "hol"])
+    ap.add_argument("--scenario", required=True, choices=["throughput", "latency", "recovery", "hol", "churn"])
+    ap.add_argument("--kill-every", type=float, default=5.0, help="churn: SIGKILL one worker this often")
     ap.add_argument("--redis-url", required=True, help="taskq's Redis (taskq only)")
     ap.add_argument("--bench-url", required=True, help="the Redis database for this system's bench keys")
     ap.add_argument("--kafka", help="Kafka bootstrap (taskq only)")
@@ -490,6 +535,8 @@ def main() -> None:
             result |= latency(sys_, r, a, [p.pid for p in procs])
         elif a.scenario == "hol":
             result |= head_of_line(sys_, r, a)
+        elif a.scenario == "churn":
+            result |= churn(sys_, r, a, procs, logdir)
         else:
             result |= recovery(sys_, r, a, procs)
         result.setdefault("supported", True)

@@ -35,8 +35,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "kafka_client" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_clients"):
-        metafunc.parametrize("kafka_client", KAFKA_CLIENTS, indirect=True)
+    marker = metafunc.definition.get_closest_marker("both_clients")
+    if "kafka_client" in metafunc.fixturenames and marker is not None:
+        # extra=("confluent-848",) adds librdkafka with KIP-848 groups for the tests that show it matters.
+        metafunc.parametrize("kafka_client", [*KAFKA_CLIENTS, *marker.kwargs.get("extra", ())], indirect=True)
+
+
+def client_settings(kafka_client: str) -> dict[str, object]:
+    """Settings overrides for a test's Kafka client name (``confluent-848``: KIP-848 groups)."""
+    if kafka_client == "confluent-848":
+        return {"kafka_client": "confluent", "group_protocol": "consumer"}
+    return {"kafka_client": kafka_client}
 
 
 @pytest.fixture
@@ -104,7 +113,7 @@ def make_settings(services: Services, **overrides: object) -> Settings:
 
 @pytest.fixture
 def settings(services: Services, kafka_client: str) -> Settings:
-    return make_settings(services, kafka_client=kafka_client)
+    return make_settings(services, **client_settings(kafka_client))
 
 
 @pytest.fixture

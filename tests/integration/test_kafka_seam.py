@@ -14,7 +14,8 @@ from taskq.models import TaskMessage
 from taskq.settings import Settings
 from tests.conftest import Services, make_settings
 
-TRANSPORTS = ("kafka-python", "confluent", "memory")
+# confluent-848: librdkafka with KIP-848 groups (the broker assigns; sessions time out on the broker).
+TRANSPORTS = ("kafka-python", "confluent", "confluent-848", "memory")
 
 
 class _Listener:
@@ -34,8 +35,9 @@ class _Listener:
 @pytest.fixture(params=TRANSPORTS)
 def kafka(request: pytest.FixtureRequest, services: Services) -> Iterator[tuple[Settings, Transport]]:
     name = request.param
-    settings = make_settings(services, partitions=4,
-                             kafka_client="kafka-python" if name == "memory" else name)
+    client = {"memory": "kafka-python", "confluent-848": "confluent"}.get(name, name)
+    settings = make_settings(services, partitions=4, kafka_client=client,
+                             group_protocol="consumer" if name == "confluent-848" else None)
     t: Transport = MemoryTransport(settings) if name == "memory" else transport(settings)
     admin = t.admin()
     admin.ensure_topics()

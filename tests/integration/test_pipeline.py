@@ -42,6 +42,7 @@ def test_three_workers_all_receive_work_and_every_result_is_right(
     assert sum(processed.values()) == 60 and min(processed.values()) > 0
 
 
+@pytest.mark.both_clients(extra=("confluent-848",))
 def test_tasks_of_a_killed_worker_finish_elsewhere_with_a_second_attempt(
     client: Client, store: Store, start_worker: WorkerFactory, settings: Settings
 ) -> None:
@@ -65,7 +66,7 @@ def test_tasks_of_a_killed_worker_finish_elsewhere_with_a_second_attempt(
     assert all(r.attempts == 1 for r in records if r.id not in orphans)
     recovery = max(by_id[t].finished_at for t in orphans) - killed_at  # type: ignore[operator]
     print(f"\nrecovery: last orphaned task finished {recovery:.1f}s after SIGKILL "
-          f"(session timeout {settings.session_timeout}s)")
+          f"({settings.kafka_client}, {settings.consumer_group_protocol} protocol)")
     assert {w.id: w.status for w in store.workers()}["w2"] == "lost"
 
     # The same id comes back: alive again, and it gets partitions and work.
@@ -76,6 +77,7 @@ def test_tasks_of_a_killed_worker_finish_elsewhere_with_a_second_attempt(
     assert "w2" in {r.worker for r in again}
 
 
+@pytest.mark.both_clients(extra=("confluent-848",))
 def test_sigterm_finishes_in_flight_tasks_and_hands_partitions_over(
     client: Client, store: Store, start_worker: WorkerFactory, settings: Settings
 ) -> None:

@@ -264,8 +264,16 @@ class Consumer:
         self._listener.on_revoked(partitions, lost=lost)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
+        # consume(n, timeout) waits until it has n messages or the timeout passed; a worker wants what
+        # is there as soon as there is anything (as kafka-python's poll gives it). So: wait for the
+        # first message only, then take what else is already fetched without waiting.
         with translate_errors("poll"):
-            msgs = self._c.consume(num_messages=max(1, max_records), timeout=timeout_ms / 1000)
+            first = self._c.poll(timeout_ms / 1000)
+            if first is None:
+                return []
+            msgs = [first]
+            if max_records > 1:
+                msgs.extend(self._c.consume(num_messages=max_records - 1, timeout=0))
         out: list[Record] = []
         for m in msgs:
             err = m.error()

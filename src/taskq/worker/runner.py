@@ -10,12 +10,10 @@ Finished offsets flow back to the main thread through a queue.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
 import queue
-import random
 import signal
 import threading
 import time
@@ -25,8 +23,6 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-import orjson
-
 from ..errors import BrokerError, StoreError, TaskqError
 from ..kafka import Consumer, Producer, Record, Transport, transport
 from ..metrics import WorkerMetrics
@@ -35,13 +31,15 @@ from ..registry import Registry
 from ..settings import Settings
 from ..store import Finish, StartDecision, Store
 from .execute import IsolatedRunner, Outcome, run_task
+from .heartbeat import Heartbeat
 from .offsets import OffsetTracker
+from .outcomes import DeadLetters, classify
+from .scheduler import Scheduler
 
 POLL_TIMEOUT_MS = 50
 # While tasks are in flight the loop turns faster so outcomes are recorded promptly.
 BUSY_POLL_MS = 5
 COMMIT_INTERVAL = 0.2
-SCHEDULER_INTERVAL = 0.25
 LOOP_STALL_SECONDS = 60.0
 # At most this many received-but-uncommittable offsets per worker.
 MAX_BACKLOG = 10_000
@@ -137,6 +135,7 @@ class Worker:
         # Prefetch one extra window so a slot freed is refilled without waiting for a fetch.
         self._window = self.concurrency * 2
         self._producer: Producer | None = None
+        self._dead_letters: DeadLetters | None = None
         self._isolated = IsolatedRunner(registry)
         self._last_turn = time.monotonic()
 
@@ -172,9 +171,12 @@ class Worker:
         self._wait_for_dependencies()
         if self._producer is None:
             return True  # stopped while waiting
-        hb = threading.Thread(target=self._heartbeat_loop, name="taskq-heartbeat", daemon=True)
+        heartbeat = Heartbeat(store=self.store, worker_id=self.id, fields=self._heartbeat_fields,
+                              metrics=self.metrics, log=self.log, interval=self.settings.heartbeat_interval)
+        hb = threading.Thread(target=heartbeat.run, args=(self._stopped,), name="taskq-heartbeat", daemon=True)
         hb.start()
-        threading.Thread(target=self._scheduler_loop, name="taskq-scheduler", daemon=True).start()
+        scheduler = Scheduler(store=self.store, producer=self._producer, log=self.log, name=self.id)
+        threading.Thread(target=scheduler.run, args=(self._stopped,), name="taskq-scheduler", daemon=True).start()
         consumer = self.kafka.consumer(client_id=f"taskq-{self.id}", listener=_Listener(self))
         self.log.info("[%s] ready: concurrency %d, Kafka client %s, tasks: %s", self.id, self.concurrency,
                       self.kafka.name, ", ".join(self.registry.names))
@@ -212,6 +214,8 @@ class Worker:
                     producer.close()
                     raise
                 self._producer = producer
+                self._dead_letters = DeadLetters(settings=self.settings, producer=producer, metrics=self.metrics,
+                                                 log=self.log, worker_id=self.id)
                 return
             except TaskqError as exc:
                 text = str(exc).splitlines()[0]
@@ -313,7 +317,8 @@ class Worker:
         try:
             msg = TaskMessage.from_bytes(rec.value or b"")
         except InvalidMessage as exc:
-            self._dead_letter_raw(rec, str(exc))
+            assert self._dead_letters is not None
+            self._dead_letters.undecodable(rec, str(exc))
             self._tracker.finished(rec.partition, rec.offset)
             return
         self._to_start.append(_Item(rec.partition, rec.offset, epoch, msg))
@@ -395,9 +400,11 @@ class Worker:
         if not self._to_record:
             return [], []
         batch, self._to_record = self._to_record, []
-        finishes = [self._classify(r) for r in batch]
+        finishes = [classify(r.item.msg, r.attempt, r.outcome, registry=self.registry, settings=self.settings)
+                    for r in batch]
+        assert self._dead_letters is not None
         held = [r for r, f in zip(batch, finishes, strict=True)
-                if f.status is TaskState.DEAD and not self._dead_letter(r)]
+                if f.status is TaskState.DEAD and not self._dead_letters.exhausted(r.item.msg, r.outcome, r.attempt)]
         if held:
             keep = {id(r) for r in held}
             pairs = [(r, f) for r, f in zip(batch, finishes, strict=True) if id(r) not in keep]
@@ -431,68 +438,6 @@ class Worker:
                 self.log.info("[%s] Task Failed: %s", self.id, r.outcome.error)
             if epochs.get(r.item.partition) == r.item.epoch:
                 self._tracker.finished(r.item.partition, r.item.offset)
-
-    def _classify(self, r: _Ran) -> Finish:
-        """Success, failed, a retry (with its due time) or dead (retries exhausted)."""
-        msg, out = r.item.msg, r.outcome
-        if out.ok:
-            return Finish(msg.id, r.attempt, TaskState.SUCCESS, out.result)
-        if not out.retryable:
-            return Finish(msg.id, r.attempt, TaskState.FAILED, error=out.error)
-        defn = self.registry.find(msg.task)
-        if msg.max_retries is not None:
-            max_retries = msg.max_retries
-        elif defn is not None and defn.max_retries is not None:
-            max_retries = defn.max_retries
-        else:
-            max_retries = self.settings.default_max_retries
-        if r.attempt <= max_retries:
-            if out.retry_delay is not None:
-                delay = out.retry_delay
-            else:
-                base = defn.retry_backoff if defn is not None else self.settings.retry_backoff
-                # Exponential with jitter so a burst of failures does not retry in lockstep.
-                delay = min(self.settings.retry_backoff_max, base * 2 ** (r.attempt - 1)) * random.uniform(0.5, 1.5)
-            return Finish(msg.id, r.attempt, TaskState.RETRYING, error=out.error, due=time.time() + delay)
-        if max_retries > 0:
-            return Finish(msg.id, r.attempt, TaskState.DEAD, error=out.error)
-        return Finish(msg.id, r.attempt, TaskState.FAILED, error=out.error)
-
-    def _dead_letter(self, r: _Ran) -> bool:
-        """Produce the dead letter of a run whose retries are exhausted; False if Kafka refused it."""
-        m = r.item.msg
-        envelope = {
-            "reason": "retries exhausted", "id": m.id, "task": m.task, "args": m.args, "kwargs": m.kwargs,
-            "error": r.outcome.error, "traceback": r.outcome.traceback, "attempts": r.attempt,
-            "worker": self.id, "at": time.time(),
-        }
-        try:
-            assert self._producer is not None
-            self._producer.send_raw(self.settings.dead_topic, orjson.dumps(envelope, default=str), key=m.id.encode())
-        except TaskqError as exc:
-            self.metrics.kafka_error()
-            self.log.warning("[%s] dead letter for %s not written yet (%s); will retry", self.id, m.id, exc)
-            return False
-        self.metrics.dead_lettered(m.task)
-        return True
-
-    # --- scheduler (delays and retries) --------------------------------------
-    def _scheduler_loop(self) -> None:
-        """Produce due delayed tasks and retries. Every worker runs one; claims keep them apart."""
-        failing = False
-        while not self._stopped.wait(SCHEDULER_INTERVAL):
-            try:
-                msgs = self.store.claim_due()
-                if msgs:
-                    assert self._producer is not None
-                    self._producer.send(msgs)
-                    self.store.scheduled_produced([m.id for m in msgs])
-                failing = False
-            except TaskqError as exc:
-                # Unproduced claims expire and are claimed again; nothing is lost.
-                if not failing:
-                    self.log.warning("[%s] scheduler paused: %s", self.id, exc)
-                failing = True
 
     def _store_failed(self, exc: StoreError) -> None:
         self.metrics.redis_error()
@@ -611,26 +556,6 @@ class Worker:
         self._ran.put(_Ran(item, attempt, outcome, time.perf_counter() - t0))
         self._wake.set()
 
-    def _dead_letter_raw(self, rec: Record, reason: str) -> None:
-        topic = self.settings.tasks_topic
-        self.log.warning("[%s] undecodable message at %s[%d]@%d: %s -> %s", self.id, topic, rec.partition,
-                         rec.offset, reason, self.settings.dead_topic)
-        envelope = {
-            "reason": reason,
-            "topic": topic,
-            "partition": rec.partition,
-            "offset": rec.offset,
-            "value_b64": base64.b64encode(rec.value or b"").decode(),
-            "worker": self.id,
-            "at": time.time(),
-        }
-        assert self._producer is not None
-        try:
-            self._producer.send_raw(self.settings.dead_topic, orjson.dumps(envelope), key=rec.key)
-            self.metrics.dead_lettered("(undecodable)")
-        except TaskqError as exc:
-            self.log.error("[%s] could not dead-letter offset %d: %s", self.id, rec.offset, exc)
-
     # --- heartbeat ---------------------------------------------------------
     def _heartbeat_fields(self) -> dict[str, Any]:
         with self._lock:
@@ -643,24 +568,3 @@ class Worker:
             "tasks": self.registry.signatures(),
             "started_at": self.started_at,
         }
-
-    def _heartbeat_loop(self) -> None:
-        last_prune = time.monotonic()
-        failing = False
-        while not self._stopped.wait(self.settings.heartbeat_interval):
-            try:
-                self.store.heartbeat(self.id, **self._heartbeat_fields())
-                if failing:
-                    self.log.info("[%s] Redis is back", self.id)
-                failing = False
-                if time.monotonic() - last_prune > 60:
-                    self.store.prune()
-                    last_prune = time.monotonic()
-            except StoreError as exc:
-                self.metrics.redis_error()
-                if not failing:
-                    self.log.warning("[%s] heartbeat failed: %s", self.id, exc)
-                failing = True
-            with self._lock:
-                owned = list(self._owned)
-            self.metrics.heartbeat(partitions=owned, concurrency=self.concurrency)

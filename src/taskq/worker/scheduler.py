@@ -1,0 +1,49 @@
+"""Delayed tasks and retries: produce them to Kafka when they are due.
+
+Every worker runs one. Due entries are claimed in Redis with a lease, so two schedulers never
+produce the same entry; a claim that is not produced (Kafka down, the worker dies) expires and is
+claimed again, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ..errors import TaskqError
+from ..kafka import Producer
+from ..store import Store
+
+SCHEDULER_INTERVAL = 0.25
+
+
+class Scheduler:
+    def __init__(self, *, store: Store, producer: Producer, log: logging.Logger, name: str,
+                 interval: float = SCHEDULER_INTERVAL) -> None:
+        self.store = store
+        self.producer = producer
+        self.log = log
+        self.name = name
+        self.interval = interval
+        self._failing = False
+
+    def tick(self) -> int:
+        """Produce what is due now; returns how many. Failures are logged once per outage."""
+        try:
+            msgs = self.store.claim_due()
+            if msgs:
+                self.producer.send(msgs)
+                self.store.scheduled_produced([m.id for m in msgs])
+            if self._failing:
+                self.log.info("[%s] scheduler resumed", self.name)
+            self._failing = False
+            return len(msgs)
+        except TaskqError as exc:
+            if not self._failing:
+                self.log.warning("[%s] scheduler paused: %s", self.name, exc)
+            self._failing = True
+            return 0
+
+    def run(self, stopped: threading.Event) -> None:
+        while not stopped.wait(self.interval):
+            self.tick()
