@@ -37,12 +37,13 @@ from taskq.devstack import KafkaServer, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ["dramatiq", "celery", "arq", "rq"]
-# taskq-ck: taskq with the confluent (librdkafka) client; taskq-ck848: the same with KIP-848 groups.
+# taskq-ck: taskq with the confluent (librdkafka) client and its default KIP-848 groups;
+# taskq-ck-classic: the same with the classic protocol (on request).
 SYSTEMS = ["taskq-ck", "taskq", *PEERS]
-ALL_SYSTEMS = ["taskq-ck", "taskq-ck848", "taskq", *PEERS]
+ALL_SYSTEMS = ["taskq-ck", "taskq-ck-classic", "taskq", *PEERS]
 # Bench keys (and the peers' queues) live in one Redis database per system; taskq keeps its own
 # records in database 0 under a per-run prefix.
-BENCH_DB = {"taskq": 10, "taskq-ck": 15, "taskq-ck848": 9, "celery": 11, "dramatiq": 12, "arq": 13, "rq": 14}
+BENCH_DB = {"taskq": 10, "taskq-ck": 15, "taskq-ck-classic": 9, "celery": 11, "dramatiq": 12, "arq": 13, "rq": 14}
 
 
 def python_for(system: str) -> Path:
@@ -171,7 +172,7 @@ def print_report(table: dict[str, Any], args: argparse.Namespace) -> list[str]:
         t = table["recovery"]
         p(f"\nRECOVERY  3 workers, {args.recovery_tasks} sleep({args.nap:g}) tasks, SIGKILL one worker "
           f"{args.kill_at:g} s in; limit {args.recovery_limit:g} s")
-        p(f"{'system':<12}{'orphaned':>10}{'kill -> last orphan done':>28}{'makespan kill':>20}"
+        p(f"{'system':<18}{'orphaned':>10}{'kill -> last orphan done':>28}{'makespan kill':>20}"
           f"{'makespan no kill':>20}")
         for system in ALL_SYSTEMS:
             k, n = t.get(f"{system}/kill"), t.get(f"{system}/no-kill")
@@ -183,7 +184,7 @@ def print_report(table: dict[str, Any], args: argparse.Namespace) -> list[str]:
                 rec = f"never within {k['limit']:.0f} s"
             else:
                 rec = fmt(k["recovery_seconds"], 1, " s") + (f" ({k['never']} never)" if k["never"] else "")
-            p(f"{system:<12}{fmt(k['orphans']):>10}{rec:>28}{fmt(k['makespan'], 1, ' s'):>20}"
+            p(f"{system:<18}{fmt(k['orphans']):>10}{rec:>28}{fmt(k['makespan'], 1, ' s'):>20}"
               f"{fmt(n['makespan'] if n else None, 1, ' s'):>20}")
     if "churn" in table:
         p(f"\nCHURN  3 workers, {args.churn_rate:g} sleep(0.2) tasks/s for {args.churn_seconds:g} s, one worker "

@@ -186,12 +186,12 @@ class TaskqConfluent(Taskq):
     kafka_client = "confluent"
 
 
-class TaskqConfluent848(Taskq):
-    """librdkafka with KIP-848 groups: the broker assigns, and times sessions out (make dev: 10 s)."""
+class TaskqConfluentClassic(Taskq):
+    """librdkafka with the classic group protocol (its default is KIP-848, see README Performance)."""
 
-    name = "taskq-ck848"
+    name = "taskq-ck-classic"
     kafka_client = "confluent"
-    group_protocol = "consumer"
+    group_protocol = "classic"
 
 
 class Celery(System):
@@ -279,7 +279,8 @@ class Rq(System):
         return True
 
 
-SYSTEMS: dict[str, type[System]] = {"taskq": Taskq, "taskq-ck": TaskqConfluent, "taskq-ck848": TaskqConfluent848,
+SYSTEMS: dict[str, type[System]] = {"taskq": Taskq, "taskq-ck": TaskqConfluent,
+                                    "taskq-ck-classic": TaskqConfluentClassic,
                                     "celery": Celery, "dramatiq": Dramatiq, "arq": Arq, "rq": Rq}
 
 

@@ -37,14 +37,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("both_clients")
     if "kafka_client" in metafunc.fixturenames and marker is not None:
-        # extra=("confluent-848",) adds librdkafka with KIP-848 groups for the tests that show it matters.
+        # extra=("confluent-classic",) adds librdkafka with the classic group protocol (its default is
+        # KIP-848) for the tests that show the difference.
         metafunc.parametrize("kafka_client", [*KAFKA_CLIENTS, *marker.kwargs.get("extra", ())], indirect=True)
 
 
 def client_settings(kafka_client: str) -> dict[str, object]:
-    """Settings overrides for a test's Kafka client name (``confluent-848``: KIP-848 groups)."""
-    if kafka_client == "confluent-848":
-        return {"kafka_client": "confluent", "group_protocol": "consumer"}
+    """Settings overrides for a test's Kafka client name (``confluent-classic``: the classic protocol)."""
+    if kafka_client == "confluent-classic":
+        return {"kafka_client": "confluent", "group_protocol": "classic"}
     return {"kafka_client": kafka_client}
 
 
@@ -64,7 +65,9 @@ class Services:
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     root = tmp_path_factory.mktemp("services")
     redis = RedisServer(data_dir=root / "redis", port=free_port())
-    kafka = KafkaServer(data_dir=root / "kafka", port=free_port(), controller_port=free_port())
+    # The same session timeout for KIP-848 groups (kept by the broker) as make_settings gives classic ones.
+    kafka = KafkaServer(data_dir=root / "kafka", port=free_port(), controller_port=free_port(),
+                        group_session_seconds=6.0)
     redis.start()
     try:
         kafka.start()

@@ -40,14 +40,16 @@ class TaskRequest:
 class Client:
     """Submit tasks to Kafka and read their records from Redis.
 
-    >>> client = Client(Settings())
+    >>> client = Client()  # TASKQ_* settings from the environment; or Client(Settings(...))
     >>> tid = client.submit("add", 1, 2)
     >>> client.wait(tid, timeout=10).result
     3
     """
 
-    def __init__(self, settings: Settings, *, store: Store | None = None, producer: Producer | None = None) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
+                 producer: Producer | None = None) -> None:
+        # No settings: read TASKQ_* from the environment, as the CLI does.
+        self.settings = settings = settings if settings is not None else Settings()
         self.store = store or Store(settings)
         self._producer = producer
         self._pipeline: Pipeline | None = None
@@ -69,11 +71,22 @@ class Client:
         return self._producer
 
     @property
+    def enqueue_blocks(self) -> bool:
+        """Whether ``submit_nowait`` may block its caller: no producer yet (connecting blocks), or a
+        Kafka client that waits inside its send (kafka-python). Event loops call it from a thread then."""
+        return self._producer is None or self._producer.enqueue_blocks
+
+    @property
     def admin(self) -> Admin:
         """One Kafka admin connection, reused by readiness checks and lag reads."""
         if self._admin is None:
             self._admin = self.kafka.admin(timeout=3.0)
         return self._admin
+
+    def known_tasks_stale(self, wanted: Sequence[str] = ()) -> bool:
+        """Whether ``known_tasks(wanted)`` would read Redis (the API then calls it off its event loop)."""
+        names, at = self._known
+        return time.monotonic() - at > KNOWN_TASKS_SECONDS or not set(wanted) <= names
 
     def known_tasks(self, wanted: Sequence[str] = ()) -> list[str] | None:
         """Task names the live workers advertise (None while none does), from a short-lived cache.
@@ -81,8 +94,8 @@ class Client:
         A name in ``wanted`` that the cache lacks re-reads Redis first, so a task that a worker
         started advertising a moment ago is never refused; known names cost no round trip.
         """
-        names, at = self._known
-        if time.monotonic() - at > KNOWN_TASKS_SECONDS or not set(wanted) <= names:
+        names, _ = self._known
+        if self.known_tasks_stale(wanted):
             names = frozenset(self.store.task_types())
             self._known = (names, time.monotonic())
         return sorted(names) or None
@@ -138,7 +151,11 @@ class Client:
         """
         req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key, delay=_delay,
                           idempotency_key=_idempotency_key)
-        msg = self._message(req, None)
+        return self.submit_request_nowait(req)
+
+    def submit_request_nowait(self, req: TaskRequest, *, known_tasks: Sequence[str] | None = None) -> Submission:
+        """``submit_nowait`` for a prepared request; with ``known_tasks`` other names are refused."""
+        msg = self._message(req, known_tasks)
         release = None
         if req.idempotency_key is not None:
             owner = self.store.reserve_idempotency(req.idempotency_key, msg.id, ttl=self.settings.idempotency_ttl)

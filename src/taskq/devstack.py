@@ -102,8 +102,10 @@ class KafkaServer:
     """A single-node KRaft Kafka broker run from Maven jars."""
 
     def __init__(self, *, data_dir: Path, port: int, controller_port: int, jars: Path | None = None,
-                 heap: str = "512m", quick_start: bool = True) -> None:
+                 heap: str = "512m", quick_start: bool = True, group_session_seconds: float = 10.0) -> None:
         self.jars = jars or default_kafka_jars()
+        # KIP-848 groups' session timeout, kept by the broker (TASKQ_SESSION_TIMEOUT's default).
+        self.group_session_ms = int(group_session_seconds * 1000)
         self.data_dir = data_dir
         self.port = port
         self.controller_port = controller_port
@@ -153,7 +155,7 @@ class KafkaServer:
             # KIP-848 groups (group.protocol=consumer) time sessions out on the broker: 45 s by default,
             # and no lower than that; taskq's workers want a dead member's partitions moved in seconds.
             "group.consumer.min.session.timeout.ms=1000",
-            "group.consumer.session.timeout.ms=10000",  # TASKQ_SESSION_TIMEOUT's default
+            f"group.consumer.session.timeout.ms={self.group_session_ms}",
             "group.consumer.min.heartbeat.interval.ms=500",
             "group.consumer.heartbeat.interval.ms=1000",
             "log.retention.hours=168",

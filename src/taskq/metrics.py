@@ -116,6 +116,9 @@ class ApiMetrics:
                                      registry=r)
         self._redis_errors = Counter("taskq_api_redis_errors_total", "Failed Redis operations in the API.",
                                      registry=r)
+        self._refused = Counter("taskq_api_submissions_refused_total",
+                                "Submissions refused with 503 because the API was at TASKQ_API_MAX_INFLIGHT.",
+                                registry=r)
         self.topic = "taskq.tasks"
 
     def submitted(self, task: str, n: int = 1) -> None:
@@ -123,6 +126,9 @@ class ApiMetrics:
 
     def kafka_error(self) -> None:
         self._kafka_errors.inc()
+
+    def refused(self) -> None:
+        self._refused.inc()
 
     def redis_error(self) -> None:
         self._redis_errors.inc()

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # --- API -------------------------------------------------------------
     api_token: SecretStr | None = None
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    api_max_inflight: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Submissions one API process holds waiting for Kafka at once; past it, 503 with Retry-After.",
+    )
 
     @field_validator("prefix")
     @classmethod
@@ -120,8 +124,12 @@ class Settings(BaseSettings):
 
     @property
     def consumer_group_protocol(self) -> Literal["classic", "consumer"]:
-        """The protocol in effect: the setting, else classic (see docs/architecture.md for why)."""
-        return self.group_protocol or "classic"
+        """The protocol in effect: the setting, else KIP-848 for librdkafka and classic for kafka-python.
+
+        KIP-848 won the churn benchmark by far (README, Performance); kafka-python cannot speak it."""
+        if self.group_protocol is not None:
+            return self.group_protocol
+        return "consumer" if self.kafka_client == "confluent" else "classic"
 
     @property
     def kafka_servers(self) -> list[str]:

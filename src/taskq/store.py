@@ -371,14 +371,22 @@ class Store:
         ]
 
     def prune(self) -> None:
-        """Drop index entries of finished tasks older than the result TTL."""
+        """Drop index entries (by state, overall, per task name) of tasks older than the result TTL."""
         horizon = time.time() - self.settings.result_ttl
         with translate_errors():
             pipe = self.r.pipeline(transaction=False)
             for s in TERMINAL_STATES:
                 pipe.zremrangebyscore(self.key("idx", "state", s.value), "-inf", horizon)
             pipe.zremrangebyscore(self.key("idx", "all"), "-inf", horizon)
-            pipe.execute()
+            names = sorted(cast(set[str], self.r.smembers(self.key("task-names"))))
+            for name in names:
+                pipe.zremrangebyscore(self.key("idx", "task", name), "-inf", horizon)
+                pipe.zcard(self.key("idx", "task", name))
+            left = pipe.execute()[len(TERMINAL_STATES) + 1:]
+            # A name whose index emptied leaves the set (creating a task of it adds it back).
+            gone = [name for name, n in zip(names, left[1::2], strict=True) if n == 0]
+            if gone:
+                self.r.srem(self.key("task-names"), *gone)
 
     # --- workers -----------------------------------------------------------
     def heartbeat(

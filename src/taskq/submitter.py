@@ -34,6 +34,8 @@ class Submission:
     id: str
     _done: threading.Event = field(default_factory=threading.Event)
     _error: TaskqError | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _callbacks: list[Callable[[Submission], None]] = field(default_factory=list)
 
     @classmethod
     def completed(cls, task_id: str) -> Submission:
@@ -44,6 +46,16 @@ class Submission:
     def done(self) -> bool:
         return self._done.is_set()
 
+    def add_done_callback(self, fn: Callable[[Submission], None]) -> None:
+        """Call ``fn(self)`` once this submission is acknowledged or failed (at once if it is).
+
+        It runs on the recorder thread: hand over to your own loop there (the API does)."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
     def result(self, timeout: float | None = None) -> str:
         if not self._done.wait(timeout):
             raise SubmitFailed(f"task {self.id}: Kafka has not acknowledged it within {timeout:g}s")
@@ -52,8 +64,15 @@ class Submission:
         return self.id
 
     def _finish(self, error: TaskqError | None) -> None:
-        self._error = error
-        self._done.set()
+        with self._lock:
+            self._error = error
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            try:
+                fn(self)
+            except Exception:
+                log.exception("a submission callback failed")
 
 
 @dataclass(slots=True)

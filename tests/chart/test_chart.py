@@ -221,3 +221,22 @@ def test_dashboard_and_alerts_only_use_metrics_the_code_exports() -> None:
     cm = find(docs(), "ConfigMap", "rel-taskq-dashboard")
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(cm["data"]["taskq.json"])["uid"] == "taskq"
+
+
+def test_the_kafka_client_and_group_protocol_reach_the_configmap() -> None:
+    cm = find(docs("--set", "kafka.client=confluent", "--set", "kafka.groupProtocol=consumer"), "ConfigMap")
+    assert cm["data"]["TASKQ_KAFKA_CLIENT"] == "confluent" and cm["data"]["TASKQ_GROUP_PROTOCOL"] == "consumer"
+    default = find(docs(), "ConfigMap")
+    assert default["data"]["TASKQ_KAFKA_CLIENT"] == "kafka-python" and "TASKQ_GROUP_PROTOCOL" not in default["data"]
+    assert Settings(kafka_client="confluent", group_protocol="consumer").consumer_group_protocol == "consumer"
+
+
+def test_kip_848_with_kafka_python_is_refused_at_install() -> None:
+    res = render("--set", "kafka.groupProtocol=consumer", check=False)
+    assert res.returncode != 0 and "client" in res.stderr and "confluent" in res.stderr, res.stderr
+
+
+def test_strimzi_lets_kip_848_sessions_be_as_short_as_the_workers_session() -> None:
+    config = find(docs(), "Kafka")["spec"]["kafka"]["config"]
+    assert config["group.consumer.min.session.timeout.ms"] == 1000
+    assert config["group.consumer.session.timeout.ms"] == 10000

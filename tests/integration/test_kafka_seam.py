@@ -14,8 +14,8 @@ from taskq.models import TaskMessage
 from taskq.settings import Settings
 from tests.conftest import Services, make_settings
 
-# confluent-848: librdkafka with KIP-848 groups (the broker assigns; sessions time out on the broker).
-TRANSPORTS = ("kafka-python", "confluent", "confluent-848", "memory")
+# confluent: librdkafka with its default KIP-848 groups; confluent-classic: the classic protocol.
+TRANSPORTS = ("kafka-python", "confluent", "confluent-classic", "memory")
 
 
 class _Listener:
@@ -35,9 +35,9 @@ class _Listener:
 @pytest.fixture(params=TRANSPORTS)
 def kafka(request: pytest.FixtureRequest, services: Services) -> Iterator[tuple[Settings, Transport]]:
     name = request.param
-    client = {"memory": "kafka-python", "confluent-848": "confluent"}.get(name, name)
+    client = {"memory": "kafka-python", "confluent-classic": "confluent"}.get(name, name)
     settings = make_settings(services, partitions=4, kafka_client=client,
-                             group_protocol="consumer" if name == "confluent-848" else None)
+                             group_protocol="classic" if name == "confluent-classic" else None)
     t: Transport = MemoryTransport(settings) if name == "memory" else transport(settings)
     admin = t.admin()
     admin.ensure_topics()

@@ -42,7 +42,7 @@ def test_three_workers_all_receive_work_and_every_result_is_right(
     assert sum(processed.values()) == 60 and min(processed.values()) > 0
 
 
-@pytest.mark.both_clients(extra=("confluent-848",))
+@pytest.mark.both_clients(extra=("confluent-classic",))
 def test_tasks_of_a_killed_worker_finish_elsewhere_with_a_second_attempt(
     client: Client, store: Store, start_worker: WorkerFactory, settings: Settings
 ) -> None:
@@ -77,7 +77,7 @@ def test_tasks_of_a_killed_worker_finish_elsewhere_with_a_second_attempt(
     assert "w2" in {r.worker for r in again}
 
 
-@pytest.mark.both_clients(extra=("confluent-848",))
+@pytest.mark.both_clients(extra=("confluent-classic",))
 def test_sigterm_finishes_in_flight_tasks_and_hands_partitions_over(
     client: Client, store: Store, start_worker: WorkerFactory, settings: Settings
 ) -> None:

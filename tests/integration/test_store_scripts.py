@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from taskq.models import TaskMessage, TaskState
 from taskq.store import Finish, Store
 
@@ -52,3 +54,25 @@ def test_a_start_whose_answer_was_lost_is_handed_back_to_its_own_run_only(store:
     assert len(store.get(m.id).history) == 1  # not counted as a second attempt
     # Anyone else sees a live owner.
     assert store.start_many([m], worker="w2", lease="L2")[0].action == "busy"
+
+
+def test_prune_drops_old_entries_from_every_index_and_forgets_task_names_left_empty(store: Store) -> None:
+    old = time.time() - store.settings.result_ttl - 60
+    stale = [TaskMessage(id=f"old{i:029d}", task="report", args=[i], created_at=old) for i in range(3)]
+    fresh = [TaskMessage(id=f"new{i:029d}", task="add", args=[i, 1]) for i in range(2)]
+    mixed = TaskMessage(id=f"mix{0:029d}", task="add", args=[9, 9], created_at=old)
+    store.create([*stale, *fresh, mixed])
+    for m in [*stale, mixed]:
+        store.apply([], [m], worker="w", lease="l")
+    store.apply([Finish(m.id, 1, TaskState.SUCCESS, 1) for m in [*stale, mixed]], [], worker="w", lease="l")
+    store.prune()
+    r, key = store.r, store.key
+    assert r.zcard(key("idx", "all")) == 2
+    assert r.zcard(key("idx", "state", "success")) == 0
+    assert not r.exists(key("idx", "task", "report"))  # every entry was old: the index is gone
+    assert {m.decode() if isinstance(m, bytes) else m for m in r.zrange(key("idx", "task", "add"), 0, -1)} == {
+        m.id for m in fresh}
+    names = {n.decode() if isinstance(n, bytes) else n for n in r.smembers(key("task-names"))}
+    assert names == {"add"}
+    store.create([TaskMessage(id=f"rep{0:029d}", task="report", args=[1])])  # the name comes back with a task
+    assert store.list_tasks(task="report", limit=10).items[0].id == f"rep{0:029d}"

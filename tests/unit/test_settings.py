@@ -23,3 +23,19 @@ def test_sasl_options_reach_kafka_clients() -> None:
     opts = s.kafka_common()
     assert opts["sasl_plain_password"] == "p" and opts["ssl_cafile"] == "/ca.crt"
     assert "'p'" not in repr(s) and "'p'" not in str(s.model_dump())
+
+
+def test_a_client_without_arguments_reads_the_taskq_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import taskq
+
+    monkeypatch.setenv("TASKQ_TASKS_TOPIC", "from-env")
+    monkeypatch.setenv("TASKQ_KAFKA_CLIENT", "confluent")
+    client = taskq.Client()
+    assert client.settings.tasks_topic == "from-env" and client.settings.kafka_client == "confluent"
+    client.store.close()
+    assert set(taskq.__all__) >= {"Client", "TaskqError", "BrokerUnavailable", "TaskNotFound", "Submission"}
+
+
+def test_kip_848_with_kafka_python_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="needs kafka_client 'confluent'"):
+        Settings(group_protocol="consumer")

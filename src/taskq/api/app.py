@@ -105,6 +105,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.state.metrics = ApiMetrics()
     app.state.metrics.topic = settings.tasks_topic
     app.state.lag_cache = {}
+    app.state.inflight = 0  # submissions waiting for Kafka (changed on the event loop only)
 
     def error(status: int, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status)

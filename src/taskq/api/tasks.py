@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from ..client import TaskRequest
-from ..errors import InvalidTask
+from ..errors import InvalidTask, SubmitFailed
 from ..models import TaskRecord, TaskState
+from ..submitter import Submission
 from .deps import ClientDep
 from .schemas import BatchSubmitted, SubmitBody, Submitted, TaskOut, TaskPage
 
@@ -37,10 +40,61 @@ def _submit(request: Request, client: ClientDep, bodies: list[SubmitBody]) -> li
     return ids
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Submitted)
-def submit_task(body: SubmitBody, request: Request, client: ClientDep) -> Submitted:
-    """Queue a task. Answers only once Kafka has acknowledged it (503 if Kafka is down)."""
-    return Submitted(id=_submit(request, client, [body])[0])
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Submitted,
+             responses={503: {"description": "Kafka or Redis is down, or the API is at its in-flight limit "
+                                             "(then with Retry-After)"}})
+async def submit_task(body: SubmitBody, request: Request, client: ClientDep) -> Submitted:
+    """Queue a task. Answers only once Kafka has acknowledged it (503 if Kafka is down).
+
+    No thread waits for Kafka: the message joins the producer's batches and the request is resumed
+    by its acknowledgement, after the record is written (in pipelines, with the others acked then).
+    Past ``TASKQ_API_MAX_INFLIGHT`` submissions waiting at once, it answers 503 with Retry-After at
+    once instead of queueing."""
+    if body.delay or body.idempotency_key:
+        # These write Redis before producing (a due entry, a reserved key): the threadpool path.
+        return Submitted(id=(await run_in_threadpool(_submit, request, client, [body]))[0])
+    state = request.app.state
+    if state.inflight >= state.settings.api_max_inflight:
+        state.metrics.refused()
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            f"the API is at its limit of {state.settings.api_max_inflight} submissions waiting "
+                            "for Kafka; retry shortly", headers={"Retry-After": "1"})
+    if client.known_tasks_stale([body.task]):
+        await run_in_threadpool(client.known_tasks, [body.task])
+    req, known = _request(body), client.known_tasks([body.task])
+    try:
+        if client.enqueue_blocks:
+            sub = await run_in_threadpool(lambda: client.submit_request_nowait(req, known_tasks=known))
+        else:
+            sub = client.submit_request_nowait(req, known_tasks=known)
+    except InvalidTask as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    state.inflight += 1
+    try:
+        await _acknowledged(sub, timeout=state.settings.submit_timeout + 5)
+    finally:
+        state.inflight -= 1
+    sub.result(0)  # raises SubmitFailed (503) if Kafka refused it; nothing of it was recorded
+    state.metrics.submitted(body.task)
+    return Submitted(id=sub.id)
+
+
+async def _acknowledged(sub: Submission, *, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not done.done():  # wait_for may have given up and cancelled it
+            done.set_result(None)
+
+    def wake(_: Submission) -> None:
+        loop.call_soon_threadsafe(settle)
+
+    sub.add_done_callback(wake)
+    try:
+        await asyncio.wait_for(done, timeout)
+    except TimeoutError as exc:
+        raise SubmitFailed(f"task {sub.id}: Kafka has not acknowledged it within {timeout:g}s") from exc
 
 
 @router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchSubmitted)

@@ -69,6 +69,10 @@ class Consumer(Protocol):
 
 
 class Producer(Protocol):
+    # Whether send_nowait can block its caller (kafka-python waits for metadata and buffer room, up
+    # to the submit timeout when Kafka is away); an event loop then calls it from a thread.
+    enqueue_blocks: bool
+
     def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
              keys: Sequence[str | None] | None = None) -> None:
         """Produce all messages; return only once Kafka acknowledged every one of them."""

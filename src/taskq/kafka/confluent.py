@@ -4,7 +4,10 @@ librdkafka differs from kafka-python in ways this adapter absorbs:
 
 - ``pause()`` drops what was pre-fetched and ``resume()`` fetches again from the last record
   handed to us + 1, so nothing stays parked (kafka-python's stall, see ``kafka_python.flow``,
-  cannot happen); librdkafka has no "paused" query, so the adapter keeps the paused set;
+  cannot happen), but every pause costs a fetch round trip. A worker at full speed fills its
+  window and frees a slot hundreds of times a second, so ``pause_all`` first only stops handing
+  records out; partitions are paused in librdkafka when the pause lasts (``SOFT_PAUSE_SECONDS``).
+  librdkafka has no "paused" query, so the adapter keeps the paused set;
 - rebalance callbacks run inside ``consume()`` on the consumer's own thread; with cooperative or
   KIP-848 assignment the binding applies the incremental (un)assignment after the callback;
 - delivery reports run inside ``poll()``/``flush()``: a producer thread polls, so acks reach
@@ -16,13 +19,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._listoffsets import OffsetSpec
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from ..errors import BrokerError, BrokerUnavailable
@@ -41,6 +47,8 @@ _UNAVAILABLE = {
 }
 # How often the producer thread serves delivery reports when nothing else wakes it.
 PRODUCER_POLL_SECONDS = 0.05
+# A pause shorter than this never reaches librdkafka (whose pause drops and re-fetches the buffer).
+SOFT_PAUSE_SECONDS = 0.5
 
 
 def _error(err: ck.KafkaError, what: str) -> BrokerError:
@@ -83,6 +91,8 @@ def common_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
 
 class Producer:
     """Idempotent ``acks=all`` producer; a thread serves its delivery reports."""
+
+    enqueue_blocks = False  # produce() only queues (a full queue waits at most 1 s, see _produce)
 
     def __init__(self, settings: Settings, *, client_id: str = "taskq-producer") -> None:
         self.settings = settings
@@ -215,8 +225,10 @@ class Consumer:
         self.settings = settings
         self.topic = settings.tasks_topic
         self._listener = listener
-        self._paused: set[int] = set()
+        self._paused: set[int] = set()  # paused in librdkafka
         self._assigned: set[int] = set()
+        self._soft_paused_at: float | None = None
+        self._buffer: deque[Record] = deque()  # handed to us by librdkafka, not yet to the worker
         conf = common_config(settings, client_id=client_id)
         conf.update({
             "group.id": settings.group_id,
@@ -238,6 +250,8 @@ class Consumer:
                 "session.timeout.ms": session_ms,
                 "heartbeat.interval.ms": max(100, session_ms // 5),
             })
+        if settings.consumer_group_protocol == "consumer":
+            _warn_if_broker_sessions_are_long(settings)
         with translate_errors("connect the consumer"):
             self._c = ck.Consumer(conf)
             self._c.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
@@ -261,9 +275,26 @@ class Consumer:
     def _gone(self, partitions: set[int], *, lost: bool) -> None:
         self._assigned -= partitions
         self._paused -= partitions
+        if self._buffer:  # their new owner reads them from the committed offset
+            self._buffer = deque(r for r in self._buffer if r.partition not in partitions)
         self._listener.on_revoked(partitions, lost=lost)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
+        if self._soft_paused_at is not None:
+            if time.monotonic() - self._soft_paused_at < SOFT_PAUSE_SECONDS:
+                return []  # librdkafka keeps fetching and heartbeating meanwhile; callbacks wait briefly
+            self._hard_pause()
+            # Serves callbacks; only partitions assigned since the pause can return records: keep them.
+            self._buffer.extend(self._fetch(0, max_records))
+            return []
+        out: list[Record] = []
+        while self._buffer and len(out) < max_records:
+            out.append(self._buffer.popleft())
+        if len(out) < max_records:
+            out.extend(self._fetch(0 if out else timeout_ms, max_records - len(out)))
+        return out
+
+    def _fetch(self, timeout_ms: int, max_records: int) -> list[Record]:
         # consume(n, timeout) waits until it has n messages or the timeout passed; a worker wants what
         # is there as soon as there is anything (as kafka-python's poll gives it). So: wait for the
         # first message only, then take what else is already fetched without waiting.
@@ -292,14 +323,21 @@ class Consumer:
             return {tp.partition for tp in self._c.assignment()}
 
     def pause_all(self) -> None:
-        todo = self.assignment() - self._paused
+        if self._soft_paused_at is None:
+            self._soft_paused_at = time.monotonic()
+        elif time.monotonic() - self._soft_paused_at >= SOFT_PAUSE_SECONDS:
+            self._hard_pause()  # also catches partitions assigned since the pause began
+
+    def _hard_pause(self) -> None:
+        todo = self._assigned - self._paused
         if todo:
             with translate_errors("pause"):
                 self._c.pause([ck.TopicPartition(self.topic, p) for p in sorted(todo)])
             self._paused |= todo
 
     def resume_all(self) -> None:
-        todo = self._paused & self.assignment()
+        self._soft_paused_at = None
+        todo = self._paused & self._assigned
         self._paused = set()
         if todo:
             with translate_errors("resume"):
@@ -321,6 +359,26 @@ class Consumer:
             self._c.close()
         except (ck.KafkaException, RuntimeError):
             log.debug("consumer close failed", exc_info=True)
+
+
+def _warn_if_broker_sessions_are_long(settings: Settings) -> None:
+    """With KIP-848 the broker decides when a silent worker is gone; say so if that is far off."""
+    try:
+        admin = AdminClient(common_config(settings, client_id="taskq-admin"))
+        brokers = admin.list_topics(timeout=3).brokers
+        if not brokers:
+            return
+        resource = ConfigResource(ResourceType.BROKER, str(next(iter(brokers))))
+        entries = admin.describe_configs([resource], request_timeout=3)[resource].result(timeout=3)
+        entry = entries.get("group.consumer.session.timeout.ms")
+        session_ms = int(entry.value) if entry is not None and entry.value else 45_000
+    except (ck.KafkaException, ValueError, KeyError):
+        return  # no rights to read broker configs, say: nothing to tell
+    if session_ms > 2 * settings.session_timeout * 1000:
+        log.warning("KIP-848 consumer groups: the broker times a worker's session out after %.0f s "
+                    "(group.consumer.session.timeout.ms), so a lost worker's tasks move only then; lower it "
+                    "(and group.consumer.min.session.timeout.ms) or set TASKQ_GROUP_PROTOCOL=classic",
+                    session_ms / 1000)
 
 
 class Admin:

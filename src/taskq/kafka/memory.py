@@ -71,6 +71,8 @@ class MemoryBroker:
 
 
 class MemoryProducer:
+    enqueue_blocks = False
+
     def __init__(self, broker: MemoryBroker, settings: Settings) -> None:
         self.broker = broker
         self.settings = settings

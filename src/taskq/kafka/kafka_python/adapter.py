@@ -136,6 +136,8 @@ class Producer:
       refused every submit until it was restarted (found by the chaos test, reproduced alone).
     """
 
+    enqueue_blocks = True
+
     def __init__(self, settings: Settings, *, client_id: str = "taskq-producer") -> None:
         self.settings = settings
         self.client_id = client_id

@@ -1,0 +1,139 @@
+"""``make bench-api``: the HTTP submit path at 1, 16, 64 and 256 concurrent clients, per Kafka client.
+
+One run starts its own Kafka and Redis (devstack), then for each Kafka client an API process
+(``taskq api``) and three workers, and drives ``POST /api/tasks`` (``add``) from an async httpx load
+generator: each client loops submit → response for ``--seconds``. It reports submits/s and the
+latency percentiles per concurrency, and ``/api/tasks/batch`` (500 per request) for the producer's
+ceiling. Results go to the terminal and ``bench/results/api-<stamp>.json``. Numbers are only
+compared within one run (the machine is shared and noisy); nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from taskq.devstack import KafkaServer, RedisServer, free_port, spawn, stop_process
+from taskq.kafka import ensure_topics
+from taskq.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * len(s)) - 1))]
+
+
+async def drive(url: str, clients: int, seconds: float, *, batch: int = 0) -> dict[str, Any]:
+    """``clients`` loops posting until ``seconds`` passed; latency per request, status counts."""
+    lat: list[float] = []
+    codes: dict[int, int] = {}
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def one(c: httpx.AsyncClient, n: int) -> None:
+        i = 0
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            if batch:
+                r = await c.post("/api/tasks/batch", json=[{"task": "add", "args": [n, j]} for j in range(batch)])
+            else:
+                r = await c.post("/api/tasks", json={"task": "add", "args": [n, i]})
+            lat.append((time.perf_counter() - t0) * 1000)
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            i += 1
+
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as c:
+        await asyncio.gather(*[one(c, n) for n in range(clients)])
+    elapsed = time.monotonic() - started
+    ok = codes.get(202, 0) * (batch or 1)
+    return {"clients": clients, "batch": batch, "seconds": elapsed, "submits_per_s": ok / elapsed,
+            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "codes": codes}
+
+
+def run_client(kafka_client: str, args: argparse.Namespace, kafka: KafkaServer, redis: RedisServer,
+               logdir: Path) -> list[dict[str, Any]]:
+    uid = f"{kafka_client}-{int(time.time())}"
+    settings = Settings(kafka_bootstrap=kafka.bootstrap, redis_url=redis.url, tasks_topic=f"api-{uid}",
+                        dead_topic=f"api-dead-{uid}", group_id=f"api-{uid}", prefix=f"api-{uid}:",
+                        kafka_client=kafka_client)  # type: ignore[arg-type]
+    ensure_topics(settings)
+    from tests.conftest import settings_env
+
+    env = settings_env(settings)
+    port = free_port()
+    procs = []
+    try:
+        with open(logdir / f"api-{kafka_client}.log", "ab") as fh:
+            procs.append(spawn([sys.executable, "-m", "taskq", "api", "--port", str(port)], env=env, stdout=fh))
+        for w in range(3):
+            with open(logdir / f"worker-{kafka_client}-{w}.log", "ab") as fh:
+                procs.append(spawn([sys.executable, "-m", "taskq", "worker", "--id", f"w{w}"], env=env, stdout=fh))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/workers", timeout=2).json().__len__() >= 3:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        asyncio.run(drive(url, 8, 3.0))  # warm-up: JIT, connections, the producer's metadata
+        rows = []
+        for clients in args.concurrency:
+            row = asyncio.run(drive(url, clients, args.seconds)) | {"kafka_client": kafka_client}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        row = asyncio.run(drive(url, 4, args.seconds, batch=500)) | {"kafka_client": kafka_client}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        return rows
+    finally:
+        for p in procs:
+            stop_process(p, timeout=20)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", default="confluent,kafka-python", help="Kafka clients to compare")
+    ap.add_argument("--concurrency", default="1,16,64,256", type=lambda v: [int(x) for x in v.split(",")])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="taskq-bench-api-"))
+    redis = RedisServer(data_dir=root / "redis", port=free_port())
+    kafka = KafkaServer(data_dir=root / "kafka", port=free_port(), controller_port=free_port())
+    redis.start()
+    kafka.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        for kc in args.clients.split(","):
+            rows.extend(run_client(kc, args, kafka, redis, root))
+    finally:
+        kafka.stop()
+        redis.stop()
+    print(f"\nAPI SUBMIT  POST /api/tasks (add), {args.seconds:g} s per step, 3 workers, one API process")
+    print(f"{'client':<14}{'concurrency':>12}{'submits/s':>12}{'p50 ms':>10}{'p99 ms':>10}  statuses")
+    for r in rows:
+        what = f"batch {r['batch']}" if r["batch"] else str(r["clients"])
+        print(f"{r['kafka_client']:<14}{what:>12}{r['submits_per_s']:>12.0f}{r['p50_ms']:>10.1f}"
+              f"{r['p99_ms']:>10.1f}  {r['codes']}")
+    out = ROOT / "bench" / "results" / f"api-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"machine": os.uname().nodename, "rows": rows}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
