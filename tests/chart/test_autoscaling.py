@@ -61,3 +61,30 @@ def test_external_tls_without_sasl_enables_tls_only() -> None:
     objs = docs(*EXTERNAL, "--set", "kafka.securityProtocol=SSL")
     assert trigger(objs)["metadata"]["tls"] == "enable" and "sasl" not in trigger(objs)["metadata"]
     assert "authenticationRef" not in trigger(objs)
+
+
+def test_keda_reaches_a_bare_service_name_from_its_own_namespace() -> None:
+    # KEDA's operator runs in its own namespace: `kafka:9092` would resolve there, not here.
+    objs = docs("--set", "kafka.strimzi.enabled=false", "--set", r"kafka.bootstrapServers=kafka:9092\, kafka-2:9092",
+                "--set", "autoscaling.keda.enabled=true")
+    assert trigger(objs)["metadata"]["bootstrapServers"] == "kafka.jobs.svc:9092,kafka-2.jobs.svc:9092"
+    assert env(objs, "TASKQ_KAFKA_BOOTSTRAP")["value"] == "kafka:9092, kafka-2:9092"
+    for given in ("kafka.other.svc:9092", "10.0.0.7:9092", "localhost:9092", "broker.example.org:9093"):
+        objs = docs("--set", "kafka.strimzi.enabled=false", "--set", f"kafka.bootstrapServers={given}",
+                    "--set", "autoscaling.keda.enabled=true")
+        assert trigger(objs)["metadata"]["bootstrapServers"] == given
+    objs = docs("--set", "autoscaling.keda.enabled=true")
+    assert trigger(objs)["metadata"]["bootstrapServers"] == "rel-taskq-kafka-kafka-bootstrap.jobs.svc:9092"
+
+
+def test_scale_down_behavior_reaches_the_hpa_of_keda_and_the_cpu_hpa() -> None:
+    behavior = {"scaleDown": {"stabilizationWindowSeconds": 30}}
+    objs = docs("--set", "autoscaling.keda.enabled=true",
+                "--set", "autoscaling.keda.behavior.scaleDown.stabilizationWindowSeconds=30")
+    spec = find(objs, "ScaledObject", "rel-worker")["spec"]
+    assert spec["advanced"] == {"horizontalPodAutoscalerConfig": {"behavior": behavior}}
+    assert "advanced" not in find(docs("--set", "autoscaling.keda.enabled=true"), "ScaledObject")["spec"]
+    objs = docs("--set", "autoscaling.hpa.enabled=true",
+                "--set", "autoscaling.hpa.behavior.scaleDown.stabilizationWindowSeconds=30")
+    assert find(objs, "HorizontalPodAutoscaler", "rel-worker")["spec"]["behavior"] == behavior
+    assert "behavior" not in find(docs("--set", "autoscaling.hpa.enabled=true"), "HorizontalPodAutoscaler")["spec"]

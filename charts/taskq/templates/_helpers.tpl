@@ -132,6 +132,22 @@ selector labels, because a constraint that selects no pods spreads nothing.
 {{- end }}
 {{- end }}
 
+{{/* Kafka bootstrap servers as KEDA's operator sees them: it resolves names from its own
+namespace, so a bare Service name of this namespace gets `.<namespace>.svc`; names with a dot,
+IP addresses and localhost stay as given. */}}
+{{- define "taskq.kedaBootstrap" -}}
+{{- $servers := list }}
+{{- range splitList "," (include "taskq.kafkaBootstrap" .) }}
+{{- $server := trim . }}
+{{- $host := regexReplaceAll ":[0-9]+$" $server "" }}
+{{- if and (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $host) (ne $host "localhost") }}
+{{- $server = printf "%s.%s.svc%s" $host $.Release.Namespace (trimPrefix $host $server) }}
+{{- end }}
+{{- $servers = append $servers $server }}
+{{- end }}
+{{- join "," $servers }}
+{{- end }}
+
 {{/* Redis URL: the operator's Service or the given URL. */}}
 {{- define "taskq.redisUrl" -}}
 {{- if .Values.redis.operator.enabled }}
