@@ -2,13 +2,15 @@
 #   make cluster          builds the binaries once (~8 min cold), starts the cluster, prints KUBECONFIG
 #   make cluster-down     stops it and leaves the host as it was
 #   make cluster-images   imports taskq-api/worker/kafka/redis:e2e into the cluster's containerd
+#   make cluster-keda     installs KEDA (operator, metrics API server, CRDs) into the running cluster
+#   make cluster-metrics-server   installs metrics-server (CPU metrics for a HorizontalPodAutoscaler)
 CLUSTER_DIR := $(CACHE)/cluster
 CLUSTER_BIN := $(CLUSTER_DIR)/bin
 COREDNS_VERSION := v1.15.0
 CLUSTER_PKGS := containerd runc containernetworking-plugins iptables conntrack socat gcc libc6-dev curl
 export TASKQ_CLUSTER_DIR := $(CLUSTER_DIR)
 
-.PHONY: cluster cluster-down cluster-images cluster-deps cluster-bin
+.PHONY: cluster cluster-down cluster-images cluster-deps cluster-bin cluster-autoscalers-bin cluster-keda cluster-metrics-server
 
 cluster-deps:
 	@tools/need.sh containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
@@ -24,6 +26,29 @@ $(CLUSTER_BIN)/coredns:
 	@GOBIN=$(CLUSTER_BIN) CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" github.com/coredns/coredns@$(COREDNS_VERSION)
 
 cluster-bin: $(CLUSTER_BIN)/k8s $(CLUSTER_BIN)/coredns
+
+# The autoscalers: KEDA from the pinned scratch module tools/cluster/keda (its own go.mod has a
+# replace directive, so it cannot be go-installed), metrics-server go-installed as it is.
+KEDA_VERSION := $(shell awk '$$1 == "github.com/kedacore/keda/v2" {print $$2}' tools/cluster/keda/go.mod)
+METRICS_SERVER_VERSION := v0.9.0
+export KEDA_VERSION METRICS_SERVER_VERSION
+$(CLUSTER_BIN)/keda-operator: tools/cluster/keda/go.mod tools/cluster/keda/go.sum tools/cluster/build-keda.sh
+	@echo "building KEDA $(KEDA_VERSION) (operator, metrics API server) into $(CLUSTER_BIN); about 25 min the first time"
+	@tools/cluster/build-keda.sh $(CLUSTER_BIN)
+
+$(CLUSTER_BIN)/metrics-server:
+	@echo "building metrics-server $(METRICS_SERVER_VERSION) into $(CLUSTER_BIN)"
+	@GOBIN=$(CLUSTER_BIN) CGO_ENABLED=0 go install -trimpath -ldflags "-s -w \
+	  -X k8s.io/client-go/pkg/version.gitVersion=$(METRICS_SERVER_VERSION)" \
+	  sigs.k8s.io/metrics-server/cmd/metrics-server@$(METRICS_SERVER_VERSION)
+
+cluster-autoscalers-bin: $(CLUSTER_BIN)/keda-operator $(CLUSTER_BIN)/metrics-server
+
+cluster-keda: cluster-autoscalers-bin
+	@tools/cluster/addons.sh keda
+
+cluster-metrics-server: cluster-autoscalers-bin
+	@tools/cluster/addons.sh metrics-server
 
 cluster: cluster-deps cluster-bin
 	@tools/cluster/up.sh
