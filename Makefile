@@ -20,7 +20,7 @@ export TASKQ_CACHE := $(CACHE)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?=
 
-.PHONY: help dev test test-e2e test-fast lint deps venv kafka chromium clean bench chaos tools e2e images test-images
+.PHONY: help dev test test-e2e test-autoscaling test-fast lint deps venv kafka chromium clean bench bench-api chaos tools e2e images test-images
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -93,9 +93,21 @@ test-e2e: venv tools
 	else tools/need.sh --no-recommends prometheus:prometheus && \
 	  $(MAKE) --no-print-directory cluster-deps cluster-bin cluster-images || exit 1; fi; \
 	ours=1; [ -e /run/netns/taskq-k8s ] && ours=""; \
-	$(PY) -m pytest tests/e2e -m e2e --ignore=tests/e2e/test_kind.py $(E2E_ARGS); rc=$$?; \
+	$(PY) -m pytest tests/e2e -m e2e --ignore=tests/e2e/test_kind.py --ignore=tests/e2e/test_autoscaling.py $(E2E_ARGS); rc=$$?; \
 	if [ -n "$$ours" ] && [ -e /run/netns/taskq-k8s ]; then $(MAKE) --no-print-directory cluster-down; fi; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no e2e tests: failing"; exit 1; fi; exit $$rc
+
+# The chart's autoscaling on the same cluster: KEDA (lag) and a CPU HPA (metrics-server), both
+# built from the Go module proxy into the cluster's bin folder. Not part of make test: KEDA's
+# cold build alone takes longer than the whole of make test may (see tools/cluster/README.md).
+test-autoscaling: venv tools
+	@why=$$($(PY) -c 'from tests.e2e.cluster import can_host_cluster; print(can_host_cluster() or "")'); \
+	if [ -n "$$why" ]; then echo "autoscaling e2e: skipped: $$why"; \
+	else $(MAKE) --no-print-directory cluster-deps cluster-bin cluster-autoscalers-bin cluster-images || exit 1; fi; \
+	ours=1; [ -e /run/netns/taskq-k8s ] && ours=""; \
+	$(PY) -m pytest tests/e2e/test_autoscaling.py -m e2e $(E2E_ARGS); rc=$$?; \
+	if [ -n "$$ours" ] && [ -e /run/netns/taskq-k8s ]; then $(MAKE) --no-print-directory cluster-down; fi; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no autoscaling tests: failing"; exit 1; fi; exit $$rc
 
 test-fast: venv  ## unit tests only, no services
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -136,6 +148,9 @@ BENCH_REPS ?= 3
 BENCH_ARGS ?=
 bench: deps venv kafka $(foreach p,$(PEERS) plot,bench/.peers/$(p)/.stamp)  ## taskq vs Celery, Dramatiq, arq, RQ: throughput, latency, recovery, head-of-line
 	$(PY) -m bench.run --tasks $(BENCH_TASKS) --reps $(BENCH_REPS) $(BENCH_ARGS)
+
+bench-api: deps venv kafka  ## the HTTP submit path at 1-256 concurrent clients, with each Kafka client
+	PYTHONPATH=. $(PY) -m bench.api_load
 
 chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and restarts
 	$(PY) -m tests.chaos.run --tasks 10000
