@@ -22,18 +22,12 @@ from typing import Any
 
 import httpx
 
+from bench.scenarios import pct
 from taskq.devstack import KafkaServer, RedisServer, free_port, spawn, stop_process
 from taskq.kafka import ensure_topics
 from taskq.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q / 100 * len(s)) - 1))]
 
 
 async def drive(url: str, clients: int, seconds: float, *, batch: int = 0) -> dict[str, Any]:
