@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from ..client import Client
 from ..errors import TaskqError
-from .deps import ClientDep, SettingsDep, require_token
+from .deps import ClientDep, require_token
 from .schemas import Stats
 
 router = APIRouter(tags=["system"])
@@ -25,7 +25,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 @router.head("/readyz", include_in_schema=False)
-def readyz(client: ClientDep, settings: SettingsDep) -> JSONResponse:
+def readyz(client: ClientDep) -> JSONResponse:
     """Kafka and Redis are reachable (readiness); 503 names what is not."""
     checks: dict[str, str] = {}
     try:
@@ -58,7 +58,7 @@ def _lag(request: Request, client: Client) -> dict[str, int] | None:
 
 
 @router.get("/api/stats", response_model=Stats, dependencies=[Depends(require_token)])
-def stats(request: Request, client: ClientDep, settings: SettingsDep) -> Stats:
+def stats(request: Request, client: ClientDep) -> Stats:
     """Counts per state, finished tasks/s over the last minute, consumer lag, workers alive."""
     counts = client.store.counts()
     alive = sum(1 for w in client.store.workers() if w.status == "alive")
@@ -74,7 +74,7 @@ def stats_series(client: ClientDep) -> list[dict[str, int]]:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request, client: ClientDep, settings: SettingsDep) -> Response:
+def metrics(request: Request, client: ClientDep) -> Response:
     m = request.app.state.metrics
     try:
         m.observe_workers(client.store.workers())

@@ -454,7 +454,7 @@ class ConfluentTransport:
     def producer(self, *, client_id: str = "taskq-producer") -> Producer:
         return Producer(self.settings, client_id=client_id)
 
-    def consumer(self, *, client_id: str, listener: PartitionListener) -> Consumer:
+    def consumer(self, *, client_id: str, listener: PartitionListener, log_name: str | None = None) -> Consumer:
         return Consumer(self.settings, client_id=client_id, listener=listener)
 
     def admin(self, *, timeout: float = 10.0) -> Admin:

@@ -203,7 +203,7 @@ class MemoryTransport:
     def producer(self, *, client_id: str = "taskq-producer") -> MemoryProducer:
         return MemoryProducer(self.broker, self.settings)
 
-    def consumer(self, *, client_id: str, listener: PartitionListener) -> MemoryConsumer:
+    def consumer(self, *, client_id: str, listener: PartitionListener, log_name: str | None = None) -> MemoryConsumer:
         return MemoryConsumer(self.broker, self.settings, listener)
 
     def admin(self, *, timeout: float = 10.0) -> MemoryAdmin:

@@ -177,7 +177,7 @@ class Worker:
         hb.start()
         scheduler = Scheduler(store=self.store, producer=self._producer, log=self.log, name=self.id)
         threading.Thread(target=scheduler.run, args=(self._stopped,), name="taskq-scheduler", daemon=True).start()
-        consumer = self.kafka.consumer(client_id=f"taskq-{self.id}", listener=_Listener(self))
+        consumer = self.kafka.consumer(client_id=f"taskq-{self.id}", listener=_Listener(self), log_name=self.id)
         self.log.info("[%s] ready: concurrency %d, Kafka client %s, tasks: %s", self.id, self.concurrency,
                       self.kafka.name, ", ".join(self.registry.names))
         clean = True

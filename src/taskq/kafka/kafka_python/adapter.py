@@ -262,12 +262,14 @@ class Consumer:
     completes unseen (``JoinGuard``) and partitions that stop being fetched (``flow``).
     """
 
-    def __init__(self, settings: Settings, *, client_id: str, listener: PartitionListener) -> None:
+    def __init__(self, settings: Settings, *, client_id: str, listener: PartitionListener,
+                 log_name: str | None = None) -> None:
         self.settings = settings
         self.topic = settings.tasks_topic
         self._log = logging.getLogger("taskq.worker")
-        self._join_guard = JoinGuard(log=self._log, name=client_id)
-        self._stall_watch = StallWatch(log=self._log, name=client_id)
+        # The guards' warnings carry the worker's id, like every other worker log line.
+        self._join_guard = JoinGuard(log=self._log, name=log_name or client_id)
+        self._stall_watch = StallWatch(log=self._log, name=log_name or client_id)
         session_ms = int(settings.session_timeout * 1000)
         with translate_errors("connect the consumer"):
             self._c = KafkaConsumer(
@@ -342,8 +344,8 @@ class KafkaPythonTransport:
     def producer(self, *, client_id: str = "taskq-producer") -> Producer:
         return Producer(self.settings, client_id=client_id)
 
-    def consumer(self, *, client_id: str, listener: PartitionListener) -> Consumer:
-        return Consumer(self.settings, client_id=client_id, listener=listener)
+    def consumer(self, *, client_id: str, listener: PartitionListener, log_name: str | None = None) -> Consumer:
+        return Consumer(self.settings, client_id=client_id, listener=listener, log_name=log_name)
 
     def admin(self, *, timeout: float = 10.0) -> Admin:
         return Admin(self.settings, timeout=timeout)
