@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +30,17 @@ def tool(name: str) -> str:
     return path
 
 
-def render(*args: str, release: str = "rel", check: bool = True) -> subprocess.CompletedProcess[str]:
+def render(*args: str, release: str = "rel", namespace: str = "jobs",
+           check: bool = True) -> subprocess.CompletedProcess[str]:
     res = subprocess.run([tool("helm"), "template", release, str(CHART), "--kube-version", K8S_VERSION,
-                          "--namespace", "jobs", *args], capture_output=True, text=True, timeout=120)
+                          "--namespace", namespace, *args], capture_output=True, text=True, timeout=120)
     if check:
         assert res.returncode == 0, res.stderr
     return res
 
 
-def docs(*args: str, release: str = "rel") -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(render(*args, release=release).stdout) if d]
+def docs(*args: str, release: str = "rel", namespace: str = "jobs") -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(render(*args, release=release, namespace=namespace).stdout) if d]
 
 
 def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -46,3 +48,23 @@ def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict
         if o["kind"] == kind and (name is None or o["metadata"]["name"] == name):
             return o
     raise AssertionError(f"no {kind} {name or ''} rendered")
+
+
+def notes(*args: str, release: str = "rel", namespace: str = "jobs") -> str:
+    """NOTES.txt as `helm install` prints it, rendered offline.
+
+    `helm template` skips NOTES.txt and `helm install --dry-run` needs a cluster, so a copy of the
+    chart carries the notes as a named template and a one-value manifest that includes it.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = Path(tmp) / CHART.name
+        shutil.copytree(CHART, chart)
+        text = (chart / "templates" / "NOTES.txt").read_text()
+        (chart / "templates" / "NOTES.txt").unlink()
+        (chart / "templates" / "_notes.tpl").write_text('{{- define "test.notes" }}' + text + "{{- end }}")
+        (chart / "templates" / "notes.yaml").write_text('notes: {{ include "test.notes" . | toJson }}\n')
+        res = subprocess.run([tool("helm"), "template", release, str(chart), "--kube-version", K8S_VERSION,
+                              "--namespace", namespace, "--show-only", "templates/notes.yaml", *args],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+    return str(yaml.safe_load(res.stdout)["notes"])
