@@ -1,22 +1,21 @@
-"""Pause and resume fetching without losing the records kafka-python parked meanwhile.
+"""Pause and resume fetching without losing the records kafka-python parks meanwhile.
 
 The worker pauses every partition while its window of unfinished tasks is full and resumes them
-when a slot frees. kafka-python 3.0.12 (KAFKA-7548 port) parks the already-fetched records of a
-paused partition and hands them back after ``resume()`` - but only when its in-line slot
-(``Fetcher._next_partition_records``) is ``None``. That slot is set to ``None`` only when its own
+when a slot frees. kafka-python 3.0.12 (its KAFKA-7548 port) parks the already-fetched records of
+a paused partition and hands them back after ``resume()`` - but only when its in-line slot
+(``Fetcher._next_partition_records``) is ``None``. That slot becomes ``None`` only when its own
 partition gets parked; otherwise it keeps the last, exhausted ``PartitionRecords`` for ever. So a
 partition paused with records left in-line (``poll(max_records=...)`` took part of a fetched
-batch), while another partition's records then took the slot, stays parked after ``resume()``:
+batch), while another partition's records then take the slot, stays parked after ``resume()``:
 its records are never returned, and the fetcher never fetches a partition with parked records
-again. The partition stalls with tasks on it, for good (found with the chaos test: a partition's
-offsets 28-32 were run, 33-45 of the same fetched batch sat queued for minutes on an idle worker).
+again. The partition stalls with tasks on it, for good: the first records of a fetched batch run,
+the rest of the same batch stay queued on an idle worker.
 
-``resume_all`` resumes and then drops the records parked for partitions no longer paused; the
-fetcher then fetches those partitions again from their position (nothing was consumed past it).
-Merely freeing an exhausted in-line slot, the first version of this fix, was not enough: when the
-slot held another partition's live records at resume time, the parked ones stayed stranded (the
-chaos test caught that too). It touches private attributes and does nothing if a later
-kafka-python no longer has them.
+``resume_all`` therefore resumes and then drops the records parked for partitions no longer
+paused; the fetcher fetches those partitions again from their position (nothing was consumed past
+it). Freeing an exhausted in-line slot is not enough: when the slot holds another partition's live
+records at resume time, the parked ones stay stranded. This touches private attributes and does
+nothing if a later kafka-python no longer has them.
 """
 
 from __future__ import annotations
@@ -72,13 +71,14 @@ def _parked(consumer: Any) -> dict[Any, Any]:
 class StallWatch:
     """Last line of defence: reset the fetch state of a partition that stopped being fetched.
 
-    kafka-python stranded partitions with parked records (above); other ways are conceivable
-    (fetch sessions, see broker.make_consumer). Whatever the next way is, its symptom is the
-    same: the consumer knows records are waiting (the high watermark of its last fetch is past
-    its position) and the position does not move although the worker is not paused. After
-    ``STALL_SECONDS`` of that the partition's parked records are dropped and the consumer is
-    sought to its own position, which makes the fetcher ask for it again. Reading the position
-    and high watermark uses kafka-python's subscription state; without it the watch does nothing.
+    Parked records (above) are one way kafka-python strands a partition; others are conceivable
+    (incremental fetch sessions, which the consumer in ``adapter.py`` turns off). Whatever the way,
+    the symptom is the same: the consumer knows records are waiting (the high watermark of its
+    last fetch is past its position) and the position does not move although the worker is not
+    paused. After ``STALL_SECONDS`` of that the partition's parked records are dropped and the
+    consumer is sought to its own position, which makes the fetcher ask for it again. Reading the
+    position and high watermark uses kafka-python's subscription state; without it the watch does
+    nothing.
     """
 
     def __init__(self, *, log: logging.Logger, name: str, stall_seconds: float = STALL_SECONDS) -> None:
@@ -91,7 +91,7 @@ class StallWatch:
     def check(self, consumer: Any, *, paused: bool, rebalancing: bool = False, now: float | None = None) -> None:
         """Call from the consumer's thread. While paused or rebalancing nothing is fetched by design:
         kafka-python's poll() returns before fetching while the member (re)joins its group, which
-        under constant worker churn lasts many seconds (a chaos run killing a worker every 3-6 s)."""
+        under constant worker churn (a worker killed every 3-6 s) lasts many seconds."""
         if paused or rebalancing:
             self._since.clear()
             return

@@ -6,14 +6,15 @@ is picked up by the *next* poll, but only if ``need_rejoin()`` is still true the
 rejoins after a metadata change (its assignment snapshot no longer matches the topic metadata) and,
 while that second join runs, refreshes the snapshot, so ``need_rejoin()`` turns false. If the join
 then completes between two polls, nothing ever reads its result: the member stays in
-``REBALANCING`` with heartbeats disabled and no partitions, for ever (seen about once per 50-100
-worker starts on a loaded 2-core machine; a py-spy dump plus the coordinator's state gave it away).
+``REBALANCING`` with heartbeats disabled and no partitions, for ever (about once per 50-100 worker
+starts on a loaded 2-core machine).
 
 The same flaw has a second face: a join result that lands between two polls while a rejoin *is*
 still wanted is thrown away and a new JoinGroup is sent, so a loop whose polls are always shorter
-than a join never joins (reproduced against real Kafka: 1 ms polls 200 ms apart after adding
-partitions stay "rebalancing" for good). So, while the member is rebalancing, the worker polls with
-at least ``JOIN_POLL_MS`` (``poll_timeout``): the poll is then waiting when the join completes.
+than a join never joins (against real Kafka, 1 ms polls 200 ms apart after adding partitions stay
+"rebalancing" for good: ``tests/integration/test_join_guard_kafka.py``). So, while the member is
+rebalancing, the worker polls with at least ``JOIN_POLL_MS`` (``poll_timeout``): the poll is then
+waiting when the join completes.
 
 The guard also watches for the first state (rebalancing, yet no rejoin wanted) and, once it has held
 for a few seconds, asks for a rejoin: the next (long) poll runs a fresh join whose result is awaited.
@@ -38,6 +39,8 @@ JOIN_POLL_MS = 500
 
 
 class JoinGuard:
+    """Lengthens polls while the member joins, and rejoins a member whose join completed unseen."""
+
     def __init__(self, *, log: logging.Logger, name: str, stuck_seconds: float = STUCK_SECONDS,
                  clock: Any = time.monotonic) -> None:
         self.log = log
