@@ -20,7 +20,7 @@ export TASKQ_CACHE := $(CACHE)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?=
 
-.PHONY: help dev test test-e2e test-autoscaling test-fast lint deps venv kafka chromium clean bench bench-api chaos tools e2e images test-images
+.PHONY: help dev test e2e-prep test-e2e test-autoscaling test-fast lint deps venv kafka chromium clean bench bench-api chaos tools e2e images test-images
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -78,20 +78,32 @@ dev: deps venv kafka
 	$(VENV)/bin/taskq dev --workers 3
 
 # --- checks ----------------------------------------------------------------
+# The suite runs in two pytest processes, each with its own Kafka and Redis: most tests wait on
+# session timeouts and worker restarts rather than on the CPU, so two take about half the time
+# even on two cores. The e2e images and cluster binaries are built meanwhile (log shown after).
+PYTEST_PARALLEL ?= -n 2 --dist worksteal
 test: deps venv kafka chromium tools lint  ## ruff + mypy --strict, the whole suite, then the Kubernetes e2e
-	@$(PY) -m pytest --ignore=tests/e2e --ignore=tests/images $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
-	@$(MAKE) --no-print-directory test-e2e
+	@mkdir -p $(CACHE); $(MAKE) --no-print-directory e2e-prep > $(CACHE)/e2e-prep.log 2>&1 & prep=$$!; \
+	$(PY) -m pytest --ignore=tests/e2e --ignore=tests/images $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
+	wait $$prep; prep_rc=$$?; sed 's/^/e2e-prep | /' $(CACHE)/e2e-prep.log; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	if [ $$prep_rc -ne 0 ]; then echo "error: preparing the e2e cluster failed (log above)"; exit 1; fi
+	@$(MAKE) --no-print-directory test-e2e E2E_PREPARED=1
 
 # The e2e suite on this machine's own single-node cluster (tools/cluster): built when the machine
 # can host it (root, cgroups, containerd), images cached; the test modules start and stop the
 # cluster themselves, so the teardown check runs too. Elsewhere one line says why and it skips.
 E2E_ARGS ?=
-test-e2e: venv tools
+# What the e2e suite needs on this machine: Prometheus, the cluster's binaries and its images.
+e2e-prep: venv tools
 	@why=$$($(PY) -c 'from tests.e2e.cluster import can_host_cluster; print(can_host_cluster() or "")'); \
 	if [ -n "$$why" ]; then echo "e2e: skipped: $$why"; \
 	else tools/need.sh --no-recommends prometheus:prometheus && \
-	  $(MAKE) --no-print-directory cluster-deps cluster-bin cluster-images || exit 1; fi; \
+	  $(MAKE) --no-print-directory cluster-deps cluster-bin cluster-images || exit 1; fi
+
+test-e2e: venv tools
+	@[ -n "$(E2E_PREPARED)" ] || $(MAKE) --no-print-directory e2e-prep || exit 1; \
 	ours=1; [ -e /run/netns/taskq-k8s ] && ours=""; \
 	$(PY) -m pytest tests/e2e -m e2e --ignore=tests/e2e/test_kind.py --ignore=tests/e2e/test_autoscaling.py $(E2E_ARGS); rc=$$?; \
 	if [ -n "$$ours" ] && [ -e /run/netns/taskq-k8s ]; then $(MAKE) --no-print-directory cluster-down; fi; \
