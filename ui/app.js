@@ -14,7 +14,12 @@ const badge = (s) => el("span", { class: `badge ${s}` }, s);
 const json = (v) => JSON.stringify(v);
 const fmtTime = (t) => (t ? new Date(t * 1000).toLocaleTimeString([], { hour12: false }) + "." + String(Math.floor((t % 1) * 1000)).padStart(3, "0") : "–");
 const fmtDur = (a, b) => (a && b ? `${((b - a) * 1000).toFixed(b - a < 1 ? 1 : 0)} ms` : "–");
-const TERMINAL = new Set(["success", "failed", "dead", "cancelled"]);
+// The server's own state sets (GET /api/meta); this default only covers the first moments.
+let TERMINAL = new Set(["success", "failed", "dead", "cancelled"]);
+async function loadMeta() {
+  const meta = await api("/api/meta");
+  TERMINAL = new Set(meta.terminal);
+}
 
 // --- token ---------------------------------------------------------------
 whenUnauthorized(() => { const d = $("#token-dialog"); if (!d.open) d.showModal(); });
@@ -37,14 +42,11 @@ window.addEventListener("hashchange", showView);
 
 // --- submit ----------------------------------------------------------------
 let taskTypes = [];
-function params(signature) {
-  const inside = signature.slice(signature.indexOf("(") + 1, signature.lastIndexOf(")"));
-  if (!inside.trim()) return [];
-  return inside.split(",").map((p) => p.trim()).filter((p) => p && p !== "/" && p !== "*").map((p) => {
-    const variadic = p.startsWith("*");
-    const name = p.replace(/^\*+/, "").split(/[:=]/)[0].trim();
-    return { name, variadic, kw: p.startsWith("**"), optional: p.includes("=") };
-  }).filter((p) => !p.kw);
+// Positional inputs from the structured parameters the workers advertise (keyword-only ones go
+// in the keyword-arguments box).
+function params(taskType) {
+  return (taskType.params || []).filter((p) => ["positional_only", "positional_or_keyword", "var_positional"].includes(p.kind))
+    .map((p) => ({ name: p.name, variadic: p.kind === "var_positional", optional: !p.required && p.kind !== "var_positional" }));
 }
 function parseValue(text) { try { return JSON.parse(text); } catch { return text; } }
 
@@ -53,7 +55,7 @@ function renderArgInputs() {
   const box = $("#arg-inputs");
   box.replaceChildren();
   $("#task-signature").textContent = t ? t.signature : "";
-  const ps = t ? params(t.signature) : [{ name: "args", variadic: true }];
+  const ps = t ? params(t) : [{ name: "args", variadic: true }];
   for (const p of ps) {
     const id = `arg-${p.name}`;
     box.append(el("label", { for: id }, p.variadic ? `${p.name} (JSON list, or values separated by commas)` : `${p.name}${p.optional ? " (optional)" : ""}`),
@@ -227,7 +229,7 @@ async function loadCharts() {
 // --- live updates ----------------------------------------------------------
 let pending = null;
 function soon(fn, ms = 400) { if (!pending) pending = setTimeout(() => { pending = null; fn(); }, ms); }
-function refreshAll() { loadTaskTypes().catch(() => {}); loadTasks(); loadStats(); showView(); }
+function refreshAll() { loadMeta().catch(() => {}); loadTaskTypes().catch(() => {}); loadTasks(); loadStats(); showView(); }
 
 events((type, data) => {
   if (type === "worker") { loadWorkers(); loadTaskTypes().catch(() => {}); }

@@ -46,6 +46,17 @@ def load_settings(**overrides: Any) -> Settings:
         fail(f"invalid setting {where} (TASKQ_{where.upper()}): {first['msg']}", code=2)
 
 
+def setup_logging(settings: Settings, *, kafka_level: str | None = None) -> None:
+    """Logging for every command, from the settings: classic one-line messages on stdout, or
+    with time, thread and logger when Kafka's own logs are asked for (TASKQ_KAFKA_LOG_LEVEL)."""
+    diagnose = settings.kafka_log_level != "ERROR"
+    logging.basicConfig(level=settings.log_level, stream=sys.stdout,
+                        format="%(asctime)s %(threadName)s %(name)s %(message)s" if diagnose else "%(message)s")
+    level = kafka_level or settings.kafka_log_level
+    for name in ("kafka", "confluent_kafka"):
+        logging.getLogger(name).setLevel(level)
+
+
 @contextmanager
 def clear_errors() -> Iterator[None]:
     """One readable line and a non-zero exit instead of a traceback."""
@@ -156,7 +167,7 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] 
     """List workers: alive, lost (no heartbeat) or stopped, with partitions and counts."""
     settings = load_settings()
     with clear_errors(), Client(settings) as client:
-        infos = client.store.workers()
+        infos = client.workers()
     if as_json:
         typer.echo(_json([w.to_dict() for w in infos]))
         return
@@ -183,21 +194,19 @@ def top(
     """Live view of throughput, lag, workers and the last failures (Ctrl-C to leave)."""
     from rich.live import Live
 
-    from .store import Store
     from .top import frame
 
     settings = load_settings()
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    store = Store(settings)
-    with clear_errors():
+    setup_logging(settings, kafka_level="CRITICAL")
+    with clear_errors(), Client(settings) as client:
         if once:
-            Console().print(frame(store, settings))
+            Console().print(frame(client))
             return
         try:
-            with Live(frame(store, settings), refresh_per_second=4, screen=False) as live:
+            with Live(frame(client), refresh_per_second=4, screen=False) as live:
                 while True:
                     time.sleep(interval)
-                    live.update(frame(store, settings))
+                    live.update(frame(client))
         except KeyboardInterrupt:
             pass
 
@@ -215,10 +224,7 @@ def worker(
 
     settings = load_settings(concurrency=concurrency, metrics_port=metrics_port)
     wid = worker_id or os.environ.get("TASKQ_WORKER_ID") or default_worker_id()
-    diagnose = settings.kafka_log_level != "ERROR"
-    logging.basicConfig(level=settings.log_level, stream=sys.stdout,
-                        format="%(asctime)s %(threadName)s %(name)s %(message)s" if diagnose else "%(message)s")
-    logging.getLogger("kafka").setLevel(settings.kafka_log_level)
+    setup_logging(settings)
     with clear_errors():
         registry = Registry.load([*settings.tasks_modules, *(tasks or [])])
         w = Worker(settings, worker_id=wid, registry=registry)
@@ -245,10 +251,7 @@ def api(
     from .api.app import create_app
 
     settings = load_settings()
-    diagnose = settings.kafka_log_level != "ERROR"
-    logging.basicConfig(level=settings.log_level, stream=sys.stdout,
-                        format="%(asctime)s %(threadName)s %(name)s %(message)s" if diagnose else "%(message)s")
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    setup_logging(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from . import limits
 from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout
+from .events import Event
 from .kafka import Admin, Producer, Transport, transport
-from .models import TaskMessage, TaskRecord, json_problem, new_task_id
-from .registry import _NAME_RE
+from .models import Stats, TaskMessage, TaskRecord, TaskState, TaskType, WorkerInfo, json_problem, new_task_id
 from .settings import Settings
-from .store import Store
+from .store import Page, Store
 from .submitter import Pipeline, Submission
 
 log = logging.getLogger("taskq.client")
@@ -56,6 +57,7 @@ class Client:
         self._kafka: Transport | None = None
         self._admin: Admin | None = None
         self._known: tuple[frozenset[str], float] = (frozenset(), -KNOWN_TASKS_SECONDS)
+        self._lag: tuple[dict[int, int] | None, float] = (None, 0.0)
 
     @property
     def kafka(self) -> Transport:
@@ -96,13 +98,77 @@ class Client:
         """
         names, _ = self._known
         if self.known_tasks_stale(wanted):
-            names = frozenset(self.store.task_types())
-            self._known = (names, time.monotonic())
+            names = frozenset(self.task_types())
         return sorted(names) or None
 
-    def lag(self) -> dict[int, int]:
-        """Consumer lag of the worker group per partition; raises ``BrokerError``."""
-        return self.admin.lag()
+    def lag(self, *, max_age: float = 0.0) -> dict[int, int]:
+        """Consumer lag of the worker group per partition; raises ``BrokerError``.
+
+        With ``max_age``, a reading at most that many seconds old is reused (dashboards and
+        scrapes ask often; Kafka is asked at most once per ``max_age``)."""
+        lag, at = self._lag
+        if lag is None or time.monotonic() - at > max_age:
+            lag = self.admin.lag()
+            self._lag = (lag, time.monotonic())
+        return dict(lag)
+
+    # --- inspect -----------------------------------------------------------
+    def workers(self) -> list[WorkerInfo]:
+        """Every worker seen in the last day: alive, lost (heartbeat expired) or stopped."""
+        return self.store.workers()
+
+    def task_types(self) -> dict[str, TaskType]:
+        """The tasks live workers can run, with their signatures and parameters."""
+        types = self.store.task_types()
+        self._known = (frozenset(types), time.monotonic())
+        return types
+
+    def list_tasks(self, *, status: TaskState | None = None, task: str | None = None, limit: int = 50,
+                   cursor: str | None = None) -> Page:
+        """Tasks newest first, optionally of one state and/or task name; pass ``next_cursor`` on."""
+        return self.store.list_tasks(status=status, task=task, limit=limit, cursor=cursor)
+
+    def stats(self, *, lag_max_age: float = 2.0) -> Stats:
+        """Counts per state, finished tasks/s over the last minute, lag (None if Kafka is down), live workers."""
+        try:
+            lag: dict[str, int] | None = {str(p): n for p, n in self.lag(max_age=lag_max_age).items()}
+        except TaskqError:
+            lag = None
+        return Stats(counts=self.store.counts(), workers_alive=sum(w.status == "alive" for w in self.workers()),
+                     throughput=self.store.throughput(), lag=lag,
+                     lag_total=sum(lag.values()) if lag is not None else None)
+
+    def throughput_series(self) -> list[dict[str, int]]:
+        """Finished tasks per 10 s bucket over the last 10 minutes, by outcome."""
+        return self.store.throughput_series()
+
+    def ready(self) -> dict[str, str]:
+        """``{"redis": "ok", "kafka": "ok"}``, or what is wrong with each."""
+        checks: dict[str, str] = {}
+        try:
+            self.store.ping()
+            checks["redis"] = "ok"
+        except TaskqError as exc:
+            checks["redis"] = str(exc)
+        try:
+            self.admin.ping(timeout=3.0)
+            checks["kafka"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready, and we say which
+            checks["kafka"] = f"Kafka is unreachable: {exc}"
+        return checks
+
+    def events(self, start: str = "$", *, stop: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[Event]:
+        """Live task and worker changes after ``start`` (a stream id, or ``$``: only new ones).
+
+        >>> async for event in client.events():
+        ...     print(event.kind, event.data)
+        """
+        return self.store.events(start, stop=stop)
+
+    async def aclose(self) -> None:
+        """``close()`` for a client whose event streams ran in an event loop (the HTTP API)."""
+        await self.store.close_events()
+        self.close()
 
     def close(self, *, raise_errors: bool = True) -> None:
         """Flush pipelined submissions (raises ``SubmitFailed`` if any failed), then release connections."""
@@ -227,22 +293,15 @@ class Client:
         return ids
 
     def _message(self, r: TaskRequest, known_tasks: Sequence[str] | None) -> TaskMessage:
-        if not isinstance(r.task, str) or not _NAME_RE.match(r.task):
-            raise InvalidTask(f"task name {r.task!r} is invalid")
+        if why := limits.task_name_problem(r.task):
+            raise InvalidTask(why)
         if known_tasks is not None and r.task not in known_tasks:
             raise InvalidTask(f"unknown task {r.task!r}; known: {', '.join(sorted(known_tasks)) or '(none)'}")
-        if r.max_retries is not None and (not isinstance(r.max_retries, int) or not 0 <= r.max_retries <= 1000):
-            raise InvalidTask("max_retries must be an integer from 0 to 1000")
-        if r.timeout is not None and (not isinstance(r.timeout, (int, float)) or r.timeout <= 0):
-            raise InvalidTask("timeout must be a positive number of seconds")
-        if r.key is not None and (not isinstance(r.key, str) or not 0 < len(r.key) <= 256):
-            raise InvalidTask("key must be a string of 1 to 256 characters")
-        if r.delay is not None and (not isinstance(r.delay, (int, float)) or not 0 <= r.delay <= 366 * 86400):
-            raise InvalidTask("delay must be a number of seconds from 0 to 31622400 (366 days)")
-        if r.idempotency_key is not None and (
-            not isinstance(r.idempotency_key, str) or not 0 < len(r.idempotency_key) <= 256
-        ):
-            raise InvalidTask("idempotency_key must be a string of 1 to 256 characters")
+        for why in (limits.max_retries_problem(r.max_retries), limits.timeout_problem(r.timeout),
+                    limits.key_problem(r.key), limits.delay_problem(r.delay),
+                    limits.key_problem(r.idempotency_key, "idempotency_key")):
+            if why:
+                raise InvalidTask(why)
         args, kwargs = list(r.args), dict(r.kwargs)
         if why := json_problem(args, "args") or json_problem(kwargs, "kwargs"):
             raise InvalidTask(why)

@@ -1,8 +1,9 @@
 """One error tree for taskq.
 
-Library exceptions (kafka-python, redis) are translated to these at the
-boundary modules (`broker`, `store`) with ``raise ... from exc`` so callers
-only ever catch ``TaskqError`` subclasses.
+Library exceptions (Kafka clients, redis-py) are translated to these at the
+boundary modules (``taskq.kafka``, ``store``) with ``raise ... from exc`` so callers
+only ever catch ``TaskqError`` subclasses. The HTTP API maps them to status codes
+in one table (``taskq.api.errors``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class InvalidTask(TaskqError):
     """A submission is malformed: unknown task name, bad arguments, limits exceeded."""
 
 
+class InvalidMessage(InvalidTask):
+    """Bytes on the tasks topic that are not a taskq message (a worker dead-letters them)."""
+
+
 class TaskStateError(TaskqError):
     """An operation does not apply to a task in its current state (e.g. cancel a finished task)."""
 
@@ -57,7 +62,11 @@ class UnknownTask(TaskqError):
 
 
 class TaskTimeout(TaskqError):
-    """A task ran longer than its time limit."""
+    """A task ran longer than its time limit and was killed; a task record's error names it."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__(f"the task exceeded its time limit of {limit:g}s and was killed")
+        self.limit = limit
 
 
 class WaitTimeout(TaskqError):

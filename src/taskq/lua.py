@@ -6,10 +6,22 @@ Key names are built inside the scripts, so this targets standalone/sentinel Redi
 (not Redis Cluster).
 """
 
-COMMON = r"""
+from collections.abc import Iterable
+
+from .models import CANCELLABLE_STATES, RETRYABLE_STATES, TERMINAL_STATES, TaskState
+
+
+def _lua_set(states: Iterable[TaskState]) -> str:
+    return "{" + ", ".join(f"{s.value}=true" for s in sorted(states)) + "}"
+
+
+# The state sets come from taskq.models, so the scripts and the Python side never disagree.
+COMMON = f"""
 local P = ARGV[1]
-local TERMINAL = {success=true, failed=true, dead=true, cancelled=true}
-local function event(maxlen, id, status, task, worker, ts)
+local TERMINAL = {_lua_set(TERMINAL_STATES)}
+local CANCELLABLE = {_lua_set(CANCELLABLE_STATES)}
+local RETRYABLE = {_lua_set(RETRYABLE_STATES)}
+""" + r"""local function event(maxlen, id, status, task, worker, ts)
   redis.call('XADD', P..'events', 'MAXLEN', '~', maxlen, '*',
     'type', 'task', 'id', id, 'status', status, 'task', task or '', 'worker', worker or '', 'ts', ts)
 end
@@ -79,7 +91,6 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
   table.insert(history, {attempt=attempts, worker=worker, started_at=tonumber(now), reason=reason})
   redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'worker', worker, 'lease', lease,
     'started_at', now, 'gen', gen, 'history', cjson.encode(history))
-  if lost then redis.call('HSET', key, 'lost_worker', lost) end
   move(id, st, 'running', tonumber(cur[6] or now))
   event(maxlen, id, 'running', cur[7], worker, now)
   return {'run', attempts}
@@ -169,7 +180,7 @@ local id, now = ARGV[2], ARGV[3]
 local key = P..'task:'..id
 local st = redis.call('HGET', key, 'status')
 if not st then return {0, 'missing'} end
-if st ~= 'queued' and st ~= 'retrying' then return {0, st} end
+if not CANCELLABLE[st] then return {0, st} end
 redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'error', 'cancelled')
 redis.call('ZREM', P..'scheduled', id)
 move(id, st, 'cancelled', tonumber(redis.call('HGET', key, 'created_at') or now))
@@ -186,7 +197,7 @@ local key = P..'task:'..id
 local cur = redis.call('HMGET', key, 'status', 'gen', 'error', 'result', 'finished_at', 'created_at', 'task')
 local st = cur[1]
 if not st then return {0, 'missing'} end
-if st ~= 'failed' and st ~= 'dead' and st ~= 'cancelled' then return {0, st} end
+if not RETRYABLE[st] then return {0, st} end
 local gen = tonumber(cur[2] or '0') + 1
 redis.call('HSET', key, 'status', 'queued', 'gen', gen, 'prev_status', st, 'prev_error', cur[3] or '',
   'prev_result', cur[4] or '', 'prev_finished_at', cur[5] or '', 'error', '', 'result', '', 'finished_at', '')

@@ -93,10 +93,6 @@ class WorkerMetrics:
         self._partitions.labels(self.worker).set(len(partitions))
         self._capacity.labels(self.worker).set(concurrency)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
-
-
 class ApiMetrics:
     """What the API process exports on ``/metrics``: submissions plus cluster-wide gauges."""
 

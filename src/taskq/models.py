@@ -8,12 +8,14 @@ import math
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 import orjson
+from typing_extensions import TypedDict
 
-from .errors import InvalidTask
+from . import limits
+from .errors import InvalidMessage
 
 WIRE_VERSION = 1
 
@@ -32,7 +34,11 @@ class TaskState(enum.StrEnum):
         return self in TERMINAL_STATES
 
 
+# The one definition of which states are final, which can be cancelled and which retried by hand:
+# the Lua scripts, the HTTP API's /api/meta (read by the UI) and the chart's test pod take them from here.
 TERMINAL_STATES = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.DEAD, TaskState.CANCELLED})
+CANCELLABLE_STATES = frozenset({TaskState.QUEUED, TaskState.RETRYING})
+RETRYABLE_STATES = frozenset({TaskState.FAILED, TaskState.DEAD, TaskState.CANCELLED})
 
 
 def new_task_id() -> str:
@@ -86,10 +92,6 @@ def _exact_int(text: str) -> int:
     return value
 
 
-class InvalidMessage(InvalidTask):
-    """Bytes on the tasks topic that are not a taskq message."""
-
-
 @dataclass(frozen=True, slots=True)
 class TaskMessage:
     """One request to run a task, as produced to the tasks topic.
@@ -141,10 +143,11 @@ class TaskMessage:
             raise InvalidMessage(f"unsupported wire version {data.get('v')!r} (expected {WIRE_VERSION})")
         tid, name = data.get("id"), data.get("task")
         args, kwargs = data.get("args", []), data.get("kwargs", {})
-        if not isinstance(tid, str) or not tid or len(tid) > 200:
-            raise InvalidMessage("field 'id' must be a non-empty string of at most 200 characters")
-        if not isinstance(name, str) or not name:
-            raise InvalidMessage("field 'task' must be a non-empty string")
+        if not isinstance(tid, str) or not tid or len(tid) > limits.TASK_ID_MAX:
+            raise InvalidMessage(f"field 'id' must be a non-empty string of at most {limits.TASK_ID_MAX} characters")
+        if why := limits.task_name_problem(name):
+            raise InvalidMessage(f"field 'task': {why}")
+        assert isinstance(name, str)
         if not isinstance(args, list):
             raise InvalidMessage("field 'args' must be a list")
         if not isinstance(kwargs, dict):
@@ -153,11 +156,11 @@ class TaskMessage:
         if not isinstance(gen, int) or gen < 0:
             raise InvalidMessage("field 'gen' must be a non-negative integer")
         max_retries = data.get("max_retries")
-        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
-            raise InvalidMessage("field 'max_retries' must be a non-negative integer or null")
+        if why := limits.max_retries_problem(max_retries):
+            raise InvalidMessage(f"field 'max_retries': {why}")
         timeout = data.get("timeout")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise InvalidMessage("field 'timeout' must be a positive number or null")
+        if why := limits.timeout_problem(timeout):
+            raise InvalidMessage(f"field 'timeout': {why}")
         created_at = data.get("created_at", time.time())
         if not isinstance(created_at, (int, float)):
             raise InvalidMessage("field 'created_at' must be a number")
@@ -175,6 +178,18 @@ class TaskMessage:
 
 def _opt_float(v: str | None) -> float | None:
     return float(v) if v not in (None, "") else None
+
+
+class Attempt(TypedDict, total=False):
+    """One run of a task, as its record's history keeps it."""
+
+    attempt: int
+    worker: str
+    started_at: float
+    finished_at: float
+    outcome: str  # success | failed | dead | retry | lost
+    reason: str  # first delivery | retry | redelivered: worker X was lost | ...
+    error: str
 
 
 @dataclass(slots=True)
@@ -195,7 +210,7 @@ class TaskRecord:
     finished_at: float | None = None
     max_retries: int | None = None
     timeout: float | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[Attempt] = field(default_factory=list)
     eta: float | None = None  # when a delayed task, or its latest retry, is (or was) due
 
     @classmethod
@@ -220,30 +235,16 @@ class TaskRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "task": self.task,
-            "args": self.args,
-            "kwargs": self.kwargs,
-            "status": self.status.value,
-            "result": self.result,
-            "error": self.error,
-            "attempts": self.attempts,
-            "worker": self.worker,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "max_retries": self.max_retries,
-            "timeout": self.timeout,
-            "history": self.history,
-            "eta": self.eta,
-        }
+        """The record as JSON-ready data: what the CLI prints and the HTTP API returns."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(slots=True)
 class WorkerInfo:
+    """A worker as its heartbeat describes it; ``lost`` once the heartbeat expired."""
+
     id: str
-    status: str  # alive | lost | stopped
+    status: Literal["alive", "lost", "stopped"]
     last_heartbeat: float | None
     current_tasks: int
     processed: int
@@ -254,15 +255,48 @@ class WorkerInfo:
     started_at: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "last_heartbeat": self.last_heartbeat,
-            "current_tasks": self.current_tasks,
-            "processed": self.processed,
-            "failed": self.failed,
-            "partitions": self.partitions,
-            "concurrency": self.concurrency,
-            "tasks": self.tasks,
-            "started_at": self.started_at,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+ParamKind = Literal["positional_only", "positional_or_keyword", "var_positional", "keyword_only", "var_keyword"]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter of a task function, for forms and clients that build calls."""
+
+    name: str
+    kind: ParamKind
+    type: str | None = None  # the annotation as written ("float", "list[int]"); None when unannotated
+    required: bool = True
+    default: Any = None  # the default when it is JSON, else None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskType:
+    """A task a live worker can run: its name, signature text and parameters."""
+
+    name: str
+    signature: str  # e.g. ``add(a: float, b: float) -> float``
+    params: list[Param] = field(default_factory=list)
+    returns: str | None = None
+    doc: str | None = None
+
+    @classmethod
+    def from_json(cls, name: str, value: Any) -> TaskType:
+        """What a worker advertises; a plain signature string from a worker of an older version."""
+        if isinstance(value, str):
+            return cls(name, value)
+        params = [Param(**p) for p in value.get("params", [])]
+        return cls(name, value.get("signature", name), params, value.get("returns"), value.get("doc"))
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """The numbers an overview shows: tasks per state, finished per second, lag, live workers."""
+
+    counts: dict[str, int]
+    workers_alive: int
+    throughput: dict[str, float]  # finished tasks per second over the last minute, by outcome
+    lag: dict[str, int] | None  # consumer lag per partition; None while Kafka cannot be asked
+    lag_total: int | None

@@ -14,12 +14,31 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar, overload
 
+from . import limits
 from .errors import ConfigError, UnknownTask
+from .models import Param, TaskType, json_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ATTR = "__taskq_task__"
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
+_KINDS = {
+    inspect.Parameter.POSITIONAL_ONLY: "positional_only",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional_or_keyword",
+    inspect.Parameter.VAR_POSITIONAL: "var_positional",
+    inspect.Parameter.KEYWORD_ONLY: "keyword_only",
+    inspect.Parameter.VAR_KEYWORD: "var_keyword",
+}
+
+
+def _annotation(value: Any) -> str | None:
+    """An annotation as its source reads: ``float``, not ``'float'`` (postponed annotations are strings)."""
+    if value is inspect.Parameter.empty:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, type):
+        return value.__qualname__
+    return re.sub(r"\btyping\.", "", repr(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +47,34 @@ class TaskDefinition:
     fn: Callable[..., Any]
     max_retries: int | None
     timeout: float | None
-    retry_backoff: float
+    retry_backoff: float | None  # None: the TASKQ_RETRY_BACKOFF setting
 
-    @property
-    def signature(self) -> str:
+    def describe(self) -> TaskType:
+        """The task's name, signature and parameters, as workers advertise them."""
         try:
-            return f"{self.name}{inspect.signature(self.fn)}"
+            sig = inspect.signature(self.fn)
         except (TypeError, ValueError):
-            return f"{self.name}(...)"
+            return TaskType(self.name, f"{self.name}(...)")
+        params = []
+        for p in sig.parameters.values():
+            has_default = p.default is not inspect.Parameter.empty
+            variadic = p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            params.append(Param(
+                name=p.name, kind=_KINDS[p.kind], type=_annotation(p.annotation),  # type: ignore[arg-type]
+                required=not has_default and not variadic,
+                default=p.default if has_default and json_problem(p.default) is None else None,
+            ))
+        returns = _annotation(sig.return_annotation)
+        text = str(sig.replace(
+            parameters=[p.replace(annotation=_annotation(p.annotation) or inspect.Parameter.empty)
+                        for p in sig.parameters.values()],
+            return_annotation=returns or inspect.Signature.empty,
+        ))
+        # Annotations given as strings render quoted; the signature reads as the source does.
+        text = re.sub(r"'([^']*)'", lambda m: m.group(1) if m.group(1) in {p.type for p in params} | {returns}
+                      else m.group(0), text)
+        doc = inspect.getdoc(self.fn)
+        return TaskType(self.name, f"{self.name}{text}", params, returns, doc.splitlines()[0] if doc else None)
 
 
 @overload
@@ -43,7 +82,7 @@ def task(fn: F, /) -> F: ...
 @overload
 def task(
     *, name: str | None = None, max_retries: int | None = None, timeout: float | None = None,
-    retry_backoff: float = 1.0,
+    retry_backoff: float | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -54,26 +93,26 @@ def task(
     name: str | None = None,
     max_retries: int | None = None,
     timeout: float | None = None,
-    retry_backoff: float = 1.0,
+    retry_backoff: float | None = None,
 ) -> F | Callable[[F], F]:
-    """Mark a function as a taskq task. Use bare (``@task``) or with options."""
+    """Mark a function as a taskq task. Use bare (``@task``) or with options.
+
+    ``retry_backoff`` is the base of the exponential delay between retries (seconds); unset, the
+    worker's ``TASKQ_RETRY_BACKOFF`` applies."""
 
     def mark(f: F) -> F:
         if not callable(f):
             raise ConfigError(f"@task expects a function, got {type(f).__name__}")
         task_name = name or f.__name__
-        if not _NAME_RE.match(task_name):
-            raise ConfigError(
-                f"task name {task_name!r} is invalid: use letters, digits, '_', '.', ':' or '-' "
-                "and start with a letter or '_'"
-            )
-        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
-            raise ConfigError(f"@task({task_name!r}): max_retries must be an integer >= 0, got {max_retries!r}")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise ConfigError(f"@task({task_name!r}): timeout must be a positive number of seconds, got {timeout!r}")
-        if retry_backoff < 0:
-            raise ConfigError(f"@task({task_name!r}): retry_backoff must be >= 0 seconds")
-        setattr(f, _ATTR, TaskDefinition(task_name, f, max_retries, timeout, float(retry_backoff)))
+        if why := limits.task_name_problem(task_name):
+            raise ConfigError(why)
+        for why in (limits.max_retries_problem(max_retries), limits.timeout_problem(timeout)):
+            if why:
+                raise ConfigError(f"@task({task_name!r}): {why}")
+        if retry_backoff is not None and (not isinstance(retry_backoff, (int, float)) or retry_backoff < 0):
+            raise ConfigError(f"@task({task_name!r}): retry_backoff must be a number of seconds >= 0")
+        backoff = float(retry_backoff) if retry_backoff is not None else None
+        setattr(f, _ATTR, TaskDefinition(task_name, f, max_retries, timeout, backoff))
         return f
 
     return mark(fn) if fn is not None else mark
@@ -127,12 +166,9 @@ class Registry:
     def find(self, name: str) -> TaskDefinition | None:
         return self._defs.get(name)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._defs
-
     @property
     def names(self) -> list[str]:
         return sorted(self._defs)
 
-    def signatures(self) -> dict[str, str]:
-        return {n: self._defs[n].signature for n in self.names}
+    def describe(self) -> dict[str, TaskType]:
+        return {n: self._defs[n].describe() for n in self.names}

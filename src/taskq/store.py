@@ -7,19 +7,21 @@ builds arguments, translates redis-py errors and decodes what comes back.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import orjson
 import redis
+import redis.asyncio as aioredis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from . import lua
+from . import events, lua
 from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError
-from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, WorkerInfo
+from .events import Event
+from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, TaskType, WorkerInfo
 from .settings import Settings
 
 # A lost worker's entry is dropped from the worker list after a day of silence.
@@ -79,16 +81,10 @@ class Store:
         self.settings = settings
         self.prefix = settings.prefix
         if client is None:
-            password = settings.redis_password.get_secret_value() if settings.redis_password else None
-            client = redis.Redis.from_url(
-                settings.redis_url,
-                password=password,
-                decode_responses=True,
-                socket_timeout=10,
-                socket_connect_timeout=5,
-                health_check_interval=30,
-            )
+            client = redis.Redis.from_url(settings.redis_url, password=self._password(), decode_responses=True,
+                                          socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         self.r: redis.Redis = client
+        self._async: aioredis.Redis | None = None
         self._create = self.r.register_script(lua.CREATE)
         self._apply = self.r.register_script(lua.APPLY)
         self._cancel = self.r.register_script(lua.CANCEL)
@@ -127,6 +123,23 @@ class Store:
         for script, args in calls:
             pipe.evalsha(script.sha, 0, *args)
         return list(pipe.execute(raise_on_error=False))
+
+    def _password(self) -> str | None:
+        return self.settings.redis_password.get_secret_value() if self.settings.redis_password else None
+
+    def events(self, start: str = "$", *, stop: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[Event]:
+        """The live event stream (see ``taskq.events``), from an async connection pool made once."""
+        if self._async is None:
+            self._async = aioredis.Redis.from_url(
+                self.settings.redis_url, password=self._password(), decode_responses=True,
+                socket_timeout=events.SOCKET_TIMEOUT, socket_connect_timeout=5)
+        return events.stream(self._async, self.key("events"), start, **({"stop": stop} if stop else {}))
+
+    async def close_events(self) -> None:
+        """Close the event streams' pool, in the event loop that used it."""
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
 
     def close(self) -> None:
         self.r.close()
@@ -192,19 +205,9 @@ class Store:
             if self.r.get(k) == task_id:
                 self.r.delete(k)
 
-    def start(self, m: TaskMessage, *, worker: str, lease: str) -> StartDecision:
-        return self.start_many([m], worker=worker, lease=lease)[0]
-
     def start_many(self, messages: Sequence[TaskMessage], *, worker: str, lease: str) -> list[StartDecision]:
         """Claim runs for a batch of received messages in one round trip."""
         return self.apply([], messages, worker=worker, lease=lease)[1]
-
-    def finish(
-        self, task_id: str, *, lease: str, attempt: int, status: TaskState, worker: str,
-        result: Any = None, error: str | None = None,
-    ) -> bool:
-        """Record a run's outcome; False when that run no longer owns the task."""
-        return self.finish_many([Finish(task_id, attempt, status, result, error)], worker=worker, lease=lease)[0]
 
     def finish_many(self, outcomes: Sequence[Finish], *, worker: str, lease: str) -> list[bool]:
         """Record a batch of outcomes in one round trip."""
@@ -391,7 +394,7 @@ class Store:
     # --- workers -----------------------------------------------------------
     def heartbeat(
         self, worker: str, *, lease: str, partitions: list[int], current_tasks: int, concurrency: int,
-        tasks: dict[str, str], started_at: float, first: bool = False,
+        tasks: dict[str, TaskType], started_at: float, first: bool = False,
     ) -> None:
         now = time.time()
         wkey = self.key("worker", worker)
@@ -444,6 +447,7 @@ class Store:
                 if not h:
                     continue
                 last = float(h["last_heartbeat"]) if h.get("last_heartbeat") else None
+                status: Literal["alive", "lost", "stopped"]
                 if hb is not None and hb == h.get("lease"):
                     status = "alive"
                 elif h.get("status") == "stopped":
@@ -470,12 +474,15 @@ class Store:
                 )
         return out
 
-    def task_types(self) -> dict[str, str]:
-        """Task names (with signatures) advertised by the workers that are alive."""
-        types: dict[str, str] = {}
+    def task_types(self) -> dict[str, TaskType]:
+        """The tasks (with signatures and parameters) advertised by the workers that are alive."""
+        types: dict[str, TaskType] = {}
         alive = [w.id for w in self.workers() if w.status == "alive"]
         with translate_errors():
+            pipe = self.r.pipeline(transaction=False)
             for wid in alive:
-                raw = self.r.hget(self.key("worker", wid), "tasks")
-                types.update(orjson.loads(raw or "{}"))
+                pipe.hget(self.key("worker", wid), "tasks")
+            for raw in pipe.execute():
+                for name, value in orjson.loads(raw or "{}").items():
+                    types[name] = TaskType.from_json(name, value)
         return dict(sorted(types.items()))

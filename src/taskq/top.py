@@ -9,25 +9,18 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .errors import TaskqError
-from .kafka import consumer_lag
+from .client import Client
 from .models import TaskState
-from .settings import Settings
-from .store import Store
 
 STATUS_COLORS = {"alive": "green", "lost": "red", "stopped": "yellow", "queued": "white", "running": "blue",
                  "retrying": "yellow", "success": "green", "failed": "red", "dead": "red", "cancelled": "dim"}
 
 
-def frame(store: Store, settings: Settings) -> Group:
-    """One screen of ``taskq top``, read fresh from Redis and Kafka."""
-    counts = store.counts()
-    tput = store.throughput()
-    try:
-        lag = consumer_lag(settings)
-        lag_text = f"lag {sum(lag.values())}"
-    except TaskqError:
-        lag_text = "lag: Kafka unreachable"
+def frame(client: Client) -> Group:
+    """One screen of ``taskq top``, read fresh from Redis and Kafka (one admin connection, reused)."""
+    stats = client.stats(lag_max_age=0.0)
+    counts, tput = stats.counts, stats.throughput
+    lag_text = f"lag {stats.lag_total}" if stats.lag_total is not None else "lag: Kafka unreachable"
     head = Text()
     for state in TaskState:
         head.append(f"{state.value} ", style=STATUS_COLORS[state.value])
@@ -39,7 +32,7 @@ def frame(store: Store, settings: Settings) -> Group:
     for col in ("WORKER", "STATUS", "HEARTBEAT", "RUNNING", "PROCESSED", "FAILED", "PARTITIONS"):
         workers.add_column(col)
     now = time.time()
-    for w in store.workers():
+    for w in client.workers():
         workers.add_row(
             w.id, Text(w.status, style=STATUS_COLORS[w.status]),
             f"{now - w.last_heartbeat:.1f}s" if w.last_heartbeat else "-",
@@ -50,8 +43,8 @@ def frame(store: Store, settings: Settings) -> Group:
     failures = Table(box=None, header_style="bold", expand=True)
     for col in ("WHEN", "TASK", "STATUS", "ERROR", "ID"):
         failures.add_column(col, overflow="ellipsis", no_wrap=True)
-    recent = (store.list_tasks(status=TaskState.FAILED, limit=5).items
-              + store.list_tasks(status=TaskState.DEAD, limit=5).items)
+    recent = (client.list_tasks(status=TaskState.FAILED, limit=5).items
+              + client.list_tasks(status=TaskState.DEAD, limit=5).items)
     recent.sort(key=lambda r: r.finished_at or 0, reverse=True)
     for r in recent[:5]:
         when = time.strftime("%H:%M:%S", time.localtime(r.finished_at)) if r.finished_at else "-"

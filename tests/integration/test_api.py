@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from taskq.client import Client
 from taskq.devstack import free_port
 from taskq.settings import Settings
 from tests.conftest import ApiServer as Api
@@ -159,8 +160,13 @@ def test_workers_task_types_stats_and_metrics(api: httpx.Client, start_worker: W
     _wait_status(api, tid, "success")
     ws = api.get("/api/workers").json()
     assert ws[0]["id"] == "w1" and ws[0]["status"] == "alive" and ws[0]["processed"] == 1
-    types = {t["name"]: t["signature"] for t in api.get("/api/task-types").json()}
-    assert types["add"].startswith("add(a")
+    types = {t["name"]: t for t in api.get("/api/task-types").json()}
+    assert types["add"]["signature"] == "add(a: float, b: float) -> float"
+    assert [(p["name"], p["type"], p["required"]) for p in types["add"]["params"]] == [
+        ("a", "float", True), ("b", "float", True)]
+    meta = api.get("/api/meta").json()
+    assert meta["terminal"] == ["cancelled", "dead", "failed", "success"]
+    assert meta["cancellable"] == ["queued", "retrying"] and meta["limits"]["max_retries"] == 1000
     stats = api.get("/api/stats").json()
     assert stats["counts"]["success"] == 1 and stats["workers_alive"] == 1
     assert stats["throughput"]["success"] > 0 and stats["lag"] is not None
@@ -259,3 +265,18 @@ def test_a_task_a_worker_started_advertising_a_moment_ago_is_accepted_at_once(
     start_worker("w2", extra=["--tasks", "tests.sample_tasks"])
     res = api.post("/api/tasks", json={"task": "flaky", "args": ["m", 0]})
     assert res.status_code == 202, res.text
+
+
+def test_the_sdk_facade_reads_what_the_api_shows(client: Client, start_worker: WorkerFactory) -> None:
+    """Workers, task types, listings, stats and readiness come from Client, as the API and CLI use them."""
+    start_worker("w1")
+    tid = client.submit("add", 1, 2)
+    assert client.wait(tid, timeout=20).result == 3
+    assert [w.id for w in client.workers() if w.status == "alive"] == ["w1"]
+    assert "add" in client.task_types() and client.known_tasks(["add"]) is not None
+    assert [r.id for r in client.list_tasks(task="add").items] == [tid]
+    stats = client.stats()
+    assert stats.counts["success"] == 1 and stats.workers_alive == 1 and stats.lag is not None
+    assert client.ready() == {"redis": "ok", "kafka": "ok"}
+    first = client.lag(max_age=60)
+    assert client.lag(max_age=60) == first  # reused, not asked of Kafka again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from taskq.client import Client
 from taskq.devstack import RedisServer, free_port
 from taskq.settings import Settings
 from tests.conftest import ApiServer, Services, WorkerFactory, make_settings
@@ -145,3 +147,23 @@ def test_redis_outage_is_reported_once_and_the_stream_goes_on(
         sse.close()
         api.close()
         redis.stop()
+
+
+def test_the_sdk_event_stream_says_ready_then_delivers_a_task_change(client: Client) -> None:
+    """``Client.events`` is what /api/events serves: ready once subscribed, then each change."""
+    async def read() -> list[str]:
+        seen: list[str] = []
+        stream = client.events()
+        try:
+            async for event in stream:
+                seen.append(event.kind if event.kind != "task" else f"task:{event.data['status']}")
+                if event.kind == "ready":
+                    await asyncio.to_thread(client.submit, "add", 1, 1)
+                if event.kind == "task":
+                    return seen
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+            await client.store.close_events()
+        return seen
+
+    assert asyncio.run(asyncio.wait_for(read(), timeout=30)) == ["ready", "task:queued"]

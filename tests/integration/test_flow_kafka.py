@@ -78,7 +78,7 @@ def test_parked_records_arrive_after_resume_all_while_another_partition_holds_th
 
 
 def test_the_stall_watch_gets_a_stranded_partition_fetched_again(settings: Settings) -> None:
-    watch = StallWatch(log=logging.getLogger("test"), name="t", stall_seconds=1.0)
+    watch = StallWatch(log=logging.getLogger("test"), stall_seconds=1.0)
 
     def resume_and_watch(consumer: Any, tp: TopicPartition) -> None:
         consumer.resume(tp)  # the library alone strands it; the watch must notice and fix it

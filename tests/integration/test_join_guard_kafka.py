@@ -54,7 +54,7 @@ def _grow_and_poll(settings: Settings, *, guard: JoinGuard | None, seconds: floa
 
 
 def test_a_dropped_group_join_is_redone_by_the_guard(settings: Settings) -> None:
-    guard = JoinGuard(log=logging.getLogger("test"), name="t", stuck_seconds=1.0)
+    guard = JoinGuard(log=logging.getLogger("test"), stuck_seconds=1.0)
     owned, stuck_seen = _grow_and_poll(settings, guard=guard, seconds=20)
     assert owned == 6
     assert stuck_seen  # the race happened, so the guard is what recovered it

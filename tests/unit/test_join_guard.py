@@ -33,7 +33,7 @@ class Clock:
 
 
 def guard(clock: Clock) -> JoinGuard:
-    return JoinGuard(log=logging.getLogger("test"), name="w", stuck_seconds=5.0, clock=clock)
+    return JoinGuard(log=logging.getLogger("test"), stuck_seconds=5.0, clock=clock)
 
 
 def test_a_member_left_rebalancing_without_a_wanted_rejoin_is_rejoined_after_the_grace() -> None:

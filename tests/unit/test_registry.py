@@ -8,10 +8,54 @@ from taskq.registry import Registry, task
 from taskq.worker.execute import run_task
 
 
-def test_builtins_are_registered_with_signatures() -> None:
+def test_builtins_are_registered_with_signatures_and_parameters() -> None:
     reg = Registry.load()
     assert reg.names == ["add", "echo", "fail", "multiply", "sleep", "sub"]
-    assert reg.signatures()["add"] == "add(a: 'float', b: 'float') -> 'float'"
+    add = reg.describe()["add"]
+    assert add.signature == "add(a: float, b: float) -> float"  # as the source reads, not quoted
+    assert [(p.name, p.kind, p.type, p.required) for p in add.params] == [
+        ("a", "positional_or_keyword", "float", True), ("b", "positional_or_keyword", "float", True)]
+    assert add.returns == "float"
+
+
+def test_parameters_describe_defaults_variadics_and_keyword_only_ones() -> None:
+    @task
+    def f(a: int, /, b: list[int] | None = None, *rest: str, flag: bool = False, when: object = object(),
+          **extra: int) -> None:
+        """Does f.
+
+        More text."""
+
+    d = f.__taskq_task__.describe()
+    assert [(p.name, p.kind, p.required, p.default) for p in d.params] == [
+        ("a", "positional_only", True, None), ("b", "positional_or_keyword", False, None),
+        ("rest", "var_positional", False, None), ("flag", "keyword_only", False, False),
+        ("when", "keyword_only", False, None),  # a default JSON cannot carry is not sent
+        ("extra", "var_keyword", False, None)]
+    assert d.params[1].type == "list[int] | None" and d.doc == "Does f."
+    assert d.signature.startswith("f(a: int, /, b: list[int] | None = None, *rest: str, flag: bool = False")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"timeout": 10 * 24 * 3600}, "timeout must be a number of seconds above 0 and at most 604800"),
+    ({"max_retries": 1001}, "max_retries must be an integer from 0 to 1000"),
+    ({"max_retries": -1}, "max_retries must be an integer from 0 to 1000"),
+    ({"name": "bad name"}, "task name 'bad name' is invalid"),
+])
+def test_task_options_have_the_same_bounds_as_the_sdk_and_the_api(options: dict[str, object], message: str) -> None:
+    from taskq.client import Client, TaskRequest
+    from taskq.settings import Settings
+
+    def job() -> None: ...
+
+    with pytest.raises(ConfigError, match=message):
+        task(**options)(job)  # type: ignore[call-overload]
+    sdk = {k: v for k, v in options.items() if k != "name"}
+    if sdk:  # the SDK refuses the same value with the same words (no Kafka needed to check)
+        from taskq.errors import InvalidTask
+
+        with pytest.raises(InvalidTask, match=message):
+            Client(Settings()).submit_many([TaskRequest("add", **sdk)])  # type: ignore[arg-type]
 
 
 def test_unknown_task_lists_the_known_ones() -> None:

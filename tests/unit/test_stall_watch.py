@@ -39,7 +39,7 @@ class _Consumer:
 
 
 def _watch() -> StallWatch:
-    return StallWatch(log=logging.getLogger("test"), name="w", stall_seconds=15)
+    return StallWatch(log=logging.getLogger("test"), stall_seconds=15)
 
 
 def _stuck_consumer() -> _Consumer:

@@ -14,7 +14,7 @@ from taskq.kafka import Record
 from taskq.kafka.memory import MemoryTransport
 from taskq.metrics import WorkerMetrics
 from taskq.models import TaskMessage, TaskState
-from taskq.registry import Registry
+from taskq.registry import Registry, task
 from taskq.settings import Settings
 from taskq.worker.execute import Outcome
 from taskq.worker.heartbeat import Heartbeat
@@ -34,6 +34,16 @@ def _classify(settings: Settings, msg: TaskMessage, attempt: int, out: Outcome) 
                     jitter=lambda: 1.0)
 
 
+def test_a_tasks_own_retry_backoff_wins_over_the_setting(settings: Settings) -> None:
+    @task(name="own", max_retries=3, retry_backoff=0.25)
+    def own() -> None: ...
+
+    registry = Registry([own.__taskq_task__])
+    out = classify(TaskMessage(id="o", task="own"), 2, Outcome(False, error="x"), registry=registry,
+                   settings=settings, now=lambda: 1000.0, jitter=lambda: 1.0)
+    assert out.due == 1000.0 + 0.5  # its own 0.25 s * 2, not the settings' 2 s
+
+
 def test_outcomes_become_success_failed_retry_or_dead(settings: Settings) -> None:
     ok = _classify(settings, TaskMessage(id="a", task="add"), 1, Outcome(True, result=3))
     assert ok.status is TaskState.SUCCESS and ok.result == 3
@@ -42,8 +52,8 @@ def test_outcomes_become_success_failed_retry_or_dead(settings: Settings) -> Non
     assert fatal.status is TaskState.FAILED  # no retry can fix bad arguments
     no_retries = _classify(settings, TaskMessage(id="c", task="add"), 1, Outcome(False, error="boom"))
     assert no_retries.status is TaskState.FAILED  # the default of 0 retries: failed, not dead
-    retry = _classify(settings, TaskMessage(id="d", task="add", max_retries=3), 3, Outcome(False, error="boom"))
-    assert retry.status is TaskState.RETRYING and retry.due == 1000.0 + 4.0  # add's own backoff: 1 s * 2**2
+    retry = _classify(settings, TaskMessage(id="d", task="add", max_retries=3), 2, Outcome(False, error="boom"))
+    assert retry.status is TaskState.RETRYING and retry.due == 1000.0 + 4.0  # add sets none: the settings' 2 s * 2
     unknown = _classify(settings, TaskMessage(id="d2", task="gone", max_retries=3), 3, Outcome(False, error="x"))
     assert unknown.due == 1000.0 + 5.0  # the settings' 2 s * 2**2 = 8, capped at retry_backoff_max
     asked = _classify(settings, TaskMessage(id="e", task="add", max_retries=3), 1,
@@ -105,7 +115,7 @@ def test_the_scheduler_produces_what_is_due_and_marks_it_produced(
     t = MemoryTransport(settings)
     t.admin().ensure_topics()
     store = _Store([TaskMessage(id="r1", task="add"), TaskMessage(id="r2", task="add")])
-    sched = Scheduler(store=store, producer=t.producer(), log=LOG, name="w")  # type: ignore[arg-type]
+    sched = Scheduler(store=store, producer=t.producer(), log=LOG)  # type: ignore[arg-type]
     assert sched.tick() == 2 and store.produced == ["r1", "r2"]
     assert sum(len(p) for p in t.broker.topics[settings.tasks_topic]) == 2
     store.down = True

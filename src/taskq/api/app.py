@@ -15,18 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..client import Client
-from ..errors import (
-    BrokerError,
-    InvalidTask,
-    StoreError,
-    TaskNotFound,
-    TaskqError,
-    TaskStateError,
-)
+from ..errors import TaskqError
 from ..metrics import ApiMetrics
 from ..settings import Settings
 from . import events, system, tasks, workers
 from .deps import require_token
+from .errors import on_error, status_of
 
 
 def ui_dir() -> Path | None:
@@ -96,7 +90,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        app.state.client.close()
+        await app.state.client.aclose()
 
     app = FastAPI(title="taskq", version=__version__, lifespan=lifespan,
                   description="Submit and inspect tasks of a Kafka + Redis task queue.")
@@ -104,37 +98,14 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.state.client = client or Client(settings)
     app.state.metrics = ApiMetrics()
     app.state.metrics.topic = settings.tasks_topic
-    app.state.lag_cache = {}
     app.state.inflight = 0  # submissions waiting for Kafka (changed on the event loop only)
 
-    def error(status: int, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status)
-
-    @app.exception_handler(TaskNotFound)
-    async def _not_found(_: Request, exc: TaskNotFound) -> JSONResponse:
-        return error(404, exc)
-
-    @app.exception_handler(TaskStateError)
-    async def _conflict(_: Request, exc: TaskStateError) -> JSONResponse:
-        return error(409, exc)
-
-    @app.exception_handler(InvalidTask)
-    async def _invalid(_: Request, exc: InvalidTask) -> JSONResponse:
-        return error(422, exc)
-
-    @app.exception_handler(BrokerError)
-    async def _kafka_down(_: Request, exc: BrokerError) -> JSONResponse:
-        app.state.metrics.kafka_error()
-        return error(503, exc)
-
-    @app.exception_handler(StoreError)
-    async def _redis_down(_: Request, exc: StoreError) -> JSONResponse:
-        app.state.metrics.redis_error()
-        return error(503, exc)
+    count = on_error(app.state.metrics.kafka_error, app.state.metrics.redis_error)
 
     @app.exception_handler(TaskqError)
-    async def _other(_: Request, exc: TaskqError) -> JSONResponse:
-        return error(400, exc)
+    async def _taskq_error(_: Request, exc: TaskqError) -> JSONResponse:
+        count(exc)
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

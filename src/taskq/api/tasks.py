@@ -8,24 +8,21 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
+from .. import limits
 from ..client import TaskRequest
 from ..errors import InvalidTask, SubmitFailed
 from ..models import TaskRecord, TaskState
 from ..submitter import Submission
 from .deps import ClientDep
-from .schemas import BatchSubmitted, SubmitBody, Submitted, TaskOut, TaskPage
+from .schemas import BatchSubmitted, SubmitBody, Submitted, TaskPage
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
-MAX_BATCH = 1000
+MAX_BATCH = limits.BATCH_MAX
 
 
 def _request(body: SubmitBody) -> TaskRequest:
     return TaskRequest(body.task, body.args, body.kwargs, max_retries=body.max_retries, timeout=body.timeout,
                        key=body.key, delay=body.delay, idempotency_key=body.idempotency_key)
-
-
-def _out(rec: TaskRecord) -> TaskOut:
-    return TaskOut.model_validate(rec.to_dict())
 
 
 def _submit(request: Request, client: ClientDep, bodies: list[SubmitBody]) -> list[str]:
@@ -117,22 +114,22 @@ def list_tasks(
     cursor: Annotated[str | None, Query(max_length=300, pattern=r"^[0-9eE.+-]+:[0-9a-zA-Z_-]*$")] = None,
 ) -> TaskPage:
     """Tasks newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    page = client.store.list_tasks(status=status_, task=task, limit=limit, cursor=cursor)
-    return TaskPage(items=[_out(r) for r in page.items], next_cursor=page.next_cursor)
+    page = client.list_tasks(status=status_, task=task, limit=limit, cursor=cursor)
+    return TaskPage(items=page.items, next_cursor=page.next_cursor)
 
 
-@router.get("/{task_id}", response_model=TaskOut)
-def get_task(task_id: str, client: ClientDep) -> TaskOut:
-    return _out(client.get(task_id))
+@router.get("/{task_id}", response_model=TaskRecord)
+def get_task(task_id: str, client: ClientDep) -> TaskRecord:
+    return client.get(task_id)
 
 
-@router.post("/{task_id}/cancel", response_model=TaskOut)
-def cancel_task(task_id: str, client: ClientDep) -> TaskOut:
+@router.post("/{task_id}/cancel", response_model=TaskRecord)
+def cancel_task(task_id: str, client: ClientDep) -> TaskRecord:
     """Cancel a queued or retrying task (409 for any other state)."""
-    return _out(client.cancel(task_id))
+    return client.cancel(task_id)
 
 
-@router.post("/{task_id}/retry", response_model=TaskOut)
-def retry_task(task_id: str, client: ClientDep) -> TaskOut:
+@router.post("/{task_id}/retry", response_model=TaskRecord)
+def retry_task(task_id: str, client: ClientDep) -> TaskRecord:
     """Queue a failed, dead or cancelled task again (409 for any other state)."""
-    return _out(client.retry(task_id))
+    return client.retry(task_id)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import Retry, UnknownTask
+from ..errors import Retry, TaskTimeout, UnknownTask
 from ..models import TaskMessage
 from ..registry import Registry, TaskDefinition
 
@@ -23,6 +23,11 @@ class Outcome:
     retryable: bool = True  # False for errors no retry can fix (unknown task, bad arguments)
     retry_delay: float | None = None
     traceback: str | None = None
+
+
+def error_text(exc: BaseException) -> str:
+    """How a task's error reads in its record: ``ValueError: ...``."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _bad_arguments(defn: TaskDefinition, exc: TypeError) -> bool:
@@ -45,7 +50,7 @@ def run_task(registry: Registry, msg: TaskMessage, *, max_result_bytes: int | No
             return Outcome(False, error=f"TypeError: {exc}", retryable=False)
         return Outcome(False, error=f"TypeError: {exc}", traceback=traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - a task's failure is data, not our crash
-        return Outcome(False, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        return Outcome(False, error=error_text(exc), traceback=traceback.format_exc())
     try:
         size = len(orjson.dumps(result))
     except TypeError as exc:
@@ -98,7 +103,7 @@ class IsolatedRunner:
                 proc.join(timeout=5)
                 return Outcome(False, error=f"the task process died (exit code {proc.exitcode})")
             proc.kill()
-            return Outcome(False, error=f"TaskTimeout: the task exceeded its time limit of {timeout:g}s and was killed")
+            return Outcome(False, error=error_text(TaskTimeout(timeout)))
         finally:
             proc.join(timeout=5)
             parent.close()

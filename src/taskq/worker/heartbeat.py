@@ -7,13 +7,13 @@ prunes the task indexes once a minute (any worker may; pruning is idempotent).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import StoreError
+from ..logs import Log
 from ..metrics import WorkerMetrics
 from ..store import Store
 
@@ -22,7 +22,7 @@ PRUNE_SECONDS = 60.0
 
 class Heartbeat:
     def __init__(self, *, store: Store, worker_id: str, fields: Callable[[], dict[str, Any]],
-                 metrics: WorkerMetrics, log: logging.Logger, interval: float,
+                 metrics: WorkerMetrics, log: Log, interval: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -40,7 +40,7 @@ class Heartbeat:
         try:
             self.store.heartbeat(self.worker_id, **fields)
             if self._failing:
-                self.log.info("[%s] Redis is back", self.worker_id)
+                self.log.info("Redis is back")
             self._failing = False
             if self.clock() - self._last_prune > PRUNE_SECONDS:
                 self.store.prune()
@@ -49,7 +49,7 @@ class Heartbeat:
         except StoreError as exc:
             self.metrics.redis_error()
             if not self._failing:
-                self.log.warning("[%s] heartbeat failed: %s", self.worker_id, exc)
+                self.log.warning("heartbeat failed: %s", exc)
             self._failing = True
             ok = False
         self.metrics.heartbeat(partitions=fields["partitions"], concurrency=fields["concurrency"])

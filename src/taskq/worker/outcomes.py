@@ -6,7 +6,6 @@ Pure decisions plus one Kafka write each, so they are tested without a worker lo
 from __future__ import annotations
 
 import base64
-import logging
 import random
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import orjson
 
 from ..errors import TaskqError
 from ..kafka import Producer, Record
+from ..logs import Log
 from ..metrics import WorkerMetrics
 from ..models import TaskMessage, TaskState
 from ..registry import Registry
@@ -43,7 +43,7 @@ def classify(msg: TaskMessage, attempt: int, out: Outcome, *, registry: Registry
         if out.retry_delay is not None:
             delay = out.retry_delay
         else:
-            base = defn.retry_backoff if defn is not None else settings.retry_backoff
+            base = settings.retry_backoff if defn is None or defn.retry_backoff is None else defn.retry_backoff
             # Exponential with jitter so a burst of failures does not retry in lockstep.
             delay = min(settings.retry_backoff_max, base * 2 ** (attempt - 1)) * jitter()
         return Finish(msg.id, attempt, TaskState.RETRYING, error=out.error, due=now() + delay)
@@ -56,7 +56,7 @@ class DeadLetters:
     """Writes to the dead-letter topic: tasks whose retries ran out, and undecodable messages."""
 
     def __init__(self, *, settings: Settings, producer: Producer, metrics: WorkerMetrics,
-                 log: logging.Logger, worker_id: str) -> None:
+                 log: Log, worker_id: str) -> None:
         self.settings = settings
         self.producer = producer
         self.metrics = metrics
@@ -75,14 +75,14 @@ class DeadLetters:
                                    key=msg.id.encode())
         except TaskqError as exc:
             self.metrics.kafka_error()
-            self.log.warning("[%s] dead letter for %s not written yet (%s); will retry", self.worker_id, msg.id, exc)
+            self.log.warning("dead letter for %s not written yet (%s); will retry", msg.id, exc)
             return False
         self.metrics.dead_lettered(msg.task)
         return True
 
     def undecodable(self, rec: Record, reason: str) -> None:
         topic = self.settings.tasks_topic
-        self.log.warning("[%s] undecodable message at %s[%d]@%d: %s -> %s", self.worker_id, topic, rec.partition,
+        self.log.warning("undecodable message at %s[%d]@%d: %s -> %s", topic, rec.partition,
                          rec.offset, reason, self.settings.dead_topic)
         envelope = {
             "reason": reason,
@@ -97,4 +97,4 @@ class DeadLetters:
             self.producer.send_raw(self.settings.dead_topic, orjson.dumps(envelope), key=rec.key)
             self.metrics.dead_lettered("(undecodable)")
         except TaskqError as exc:
-            self.log.error("[%s] could not dead-letter offset %d: %s", self.worker_id, rec.offset, exc)
+            self.log.error("could not dead-letter offset %d: %s", rec.offset, exc)

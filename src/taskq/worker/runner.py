@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from ..errors import BrokerError, StoreError, TaskqError
+from ..errors import BrokerError, InvalidMessage, StoreError, TaskqError
 from ..kafka import Consumer, Producer, Record, Transport, transport
+from ..logs import named
 from ..metrics import WorkerMetrics
-from ..models import InvalidMessage, TaskMessage, TaskState
+from ..models import TaskMessage, TaskState
 from ..registry import Registry
 from ..settings import Settings
 from ..store import Finish, StartDecision, Store
@@ -95,7 +96,7 @@ class Worker:
         concurrency: int | None = None,
         store: Store | None = None,
         metrics: WorkerMetrics | None = None,
-        log: logging.Logger | None = None,
+        log: logging.Logger | None = None,  # each line is prefixed with [worker_id]
         kafka: Transport | None = None,
     ) -> None:
         if not worker_id or len(worker_id) > 200 or any(c.isspace() for c in worker_id):
@@ -107,7 +108,7 @@ class Worker:
         self.store = store or Store(settings)
         self.kafka = kafka or transport(settings)
         self.metrics = metrics or WorkerMetrics(worker=worker_id)
-        self.log = log or logging.getLogger("taskq.worker")
+        self.log = named(log or logging.getLogger("taskq.worker"), worker_id)
         # A new lease per process: a restarted worker with the same id does not inherit
         # the runs of its previous life (they are taken over as lost).
         self.lease = uuid.uuid4().hex
@@ -148,8 +149,8 @@ class Worker:
         def handler(signum: int, frame: FrameType | None) -> None:
             if self._stopping.is_set():
                 return
-            self.log.info("[%s] %s received: finishing in-flight tasks (grace %.0fs)",
-                          self.id, signal.Signals(signum).name, self.settings.shutdown_grace)
+            self.log.info("%s received: finishing in-flight tasks (grace %.0fs)",
+                          signal.Signals(signum).name, self.settings.shutdown_grace)
             self.stop()
 
         signal.signal(signal.SIGTERM, handler)
@@ -162,10 +163,6 @@ class Worker:
             return False, f"the consumer loop has not turned for {age:.0f}s"
         return True, "ok"
 
-    @property
-    def running_tasks(self) -> int:
-        return self._running
-
     def run(self) -> bool:
         """Serve until ``stop()``; returns False if tasks were still running when the grace ran out."""
         self._wait_for_dependencies()
@@ -175,10 +172,10 @@ class Worker:
                               metrics=self.metrics, log=self.log, interval=self.settings.heartbeat_interval)
         hb = threading.Thread(target=heartbeat.run, args=(self._stopped,), name="taskq-heartbeat", daemon=True)
         hb.start()
-        scheduler = Scheduler(store=self.store, producer=self._producer, log=self.log, name=self.id)
+        scheduler = Scheduler(store=self.store, producer=self._producer, log=self.log)
         threading.Thread(target=scheduler.run, args=(self._stopped,), name="taskq-scheduler", daemon=True).start()
         consumer = self.kafka.consumer(client_id=f"taskq-{self.id}", listener=_Listener(self), log_name=self.id)
-        self.log.info("[%s] ready: concurrency %d, Kafka client %s, tasks: %s", self.id, self.concurrency,
+        self.log.info("ready: concurrency %d, Kafka client %s, tasks: %s", self.concurrency,
                       self.kafka.name, ", ".join(self.registry.names))
         clean = True
         try:
@@ -191,10 +188,10 @@ class Worker:
             try:
                 self.store.worker_stopped(self.id, lease=self.lease)
             except StoreError as exc:
-                self.log.warning("[%s] could not record the stop in Redis: %s", self.id, exc)
+                self.log.warning("could not record the stop in Redis: %s", exc)
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._producer.close()
-            self.log.info("[%s] stopped", self.id)
+            self.log.info("stopped")
         return clean
 
     def _wait_for_dependencies(self) -> None:
@@ -220,7 +217,7 @@ class Worker:
             except TaskqError as exc:
                 text = str(exc).splitlines()[0]
                 if text != said:
-                    self.log.warning("[%s] waiting for Kafka and Redis: %s", self.id, text)
+                    self.log.warning("waiting for Kafka and Redis: %s", text)
                     said = text
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 5.0)
@@ -248,7 +245,7 @@ class Worker:
             try:
                 batch = consumer.poll(timeout, max(free, 1))
             except BrokerError as exc:
-                self.log.warning("[%s] poll failed: %s", self.id, exc)
+                self.log.warning("poll failed: %s", exc)
                 time.sleep(0.5)
                 continue
             if batch:
@@ -275,7 +272,7 @@ class Worker:
                 return True
             consumer.resume_all()
         except BrokerError as exc:  # e.g. mid-rebalance; the next turn decides again
-            self.log.debug("[%s] pause/resume failed: %s", self.id, exc)
+            self.log.debug("pause/resume failed: %s", exc)
         return False
 
     def _receive_all(self, consumer: Consumer, batch: list[Record]) -> None:
@@ -302,8 +299,7 @@ class Worker:
                 held = False
             if not held:
                 return
-            self.log.warning("[%s] records of partition %d arrived before its assignment callback; adopting it",
-                             self.id, partition)
+            self.log.warning("records of partition %d arrived before its assignment callback; adopting it", partition)
             self._assign({partition})
             with self._lock:
                 epoch = self._owned.get(partition)
@@ -365,7 +361,7 @@ class Worker:
                 item.not_before = now + BUSY_RECHECK
                 done_ids.discard(id(item))
             elif d.action == "skip":
-                self.log.info("[%s] Skipped Task ID: %s (%s)", self.id, item.msg.id, d.detail)
+                self.log.info("Skipped Task ID: %s (%s)", item.msg.id, d.detail)
                 self.metrics.skipped(item.msg.task)
                 if epochs.get(item.partition) == item.epoch:  # revoked meanwhile: not ours to commit
                     self._tracker.finished(item.partition, item.offset)
@@ -375,7 +371,7 @@ class Worker:
                 if d.attempt > 1:
                     self.metrics.redelivered(item.msg.task)
                 if verbose:  # the args are formatted only when the line is written
-                    self.log.info("[%s] Received Task ID: %s | Task: %s | Args: %s", self.id, item.msg.id,
+                    self.log.info("Received Task ID: %s | Task: %s | Args: %s", item.msg.id,
                                   item.msg.task, _args_text(item.msg.args))
                 self.metrics.started(item.msg.task, wait=max(0.0, time.time() - item.msg.created_at),
                                      running=self._claimed)
@@ -423,32 +419,31 @@ class Worker:
             self.metrics.finished(r.item.msg.task, "retried" if f.status is TaskState.RETRYING else f.status.value,
                                   r.elapsed, running=self._claimed)
             if not ok:
-                self.log.info("[%s] Task %s finished but another run owns it now; outcome discarded",
-                              self.id, r.item.msg.id)
+                self.log.info("Task %s finished but another run owns it now; outcome discarded", r.item.msg.id)
             elif r.outcome.ok:
                 if verbose:
-                    self.log.info("[%s] Task Completed: Result = %s", self.id, _args_text(r.outcome.result))
+                    self.log.info("Task Completed: Result = %s", _args_text(r.outcome.result))
             elif f.status is TaskState.RETRYING:
-                self.log.info("[%s] Task Failed: %s (attempt %d; retry in %.1fs)", self.id, r.outcome.error,
+                self.log.info("Task Failed: %s (attempt %d; retry in %.1fs)", r.outcome.error,
                               r.attempt, max(0.0, (f.due or 0) - time.time()))
             elif f.status is TaskState.DEAD:
-                self.log.info("[%s] Task Dead: %s (after %d attempts) -> %s", self.id, r.outcome.error, r.attempt,
+                self.log.info("Task Dead: %s (after %d attempts) -> %s", r.outcome.error, r.attempt,
                               self.settings.dead_topic)
             else:
-                self.log.info("[%s] Task Failed: %s", self.id, r.outcome.error)
+                self.log.info("Task Failed: %s", r.outcome.error)
             if epochs.get(r.item.partition) == r.item.epoch:
                 self._tracker.finished(r.item.partition, r.item.offset)
 
     def _store_failed(self, exc: StoreError) -> None:
         self.metrics.redis_error()
         if self._store_failures == 0:
-            self.log.warning("[%s] Redis unavailable, retrying: %s", self.id, exc)
+            self.log.warning("Redis unavailable, retrying: %s", exc)
         self._store_failures += 1
         self._store_backoff_until = time.monotonic() + min(STORE_RETRY * self._store_failures, 5.0)
 
     def _store_ok(self) -> None:
         if self._store_failures:
-            self.log.info("[%s] Redis is back", self.id)
+            self.log.info("Redis is back")
         self._store_failures = 0
 
     def _commit(self, consumer: Consumer, *, sync: bool = False) -> None:
@@ -460,7 +455,7 @@ class Worker:
             self._tracker.mark_committed(positions)
         except BrokerError as exc:
             # Mid-rebalance commits fail; the next owner skips what Redis shows finished.
-            self.log.debug("[%s] commit failed: %s", self.id, exc)
+            self.log.debug("commit failed: %s", exc)
 
     def _drain(self, consumer: Consumer) -> bool:
         """Graceful stop: claim nothing new, let claimed runs finish and record them, commit."""
@@ -480,8 +475,8 @@ class Worker:
         self._turn()
         self._commit(consumer, sync=True)
         if self._claimed or self._to_record:
-            self.log.warning("[%s] shutdown grace of %.0fs ran out with %d task(s) unfinished; "
-                             "they will run again elsewhere", self.id, self.settings.shutdown_grace,
+            self.log.warning("shutdown grace of %.0fs ran out with %d task(s) unfinished; "
+                             "they will run again elsewhere", self.settings.shutdown_grace,
                              self._claimed + len(self._to_record))
             return False
         return True
@@ -504,14 +499,14 @@ class Worker:
             return
         stray, self._stray = self._stray, actual - owned
         if stray & self._stray:
-            self.log.warning("[%s] the consumer owns %s without an assignment callback; adopting them",
-                             self.id, sorted(stray & self._stray))
+            self.log.warning("the consumer owns %s without an assignment callback; adopting them",
+                             sorted(stray & self._stray))
             self._assign(stray & self._stray)
             self._stray = set()
         gone, self._gone = self._gone, owned - actual
         if gone & self._gone:
-            self.log.warning("[%s] the consumer gave up %s without a revocation callback; releasing them",
-                             self.id, sorted(gone & self._gone))
+            self.log.warning("the consumer gave up %s without a revocation callback; releasing them",
+                             sorted(gone & self._gone))
             self._revoke(gone & self._gone, lost=False)
             self._gone = set()
 
@@ -523,7 +518,7 @@ class Worker:
                     self._epoch += 1
                     self._owned[p] = self._epoch
             owned = sorted(self._owned)
-        self.log.info("[%s] partitions assigned: %s (now %s)", self.id, sorted(partitions), owned)
+        self.log.info("partitions assigned: %s (now %s)", sorted(partitions), owned)
 
     def _revoke(self, partitions: set[int], *, lost: bool) -> None:
         with self._lock:
@@ -532,7 +527,7 @@ class Worker:
             owned = sorted(self._owned)
         for p in partitions:
             self._tracker.forget(p)
-        self.log.info("[%s] partitions %s: %s (now %s)", self.id, "lost" if lost else "revoked",
+        self.log.info("partitions %s: %s (now %s)", "lost" if lost else "revoked",
                       sorted(partitions), owned)
 
     # --- task threads ------------------------------------------------------
@@ -565,6 +560,6 @@ class Worker:
             "partitions": partitions,
             "current_tasks": self._running,
             "concurrency": self.concurrency,
-            "tasks": self.registry.signatures(),
+            "tasks": self.registry.describe(),
             "started_at": self.started_at,
         }

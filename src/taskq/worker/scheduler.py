@@ -7,23 +7,21 @@ claimed again, so nothing is lost.
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from ..errors import TaskqError
 from ..kafka import Producer
+from ..logs import Log
 from ..store import Store
 
 SCHEDULER_INTERVAL = 0.25
 
 
 class Scheduler:
-    def __init__(self, *, store: Store, producer: Producer, log: logging.Logger, name: str,
-                 interval: float = SCHEDULER_INTERVAL) -> None:
+    def __init__(self, *, store: Store, producer: Producer, log: Log, interval: float = SCHEDULER_INTERVAL) -> None:
         self.store = store
         self.producer = producer
         self.log = log
-        self.name = name
         self.interval = interval
         self._failing = False
 
@@ -35,12 +33,12 @@ class Scheduler:
                 self.producer.send(msgs)
                 self.store.scheduled_produced([m.id for m in msgs])
             if self._failing:
-                self.log.info("[%s] scheduler resumed", self.name)
+                self.log.info("scheduler resumed")
             self._failing = False
             return len(msgs)
         except TaskqError as exc:
             if not self._failing:
-                self.log.warning("[%s] scheduler paused: %s", self.name, exc)
+                self.log.warning("scheduler paused: %s", exc)
             self._failing = True
             return 0
 

@@ -22,6 +22,7 @@ from kafka.producer.transaction_manager import TransactionState
 from kafka.structs import OffsetAndMetadata
 
 from ...errors import BrokerError, BrokerUnavailable
+from ...logs import named
 from ...models import TaskMessage
 from ...settings import Settings
 from ..base import OnDelivery, PartitionListener, Record
@@ -266,10 +267,10 @@ class Consumer:
                  log_name: str | None = None) -> None:
         self.settings = settings
         self.topic = settings.tasks_topic
-        self._log = logging.getLogger("taskq.worker")
         # The guards' warnings carry the worker's id, like every other worker log line.
-        self._join_guard = JoinGuard(log=self._log, name=log_name or client_id)
-        self._stall_watch = StallWatch(log=self._log, name=log_name or client_id)
+        self._log = named(logging.getLogger("taskq.worker"), log_name or client_id)
+        self._join_guard = JoinGuard(log=self._log)
+        self._stall_watch = StallWatch(log=self._log)
         session_ms = int(settings.session_timeout * 1000)
         with translate_errors("connect the consumer"):
             self._c = KafkaConsumer(

@@ -20,9 +20,10 @@ nothing if a later kafka-python no longer has them.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
+
+from ...logs import Log
 
 # A partition with tasks known to be waiting (its high watermark is past our position) that has
 # not moved for this long while the worker is not paused gets its fetch state reset.
@@ -81,9 +82,8 @@ class StallWatch:
     nothing.
     """
 
-    def __init__(self, *, log: logging.Logger, name: str, stall_seconds: float = STALL_SECONDS) -> None:
+    def __init__(self, *, log: Log, stall_seconds: float = STALL_SECONDS) -> None:
         self.log = log
-        self.name = name
         self.stall_seconds = stall_seconds
         self._since: dict[Any, tuple[int, float]] = {}  # tp -> (position, first seen stuck there)
         self.resets = 0
@@ -117,8 +117,8 @@ class StallWatch:
     def _reset(self, consumer: Any, tp: Any, offset: int, waiting: int, seconds: float) -> None:
         self.resets += 1
         # Also fires after a Kafka outage longer than the limit; re-seeking is harmless then.
-        self.log.warning("[%s] partition %d: %d task(s) waiting at offset %d, nothing fetched for %.0fs "
-                         "(Kafka unreachable, or a stalled fetch); re-seeking it", self.name, tp.partition,
+        self.log.warning("partition %d: %d task(s) waiting at offset %d, nothing fetched for %.0fs "
+                         "(Kafka unreachable, or a stalled fetch); re-seeking it", tp.partition,
                          waiting, offset, seconds)
         drop_parked(consumer, tp)
         consumer.seek(tp, offset)

@@ -24,11 +24,12 @@ and the poll that consumes it.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from kafka.coordinator.base import MemberState
+
+from ...logs import Log
 
 # How long the stuck state must hold before we act; healthy joins leave it within milliseconds.
 STUCK_SECONDS = 3.0
@@ -41,10 +42,8 @@ JOIN_POLL_MS = 500
 class JoinGuard:
     """Lengthens polls while the member joins, and rejoins a member whose join completed unseen."""
 
-    def __init__(self, *, log: logging.Logger, name: str, stuck_seconds: float = STUCK_SECONDS,
-                 clock: Any = time.monotonic) -> None:
+    def __init__(self, *, log: Log, stuck_seconds: float = STUCK_SECONDS, clock: Any = time.monotonic) -> None:
         self.log = log
-        self.name = name
         self.stuck_seconds = stuck_seconds
         self.clock = clock
         self.kicks = 0
@@ -73,7 +72,7 @@ class JoinGuard:
             stuck = coordinator.state is MemberState.REBALANCING and not coordinator.need_rejoin()
         except AttributeError:
             # A kafka-python without these internals: the guard cannot see the state, so it stays out.
-            self.log.debug("[%s] join guard disabled: kafka-python internals changed", self.name)
+            self.log.debug("join guard disabled: kafka-python internals changed")
             self._disabled = True
             return False
         if not stuck:
@@ -85,8 +84,8 @@ class JoinGuard:
         self._checks += 1
         if self._checks < STUCK_CHECKS or now - self._since < self.stuck_seconds:
             return False
-        self.log.warning("[%s] the Kafka group join completed unseen %.0f s ago (kafka-python left the member "
-                         "rebalancing with no partitions); rejoining", self.name, now - self._since)
+        self.log.warning("the Kafka group join completed unseen %.0f s ago (kafka-python left the member "
+                         "rebalancing with no partitions); rejoining", now - self._since)
         coordinator.request_rejoin()
         self.kicks += 1
         self._since, self._checks = None, 0

@@ -1,0 +1,28 @@
+"""The one table from taskq's errors to HTTP statuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskq.api.errors import status_of
+from taskq.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    InvalidMessage,
+    InvalidTask,
+    StoreUnavailable,
+    SubmitFailed,
+    TaskNotFound,
+    TaskStateError,
+    WaitTimeout,
+)
+
+
+@pytest.mark.parametrize(("exc", "status"), [
+    (TaskNotFound("x"), 404), (TaskStateError("done"), 409), (InvalidTask("bad"), 422),
+    (InvalidMessage("not JSON"), 422),  # a subclass takes its base's status
+    (BrokerUnavailable("down"), 503), (SubmitFailed("refused"), 503), (StoreUnavailable("down"), 503),
+    (WaitTimeout("slow"), 504), (ConfigError("bad setting"), 400),
+])
+def test_each_error_maps_to_the_status_of_its_nearest_listed_class(exc: Exception, status: int) -> None:
+    assert status_of(exc) == status  # type: ignore[arg-type]
