@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -16,45 +16,30 @@ from taskq.worker import Worker
 from tests.conftest import wait_all, wait_for
 
 
-class _Running:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.thread = threading.Thread(target=worker.run, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.worker.stop()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
-
-
 @pytest.fixture
 def broker() -> MemoryBroker:
     return MemoryBroker()
 
 
 @pytest.fixture
-def workers(settings: Settings, broker: MemoryBroker) -> Iterator[list[_Running]]:
-    running: list[_Running] = []
-    yield running
-    for r in running:
-        if r.thread.is_alive():
-            r.stop()
+def workers() -> Iterator[contextlib.ExitStack]:
+    """Workers started in the test run in-process (``Worker.running``) and stop gracefully after it."""
+    with contextlib.ExitStack() as stack:
+        yield stack
 
 
-def _start(settings: Settings, broker: MemoryBroker, workers: list[_Running], wid: str) -> Worker:
+def _start(settings: Settings, broker: MemoryBroker, workers: contextlib.ExitStack, wid: str) -> Worker:
     w = Worker(settings, worker_id=wid, registry=Registry.load([]), kafka=MemoryTransport(settings, broker))
-    workers.append(_Running(w))
-    return w
+    return workers.enter_context(w.running())
 
 
 def test_two_workers_share_the_partitions_and_every_task_runs_once_through_a_graceful_handover(
-    settings: Settings, broker: MemoryBroker, workers: list[_Running]
+    settings: Settings, broker: MemoryBroker, workers: contextlib.ExitStack
 ) -> None:
     a = _start(settings, broker, workers, "mem-a")
-    wait_for(lambda: len(a._owned) == settings.partitions, timeout=10, what="mem-a to own every partition")
+    wait_for(lambda: len(a.partitions) == settings.partitions, timeout=10, what="mem-a to own every partition")
     b = _start(settings, broker, workers, "mem-b")
-    wait_for(lambda: a._owned and b._owned and len(a._owned) + len(b._owned) == settings.partitions,
+    wait_for(lambda: a.partitions and b.partitions and len(a.partitions | b.partitions) == settings.partitions,
              timeout=10, what="the partitions to be split")
     client = Client(settings, producer=MemoryTransport(settings, broker).producer())
     try:
@@ -62,8 +47,8 @@ def test_two_workers_share_the_partitions_and_every_task_runs_once_through_a_gra
         records = wait_all(client, ids, timeout=30)
         assert [r.result for r in records] == [i + 1 for i in range(60)]
         assert {r.worker for r in records} == {"mem-a", "mem-b"}
-        workers[0].stop()  # mem-a leaves: mem-b takes everything over from the committed offsets
-        wait_for(lambda: len(b._owned) == settings.partitions, timeout=10, what="mem-b to own every partition")
+        a.stop()  # mem-a leaves: mem-b takes everything over from the committed offsets
+        wait_for(lambda: len(b.partitions) == settings.partitions, timeout=10, what="mem-b to own every partition")
         more = [client.submit("add", i, 2) for i in range(30)]
         later = wait_all(client, more, timeout=30)
         assert all(r.status is TaskState.SUCCESS and r.worker == "mem-b" and r.attempts == 1 for r in later)

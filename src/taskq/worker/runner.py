@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -155,6 +156,28 @@ class Worker:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+    @property
+    def partitions(self) -> set[int]:
+        """The partitions this worker owns now."""
+        return set(self._owned)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Worker]:
+        """Serve on a thread for the ``with`` block, then stop gracefully (tests, notebooks, embedding).
+
+        >>> with Worker(settings, worker_id="w1", registry=Registry.load()).running() as w:
+        ...     client.wait(client.submit("add", 1, 2))
+        """
+        thread = threading.Thread(target=self.run, name=f"taskq-worker-{self.id}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+            thread.join(self.settings.shutdown_grace + 10)
+            if thread.is_alive():
+                raise TaskqError(f"worker {self.id} did not stop within its shutdown grace")
 
     def health(self) -> tuple[bool, str]:
         """Liveness: the consumer loop has turned recently (a wedged loop gets the pod restarted)."""
