@@ -28,7 +28,7 @@ from taskq.kafka import ensure_topics
 from taskq.models import TaskState
 from taskq.settings import Settings
 from taskq.store import Store
-from tests.conftest import settings_env
+from tests.helpers import settings_env
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.run import Chaos
-from tests.conftest import KAFKA_CLIENTS
+from tests.helpers import KAFKA_CLIENTS
 
 
 @pytest.mark.timeout(600)

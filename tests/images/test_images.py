@@ -17,7 +17,7 @@ import pytest
 
 from taskq.devstack import free_port
 from taskq.settings import Settings
-from tests.conftest import settings_env, wait_for
+from tests.helpers import settings_env, wait_for
 
 TAG = os.environ.get("TASKQ_IMAGE_TAG", "dev")
 

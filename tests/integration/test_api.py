@@ -10,8 +10,8 @@ import pytest
 from taskq.client import Client
 from taskq.devstack import free_port
 from taskq.settings import Settings
-from tests.conftest import ApiServer as Api
-from tests.conftest import Services, WorkerFactory, make_settings, wait_for
+from tests.helpers import ApiServer as Api
+from tests.helpers import Services, WorkerFactory, make_settings, wait_for
 
 
 @pytest.fixture

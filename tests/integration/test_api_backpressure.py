@@ -10,7 +10,7 @@ import httpx
 from taskq.errors import BrokerError
 from taskq.kafka import consumer_lag
 from taskq.store import Store
-from tests.conftest import ApiServer, Services, make_settings, wait_for
+from tests.helpers import ApiServer, Services, make_settings, wait_for
 
 N = 300
 

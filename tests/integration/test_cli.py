@@ -8,7 +8,7 @@ import sys
 
 from taskq.kafka import ensure_topics
 from taskq.settings import Settings
-from tests.conftest import WorkerFactory, settings_env, wait_for
+from tests.helpers import WorkerFactory, settings_env, wait_for
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

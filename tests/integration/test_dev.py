@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from taskq.devstack import free_port, spawn, stop_process
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 
 def _get(url: str) -> str:

@@ -12,7 +12,7 @@ from taskq.devstack import free_port
 from taskq.errors import BrokerUnavailable, StoreUnavailable
 from taskq.settings import Settings
 from taskq.store import Store
-from tests.conftest import Services, WorkerFactory, make_settings, settings_env
+from tests.helpers import Services, WorkerFactory, make_settings, settings_env
 
 
 def test_submit_with_kafka_down_raises_and_leaves_no_queued_record(services: Services) -> None:

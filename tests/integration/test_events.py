@@ -17,7 +17,7 @@ import pytest
 from taskq.client import Client
 from taskq.devstack import RedisServer, free_port
 from taskq.settings import Settings
-from tests.conftest import ApiServer, Services, WorkerFactory, make_settings
+from tests.helpers import ApiServer, Services, WorkerFactory, make_settings
 
 
 @dataclass

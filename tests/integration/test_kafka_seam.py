@@ -12,7 +12,7 @@ from taskq.kafka import Consumer, Record, Transport, transport
 from taskq.kafka.memory import MemoryTransport
 from taskq.models import TaskMessage
 from taskq.settings import Settings
-from tests.conftest import Services, make_settings
+from tests.helpers import Services, make_settings
 
 # confluent: librdkafka with its default KIP-848 groups; confluent-classic: the classic protocol.
 TRANSPORTS = ("kafka-python", "confluent", "confluent-classic", "memory")

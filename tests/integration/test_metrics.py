@@ -11,7 +11,7 @@ from taskq.devstack import free_port
 from taskq.models import TaskState
 from taskq.settings import Settings
 from taskq.store import Store
-from tests.conftest import ApiServer, WorkerFactory, wait_all, wait_for
+from tests.helpers import ApiServer, WorkerFactory, wait_all, wait_for
 
 
 def scrape(port: int) -> dict[str, float]:

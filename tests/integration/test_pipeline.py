@@ -11,7 +11,7 @@ from taskq.kafka import transport
 from taskq.models import TaskMessage, TaskState
 from taskq.settings import Settings
 from taskq.store import Store
-from tests.conftest import WorkerFactory, wait_all, wait_for
+from tests.helpers import WorkerFactory, wait_all, wait_for
 
 pytestmark = pytest.mark.both_clients
 

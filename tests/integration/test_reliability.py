@@ -14,7 +14,7 @@ from taskq.devstack import RedisServer, free_port
 from taskq.kafka import ensure_topics, transport
 from taskq.models import TaskState
 from taskq.settings import Settings
-from tests.conftest import Services, WorkerFactory, make_settings, wait_all, wait_for
+from tests.helpers import Services, WorkerFactory, make_settings, wait_all, wait_for
 
 TASKS = ["--tasks", "tests.sample_tasks"]
 

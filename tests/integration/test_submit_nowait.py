@@ -13,7 +13,7 @@ from taskq.kafka import OnDelivery
 from taskq.models import TaskState
 from taskq.settings import Settings
 from taskq.store import Store
-from tests.conftest import Services, WorkerFactory, make_settings, wait_all
+from tests.helpers import Services, WorkerFactory, make_settings, wait_all
 
 
 def test_pipelined_submissions_are_recorded_once_acked_and_all_run(

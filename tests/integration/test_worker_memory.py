@@ -13,7 +13,7 @@ from taskq.models import TaskState
 from taskq.registry import Registry
 from taskq.settings import Settings
 from taskq.worker import Worker
-from tests.conftest import wait_all, wait_for
+from tests.helpers import wait_all, wait_for
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from taskq.settings import Settings
-from tests.conftest import ApiServer, WorkerFactory
+from tests.helpers import ApiServer, WorkerFactory
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Screenshots refresh the README's images only when asked (TASKQ_UPDATE_SCREENSHOTS=1), so a test run
@@ -113,7 +113,7 @@ def test_token_prompt_appears_when_the_api_requires_one(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.conftest import make_settings
+    from tests.helpers import make_settings
 
     s = make_settings(services, api_token="letmein")  # type: ignore[arg-type]
     api = ApiServer(s)

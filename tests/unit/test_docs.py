@@ -26,7 +26,7 @@ NOT_SETTINGS = {
     # taskq.devstack (taskq dev, the tests): the Makefile's CACHE and where the Kafka jars are.
     "TASKQ_CACHE",
     "TASKQ_KAFKA_JARS",
-    # tests/conftest.py: the Kafka client of the tests that do not run with both.
+    # tests/helpers.py: the Kafka client of the tests that do not run with both.
     "TASKQ_TEST_KAFKA_CLIENT",
     # tests/ui: refresh the screenshots in docs/.
     "TASKQ_UPDATE_SCREENSHOTS",

@@ -1,0 +1,137 @@
+"""What the tests share besides fixtures: settings for the session's services, waiting, the API server.
+
+Test modules import these from here; ``tests/conftest.py`` holds the fixtures and pytest hooks and
+builds them from the same helpers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from taskq.api.app import create_app
+from taskq.client import Client
+from taskq.devstack import KafkaServer, RedisServer, free_port, stop_process
+from taskq.kafka import ensure_topics
+from taskq.settings import Settings
+
+# The delivery-semantics tests (modules marked ``both_clients``) run once per Kafka client; the rest
+# use TASKQ_TEST_KAFKA_CLIENT (default kafka-python), so the whole suite can be run with either.
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+DEFAULT_KAFKA_CLIENT = os.environ.get("TASKQ_TEST_KAFKA_CLIENT", "kafka-python")
+
+
+def client_settings(kafka_client: str) -> dict[str, object]:
+    """Settings overrides for a test's Kafka client name (``confluent-classic``: the classic protocol)."""
+    if kafka_client == "confluent-classic":
+        return {"kafka_client": "confluent", "group_protocol": "classic"}
+    return {"kafka_client": kafka_client}
+
+
+@dataclass
+class Services:
+    kafka: KafkaServer
+    redis: RedisServer
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as TASKQ_* variables, for child processes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_") or k == "TASKQ_KAFKA_JARS"}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(value)
+        elif hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"TASKQ_{name.upper()}"] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def make_settings(services: Services, **overrides: object) -> Settings:
+    uid = uuid.uuid4().hex[:10]
+    base: dict[str, object] = {
+        "kafka_bootstrap": services.kafka.bootstrap,
+        "redis_url": services.redis.url,
+        "tasks_topic": f"tasks-{uid}",
+        "dead_topic": f"dead-{uid}",
+        "group_id": f"workers-{uid}",
+        "prefix": f"tq-{uid}:",
+        "partitions": 6,
+        "session_timeout": 6.0,
+        "heartbeat_interval": 0.5,
+        "heartbeat_ttl": 3.0,
+        "shutdown_grace": 20.0,
+        "kafka_client": DEFAULT_KAFKA_CLIENT,
+    }
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+@dataclass
+class WorkerProc:
+    id: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    settings: Settings
+    started: float = field(default_factory=time.monotonic)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        stop_process(self.proc, timeout=10, sig=9)
+
+    def terminate(self) -> None:
+        os.kill(self.proc.pid, 15)
+
+    def wait(self, timeout: float = 40) -> int:
+        return self.proc.wait(timeout=timeout)
+
+
+WorkerFactory = Callable[..., WorkerProc]
+
+
+def wait_for(check: Callable[[], object], *, timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_all(client: Client, ids: list[str], *, timeout: float) -> list:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    return [client.wait(i, timeout=max(0.1, deadline - time.monotonic())) for i in ids]
+
+
+class ApiServer:
+    """The API app in a uvicorn server thread on a free loopback port."""
+
+    def __init__(self, settings: Settings, *, topics: bool = True) -> None:
+        if topics:
+            ensure_topics(settings)
+        self.port = free_port()
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=20, what="the API server")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
