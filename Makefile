@@ -121,8 +121,11 @@ test-autoscaling: venv tools
 	if [ -n "$$ours" ] && [ -e /run/netns/taskq-k8s ]; then $(MAKE) --no-print-directory cluster-down; fi; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no autoscaling tests: failing"; exit 1; fi; exit $$rc
 
-test-fast: venv  ## unit tests only, no services
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+# Every test that needs no Kafka, Redis, Chromium or cluster (unit, chart, setup): tests/conftest.py
+# marks integration each test that uses the services fixture or lives in tests/integration or tests/chaos.
+test-fast: venv tools  ## the tests that need no services, in under a minute
+	@$(PY) -m pytest tests -m "not integration and not browser and not e2e" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: venv
 	$(VENV)/bin/ruff check src tests

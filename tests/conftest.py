@@ -1,6 +1,5 @@
-"""Session services (a real Kafka broker and Redis, on free ports) and factories that clean up.
-
-Helpers the tests import (settings, waiting, the API server) are in tests/helpers.py."""
+"""Session services (a real Kafka broker and Redis, on free ports), factories that clean up, and the
+rule that marks ``integration`` every test needing them. Helpers the tests import are in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -29,6 +28,11 @@ from tests.helpers import (
     wait_for,
 )
 
+TESTS = Path(__file__).resolve().parent
+# Folders whose every test needs Kafka and Redis, some started by the test itself (taskq dev, a
+# broker of its own, the chaos run) rather than through the ``services`` fixture.
+SERVICE_FOLDERS = ("integration", "chaos")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "both_clients: run once with each Kafka client (kafka-python, confluent)")
@@ -40,6 +44,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # extra=("confluent-classic",) adds librdkafka with the classic group protocol (its default is
         # KIP-848) for the tests that show the difference.
         metafunc.parametrize("kafka_client", [*KAFKA_CLIENTS, *marker.kwargs.get("extra", ())], indirect=True)
+
+
+def needs_services(item: pytest.Item) -> bool:
+    """Whether a test needs Kafka and Redis: ``services`` is among its fixtures (directly or through
+    ``settings``, ``client``, ``start_worker``...), or it lives in one of SERVICE_FOLDERS."""
+    folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+    return "services" in getattr(item, "fixturenames", ()) or folder in SERVICE_FOLDERS
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # make test-fast deselects these (-m "not integration and not browser and not e2e"); browser
+    # and e2e tests carry their own marks.
+    for item in items:
+        if needs_services(item):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _no_services_unless_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test without the ``integration`` mark that starts Kafka or Redis in this process fails at once,
+    so the mark cannot silently miss one (make test-fast would start a broker)."""
+    if request.node.get_closest_marker("integration") is not None:
+        return
+
+    def refuse(self: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts {type(self).__name__} without the integration "
+                             "mark: use the services fixture, or move the test under tests/integration")
+
+    monkeypatch.setattr(KafkaServer, "start", refuse)
+    monkeypatch.setattr(RedisServer, "start", refuse)
 
 
 @pytest.fixture
