@@ -30,6 +30,64 @@ from taskq.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: a load generator that costs far less
+    CPU per request than httpx, so at high concurrency the numbers measure the API, not the driver."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+async def drive_raw(url: str, clients: int, seconds: float) -> dict[str, Any]:
+    """``drive`` with one ``RawConnection`` per client instead of httpx."""
+    host, port = url.removeprefix("http://").split(":")
+    lat: list[float] = []
+    codes: dict[int, int] = {}
+    stop = time.monotonic() + seconds
+
+    async def one(n: int) -> None:
+        conn = RawConnection(host, int(port))
+        i = 0
+        try:
+            while time.monotonic() < stop:
+                t0 = time.perf_counter()
+                code = await conn.post("/api/tasks", json.dumps({"task": "add", "args": [n, i]}).encode())
+                lat.append((time.perf_counter() - t0) * 1000)
+                codes[code] = codes.get(code, 0) + 1
+                i += 1
+        finally:
+            await conn.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*[one(n) for n in range(clients)])
+    elapsed = time.monotonic() - started
+    return {"clients": clients, "batch": 0, "seconds": elapsed, "submits_per_s": codes.get(202, 0) / elapsed,
+            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "codes": codes, "driver": "raw"}
+
+
 async def drive(url: str, clients: int, seconds: float, *, batch: int = 0) -> dict[str, Any]:
     """``clients`` loops posting until ``seconds`` passed; latency per request, status counts."""
     lat: list[float] = []
@@ -88,9 +146,11 @@ def run_client(kafka_client: str, args: argparse.Namespace, kafka: KafkaServer, 
         asyncio.run(drive(url, 8, 3.0))  # warm-up: JIT, connections, the producer's metadata
         rows = []
         for clients in args.concurrency:
-            row = asyncio.run(drive(url, clients, args.seconds)) | {"kafka_client": kafka_client}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for driver in args.drivers:
+                run = drive_raw(url, clients, args.seconds) if driver == "raw" else drive(url, clients, args.seconds)
+                row = {"driver": driver, **asyncio.run(run), "kafka_client": kafka_client}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
         row = asyncio.run(drive(url, 4, args.seconds, batch=500)) | {"kafka_client": kafka_client}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -105,6 +165,8 @@ def main() -> None:
     ap.add_argument("--clients", default="confluent,kafka-python", help="Kafka clients to compare")
     ap.add_argument("--concurrency", default="1,16,64,256", type=lambda v: [int(x) for x in v.split(",")])
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--drivers", default="raw,httpx", type=lambda v: v.split(","),
+                    help="load generators: raw (asyncio streams, cheap) and/or httpx")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="taskq-bench-api-"))
     redis = RedisServer(data_dir=root / "redis", port=free_port())
@@ -119,11 +181,11 @@ def main() -> None:
         kafka.stop()
         redis.stop()
     print(f"\nAPI SUBMIT  POST /api/tasks (add), {args.seconds:g} s per step, 3 workers, one API process")
-    print(f"{'client':<14}{'concurrency':>12}{'submits/s':>12}{'p50 ms':>10}{'p99 ms':>10}  statuses")
+    print(f"{'client':<14}{'driver':<8}{'concurrency':>12}{'submits/s':>12}{'p50 ms':>10}{'p99 ms':>10}  statuses")
     for r in rows:
         what = f"batch {r['batch']}" if r["batch"] else str(r["clients"])
-        print(f"{r['kafka_client']:<14}{what:>12}{r['submits_per_s']:>12.0f}{r['p50_ms']:>10.1f}"
-              f"{r['p99_ms']:>10.1f}  {r['codes']}")
+        print(f"{r['kafka_client']:<14}{r.get('driver', 'httpx'):<8}{what:>12}{r['submits_per_s']:>12.0f}"
+              f"{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}  {r['codes']}")
     out = ROOT / "bench" / "results" / f"api-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"machine": os.uname().nodename, "rows": rows}, indent=1))
     print(f"wrote {out}")

@@ -11,17 +11,19 @@ from ..client import Client
 from ..settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its threadpool, and
+# each hop costs a GIL handover that, under load, made every request wait on the others.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_client(request: Request) -> Client:
+async def get_client(request: Request) -> Client:
     client: Client = request.app.state.client
     return client
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     settings: Settings = request.app.state.settings
     if settings.api_token is None:
         return
