@@ -33,6 +33,7 @@ KEDA_VALUES = yaml.safe_load((HERE / "values-autoscaling-keda.yaml").read_text()
 PARTITIONS = int(KEDA_VALUES["config"]["partitions"])
 LAG_THRESHOLD = int(KEDA_VALUES["autoscaling"]["keda"]["lagThreshold"])
 MIN_REPLICAS = int(KEDA_VALUES["autoscaling"]["keda"]["minReplicas"])
+CPU_VALUES = yaml.safe_load((HERE / "values-autoscaling-cpu.yaml").read_text())
 # KEDA runs in its own namespace, so the broker advertises its full Service name (as Strimzi's do):
 # a bare `kafka` would resolve in KEDA's namespace, not in the release's.
 KAFKA_HOST = f"kafka.{NS}.svc.cluster.local"
@@ -167,6 +168,7 @@ def test_keda_scales_workers_on_lag_to_the_partition_count_and_back_without_losi
 def test_a_cpu_hpa_on_metrics_server_scales_busy_workers_up_and_idle_ones_back_down(
     env: ClusterE2E, metrics_server: None, report: sc.Report
 ) -> None:
+    env.kubectl("apply", "-n", NS, "-f", str(HERE / "manifests" / "cpu-tasks.yaml"))
     _release(env, "values-autoscaling-cpu.yaml")
     name = sc.worker_name(env)
     selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=worker"
@@ -186,23 +188,25 @@ def test_a_cpu_hpa_on_metrics_server_scales_busy_workers_up_and_idle_ones_back_d
 
     with ReplicaWatch(env, name) as log:
         started = time.time()
-        # Many tiny tasks, submitted until the HPA reacts: the worker's own work per task (Kafka,
-        # Redis) is the CPU it sees.
-        ids: list[str] = []
-        deadline = started + 300
-        while deployment_replicas(env, name) == 1:
-            assert time.time() < deadline, f"no CPU-driven scale-up within 300 s after {len(ids)} tasks"
-            ids.extend(sc.submit(env, "add", [1, 2], 100))
+        # CPU-bound tasks, the load a CPU HPA is for: 180 x 0.25 s of CPU keep one worker at its
+        # limit for about 110 s, longer than metrics-server (15 s) and the HPA (15 s) take to react.
+        ids = sc.submit(env, "spin", [0.25], 180)
+        sc.wait_for(lambda: deployment_replicas(env, name) > 1, timeout=100,
+                    what="a CPU-driven scale-up while one worker spins", interval=1)
         up = time.time() - started
         busy = pod_cpu_millicores(env, selector)
-        recs = sc.wait_terminal(env, ids, timeout=900)
+        recs = sc.wait_terminal(env, ids, timeout=600)
         _settle_at(env, 1, timeout=420)
         down = time.time() - started
 
     dups, _ = sc.check_outcome(recs)
     assert 1 < log.peak <= PARTITIONS, log.changes
+    assert len({r["worker"] for r in recs.values()}) > 1, "the workers added by the HPA ran no task"
+    resources = CPU_VALUES["worker"]["resources"]
     report.add(sc.Row("CPU HPA (metrics-server): 1 -> n -> 1", len(ids), 0, dups, up,
                       note=f"replicas {' '.join(str(n) for _, n in log.changes)}; idle CPU "
                            f"{', '.join(f'{v:.0f}m' for v in idle.values())}, busy "
-                           f"{', '.join(f'{v:.0f}m' for v in busy.values())} (request 200m, target 50 %); "
+                           f"{', '.join(f'{v:.0f}m' for v in busy.values())} (request "
+                           f"{resources['requests']['cpu']}, limit {resources['limits']['cpu']}, target "
+                           f"{CPU_VALUES['autoscaling']['hpa']['targetCPUUtilizationPercentage']} %); "
                            f"scaled up after {up:.0f}s, back at 1 after {down:.0f}s"))
