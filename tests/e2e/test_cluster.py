@@ -14,14 +14,15 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from taskq.devstack import default_cache_dir
+from tests.e2e import prometheus as prom
 from tests.e2e import scenarios as sc
+from tests.e2e import subchart
 from tests.e2e.cluster import NAMESPACE as NETNS
 from tests.e2e.cluster import Cluster, cluster_dir, running_cluster
 from tests.e2e.netns import NetnsHttp
@@ -125,8 +126,9 @@ def report(request: pytest.FixtureRequest) -> Iterator[sc.Report]:
         terminal.write_line(f"\ne2e report (also in {out.relative_to(ROOT)}):\n{text}")
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[ClusterE2E]:
+@contextmanager
+def installed_release() -> Iterator[ClusterE2E]:
+    """The cluster with Kafka, Redis and the release (values-cluster.yaml) in the e2e namespace."""
     with running_cluster() as cluster:
         e = ClusterE2E(cluster)
         try:
@@ -136,6 +138,12 @@ def env() -> Iterator[ClusterE2E]:
             if not os.environ.get("TASKQ_CLUSTER_KEEP"):
                 e.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", timeout=150, check=False)
             e.close()
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[ClusterE2E]:
+    with installed_release() as e:
+        yield e
 
 
 def _install(e: ClusterE2E) -> None:
@@ -150,17 +158,24 @@ def _install(e: ClusterE2E) -> None:
            "--wait", "--timeout", "10m", timeout=660)
 
 
+def test_a_parent_chart_with_taskq_as_a_dependency_installs_runs_a_task_and_uninstalls(
+    env: ClusterE2E, tmp_path: Path, report: sc.Report
+) -> None:
+    subchart.install_run_uninstall(env, tmp_path, report)
+
+
 # Defined here, after the shared tests, so it runs last: by then every pod has run tasks.
 def test_prometheus_discovers_every_pod_and_the_dashboard_queries_return_data(
     env: ClusterE2E, tmp_path: Path, report: sc.Report
 ) -> None:
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
+    binary = shutil.which("prometheus")
+    if binary is None:
         pytest.fail("Debian's prometheus is not installed (make test-e2e installs it: tools/need.sh prometheus)")
     # Debian builds Prometheus without Kubernetes service discovery ("field kubernetes_sd_configs not
     # found"), so the test does what kubernetes_sd would: it lists the annotated pods of the
     # release's namespace through the Kubernetes API and hands them over as file_sd targets with
-    # the labels the Prometheus operator's PodMonitor adds (namespace, pod).
+    # the labels the Prometheus operator's PodMonitor adds (namespace, pod). `make test-prometheus`
+    # runs a Prometheus built with kubernetes_sd instead (test_prometheus_sd.py).
     targets = [
         {"targets": [f"{p['status']['podIP']}:{p['metadata']['annotations']['prometheus.io/port']}"],
          "labels": {"namespace": NS, "pod": p["metadata"]["name"], "component": c,
@@ -176,59 +191,12 @@ def test_prometheus_discovers_every_pod_and_the_dashboard_queries_return_data(
             "file_sd_configs": [{"files": [str(tmp_path / "targets.json")], "refresh_interval": "5s"}],
         }],
     }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = 19090
-    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - the child writes it until stopped
-    proc = subprocess.Popen(
-        ["nsenter", f"--net={NETNS_PATH}", "--", prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
-         f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/api/v1"
-
-    def query(expr: str) -> list[dict[str, Any]]:
-        r = env.http.request("GET", f"{base}/query", params={"query": expr})
-        body = r.json()
-        assert r.status_code == 200 and body["status"] == "success", (expr, body)
-        return list(body["data"]["result"])
-
-    try:
-        pods = {t["labels"]["pod"] for t in targets}
-        assert len(pods) == 5, pods
-        sc.wait_for(lambda: {s["metric"]["pod"] for s in query(f'up{{namespace="{NS}"}} == 1')} == pods,
-                    timeout=90, what=f"Prometheus to scrape all of {sorted(pods)}")
-        # Load after the first scrapes, so rate() and histograms see it.
-        ids = sc.submit(env, "sleep", [0.2], 60) + sc.submit(env, "fail", ["on purpose"], 5)
-        sc.wait_terminal(env, ids, timeout=120)
-        dashboard = json.loads((ROOT / "charts" / "taskq" / "dashboards" / "taskq.json").read_text())
-        exprs = [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
-        subst = {"$namespace": NS, "$task": ".*", "$__rate_interval": "1m"}
-
-        def run(expr: str) -> list[dict[str, Any]]:
-            for k, v in subst.items():
-                expr = expr.replace(k, v)
-            return query(expr)
-
-        # Counters of events this run never caused (dead letters, redeliveries, errors) have no series;
-        # the lag trend's 10m:1m subquery needs samples a minute apart, more than this test waits.
-        quiet = ("dead_lettered", "redelivered", "errors_total", "retried", "deriv(")
-        must = [(title, e) for title, e in exprs if not any(q in e for q in quiet)]
-        missing: list[str] = []
-
-        def all_have_data() -> bool:
-            missing[:] = [f"{title}: {e}" for title, e in must if not run(e)]
-            return not missing
-
-        try:
-            sc.wait_for(all_have_data, timeout=60, what="every dashboard panel to have data")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; still empty: {missing}") from None
-        empty = [title for title, e in exprs if not run(e)]
-        workers_seen = {s["metric"].get("worker") for s in query(f'taskq_tasks_finished_total{{namespace="{NS}"}}')}
-        assert workers_seen & pods, workers_seen
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-    report.add(sc.Row("Prometheus scrape + dashboard PromQL", len(ids), 0, 0,
-                      note=f"{len(pods)} annotated pods scraped; {len(must)} of {len(exprs)} queries with data"
-                           f" (no events for: {', '.join(sorted(set(empty))) or 'none'})"))
+    pods = {t["labels"]["pod"] for t in targets}
+    assert len(pods) == 5, pods
+    with prom.running(binary, config, tmp_path, netns=NETNS_PATH, http=env.http) as query:
+        sc.wait_for(lambda: prom.scraped_pods(query, NS) == pods, timeout=90,
+                    what=f"Prometheus to scrape all of {sorted(pods)}")
+        res = prom.check_dashboard(env, query, pods)
+    report.add(sc.Row("Prometheus scrape + dashboard PromQL", res.tasks, 0, 0,
+                      note=f"{len(pods)} annotated pods scraped; {res.with_data} of {res.queries} queries with data"
+                           f" (no events for: {', '.join(res.empty_titles) or 'none'})"))
