@@ -123,14 +123,15 @@ def run_client(kafka_client: str, args: argparse.Namespace, kafka: KafkaServer, 
                         dead_topic=f"api-dead-{uid}", group_id=f"api-{uid}", prefix=f"api-{uid}:",
                         kafka_client=kafka_client)  # type: ignore[arg-type]
     ensure_topics(settings)
-    from tests.conftest import settings_env
+    from tests.helpers import settings_env
 
     env = settings_env(settings)
     port = free_port()
     procs = []
     try:
         with open(logdir / f"api-{kafka_client}.log", "ab") as fh:
-            procs.append(spawn([sys.executable, "-m", "taskq", "api", "--port", str(port)], env=env, stdout=fh))
+            procs.append(spawn([sys.executable, "-m", "taskq", "api", "--port", str(port),
+                                "--workers", str(args.api_workers)], env=env, stdout=fh))
         for w in range(3):
             with open(logdir / f"worker-{kafka_client}-{w}.log", "ab") as fh:
                 procs.append(spawn([sys.executable, "-m", "taskq", "worker", "--id", f"w{w}"], env=env, stdout=fh))
@@ -148,7 +149,8 @@ def run_client(kafka_client: str, args: argparse.Namespace, kafka: KafkaServer, 
         for clients in args.concurrency:
             for driver in args.drivers:
                 run = drive_raw(url, clients, args.seconds) if driver == "raw" else drive(url, clients, args.seconds)
-                row = {"driver": driver, **asyncio.run(run), "kafka_client": kafka_client}
+                row = {"driver": driver, **asyncio.run(run), "kafka_client": kafka_client,
+                       "api_workers": args.api_workers}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         row = asyncio.run(drive(url, 4, args.seconds, batch=500)) | {"kafka_client": kafka_client}
@@ -165,6 +167,7 @@ def main() -> None:
     ap.add_argument("--clients", default="confluent,kafka-python", help="Kafka clients to compare")
     ap.add_argument("--concurrency", default="1,16,64,256", type=lambda v: [int(x) for x in v.split(",")])
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--api-workers", type=int, default=1, help="API processes (taskq api --workers)")
     ap.add_argument("--drivers", default="raw,httpx", type=lambda v: v.split(","),
                     help="load generators: raw (asyncio streams, cheap) and/or httpx")
     args = ap.parse_args()
@@ -180,7 +183,8 @@ def main() -> None:
     finally:
         kafka.stop()
         redis.stop()
-    print(f"\nAPI SUBMIT  POST /api/tasks (add), {args.seconds:g} s per step, 3 workers, one API process")
+    print(f"\nAPI SUBMIT  POST /api/tasks (add), {args.seconds:g} s per step, 3 workers, "
+          f"{args.api_workers} API process(es)")
     print(f"{'client':<14}{'driver':<8}{'concurrency':>12}{'submits/s':>12}{'p50 ms':>10}{'p99 ms':>10}  statuses")
     for r in rows:
         what = f"batch {r['batch']}" if r["batch"] else str(r["clients"])

@@ -244,6 +244,8 @@ def worker(
 def api(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    processes: Annotated[int, typer.Option(
+        "--workers", min=1, max=64, help="API processes sharing the port (metrics are summed over them)")] = 1,
 ) -> None:
     """Serve the HTTP API, the web UI (at /) and /metrics."""
     import uvicorn
@@ -252,7 +254,38 @@ def api(
 
     settings = load_settings()
     setup_logging(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    if processes == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        return
+    # Each process builds its app from the same TASKQ_* environment; their counters meet in one
+    # folder of prometheus_client's multiprocess files (kept if the caller chose one).
+    import tempfile
+
+    own = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own = tempfile.TemporaryDirectory(prefix="taskq-api-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own.name
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config("taskq.api.app:app_from_environment", factory=True, workers=processes, host=host,
+                            port=port, log_level="warning", access_log=False)
+    # A socket made with proto=TCP: asyncio sets TCP_NODELAY only on connections accepted from such a
+    # socket, and uvicorn's own (proto 0) left every response waiting ~40 ms on Nagle's algorithm.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    sock.set_inheritable(True)
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+        if own is not None:
+            own.cleanup()
 
 
 @app.command()

@@ -6,10 +6,15 @@ only (never task ids, which would explode cardinality).
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # 1 ms to 10 min: short arithmetic tasks through long batch jobs.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -93,21 +98,55 @@ class WorkerMetrics:
         self._partitions.labels(self.worker).set(len(partitions))
         self._capacity.labels(self.worker).set(concurrency)
 
-class ApiMetrics:
-    """What the API process exports on ``/metrics``: submissions plus cluster-wide gauges."""
+class ClusterGauges:
+    """The cluster-wide gauges the API exports (lag, workers by status, heartbeat ages), as a collector.
 
-    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+    They describe the cluster, not the process: each scrape reads them fresh (``observe_*``) and
+    the scraped process reports what it read. Kept out of Prometheus' multiprocess files, where a
+    gauge of a process that no longer refreshes it would linger beside the live ones.
+    """
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.lag: dict[int, int] = {}
+        self.workers: dict[str, int] = {"alive": 0, "lost": 0, "stopped": 0}
+        self.heartbeat_ages: dict[str, float] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily("taskq_consumer_lag", "Messages not yet committed by the worker group, per partition.",
+                                labels=["topic", "partition"])
+        for p, v in sorted(self.lag.items()):
+            lag.add_metric([self.topic, str(p)], v)
+        yield lag
+        total = GaugeMetricFamily("taskq_consumer_lag_total", "Sum of consumer lag over partitions.", labels=["topic"])
+        if self.lag:
+            total.add_metric([self.topic], sum(self.lag.values()))
+        yield total
+        workers = GaugeMetricFamily("taskq_workers", "Workers by status (alive, lost, stopped).", labels=["status"])
+        for status, n in self.workers.items():
+            workers.add_metric([status], n)
+        yield workers
+        ages = GaugeMetricFamily("taskq_worker_heartbeat_age_seconds", "Seconds since a live worker's last heartbeat.",
+                                 labels=["worker"])
+        for wid, age in sorted(self.heartbeat_ages.items()):
+            ages.add_metric([wid], age)
+        yield ages
+
+
+class ApiMetrics:
+    """What the API exports on ``/metrics``: submissions plus cluster-wide gauges.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set (``taskq api --workers N``) the counters are shared by
+    every API process through prometheus_client's multiprocess files, so any process's scrape
+    reports the totals of all of them.
+    """
+
+    def __init__(self, *, registry: CollectorRegistry | None = None, topic: str = "taskq.tasks") -> None:
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self._submitted = Counter("taskq_tasks_submitted_total", "Tasks accepted (acknowledged by Kafka).",
                                   ["task"], registry=r)
-        self._lag = Gauge("taskq_consumer_lag", "Messages not yet committed by the worker group, per partition.",
-                          ["topic", "partition"], registry=r)
-        self._lag_total = Gauge("taskq_consumer_lag_total", "Sum of consumer lag over partitions.", ["topic"],
-                                registry=r)
-        self._workers = Gauge("taskq_workers", "Workers by status (alive, lost, stopped).", ["status"], registry=r)
-        self._hb_age = Gauge("taskq_worker_heartbeat_age_seconds", "Seconds since a live worker's last heartbeat.",
-                             ["worker"], registry=r)
         self._kafka_errors = Counter("taskq_api_kafka_produce_errors_total", "Submissions Kafka did not accept.",
                                      registry=r)
         self._redis_errors = Counter("taskq_api_redis_errors_total", "Failed Redis operations in the API.",
@@ -115,7 +154,13 @@ class ApiMetrics:
         self._refused = Counter("taskq_api_submissions_refused_total",
                                 "Submissions refused with 503 because the API was at TASKQ_API_MAX_INFLIGHT.",
                                 registry=r)
-        self.topic = "taskq.tasks"
+        self.cluster = ClusterGauges(topic)
+        self.exposition = CollectorRegistry()
+        if self.multiprocess_dir:
+            MultiProcessCollector(self.exposition, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        else:
+            self.exposition.register(_Forward(self.registry))
+        self.exposition.register(self.cluster)
 
     def submitted(self, task: str, n: int = 1) -> None:
         self._submitted.labels(task).inc(n)
@@ -130,21 +175,27 @@ class ApiMetrics:
         self._redis_errors.inc()
 
     def observe_lag(self, lag: dict[int, int]) -> None:
-        for p, v in lag.items():
-            self._lag.labels(self.topic, str(p)).set(v)
-        self._lag_total.labels(self.topic).set(sum(lag.values()))
+        self.cluster.lag = dict(lag)
 
     def observe_workers(self, workers: list[Any]) -> None:
-        import time
-
         counts = {"alive": 0, "lost": 0, "stopped": 0}
-        self._hb_age.clear()
+        ages: dict[str, float] = {}
+        now = time.time()
         for w in workers:
             counts[w.status] = counts.get(w.status, 0) + 1
             if w.status == "alive" and w.last_heartbeat:
-                self._hb_age.labels(w.id).set(max(0.0, time.time() - w.last_heartbeat))
-        for status, n in counts.items():
-            self._workers.labels(status).set(n)
+                ages[w.id] = max(0.0, now - w.last_heartbeat)
+        self.cluster.workers, self.cluster.heartbeat_ages = counts, ages
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.exposition)
+
+
+class _Forward:
+    """Exposes another registry's metrics inside the scrape registry (single-process mode)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.registry.collect())

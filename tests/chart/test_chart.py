@@ -195,7 +195,7 @@ def test_external_kafka_and_redis_need_their_addresses() -> None:
 
 def _exported_metric_names() -> set[str]:
     names: set[str] = set()
-    for registry in (WorkerMetrics(worker="w").registry, ApiMetrics().registry):
+    for registry in (WorkerMetrics(worker="w").registry, ApiMetrics().exposition):
         for family in registry.collect():
             if family.type == "counter":
                 names.add(family.name + "_total")

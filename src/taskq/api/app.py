@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, ORJSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,12 +92,12 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         yield
         await app.state.client.aclose()
 
-    app = FastAPI(title="taskq", version=__version__, lifespan=lifespan,
+    # orjson renders responses (and refuses NaN/Infinity, which JSON cannot carry).
+    app = FastAPI(title="taskq", version=__version__, lifespan=lifespan, default_response_class=ORJSONResponse,
                   description="Submit and inspect tasks of a Kafka + Redis task queue.")
     app.state.settings = settings
     app.state.client = client or Client(settings)
-    app.state.metrics = ApiMetrics()
-    app.state.metrics.topic = settings.tasks_topic
+    app.state.metrics = ApiMetrics(topic=settings.tasks_topic)
     app.state.inflight = 0  # submissions waiting for Kafka (changed on the event loop only)
 
     count = on_error(app.state.metrics.kafka_error, app.state.metrics.redis_error)
@@ -130,6 +130,11 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         def index() -> RedirectResponse:
             return RedirectResponse("/ui/")
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app with TASKQ_* settings from the environment: what each ``taskq api --workers N`` process runs."""
+    return create_app(Settings())
 
 
 def jsonable(errors: Sequence[Any]) -> list[dict[str, Any]]:
