@@ -141,7 +141,7 @@ class Taskq(System):
                                  group_protocol=self.group_protocol,
                                  tasks_modules=["bench.taskq_tasks"])
         ensure_topics(self.settings)
-        from tests.conftest import settings_env
+        from tests.helpers import settings_env
 
         self.env.update(settings_env(self.settings))
         # make dev's defaults: INFO, one log line per task event (the peers log less; that cost is ours).

@@ -29,10 +29,30 @@ local function move(id, from, to, score)
   if from then redis.call('ZREM', P..'idx:state:'..from, id) end
   redis.call('ZADD', P..'idx:state:'..to, score, id)
 end
+local function set_or_drop(key, name, value)
+  if value == '' then redis.call('HDEL', key, name) else redis.call('HSET', key, name, value) end
+end
+-- A single first delivery is told in full by the record's own fields (attempts, worker,
+-- started_at, finished_at, status, error): its history is not stored, which keeps most records
+-- small enough for Redis' compact hash encoding (TaskRecord.from_hash rebuilds it). Once there is
+-- more to tell (a retry, a redelivery, a manual retry) the whole history is written.
+local function implicit_history(stored, attempts, worker, started_at)
+  if stored then return cjson.decode(stored) end
+  if attempts >= 1 then
+    return {{attempt=1, worker=worker, started_at=tonumber(started_at), reason='first delivery'}}
+  end
+  return {}
+end
+local function store_history(key, history, implicit)
+  if implicit and #history == 1 and history[1]['reason'] == 'first delivery' then
+    redis.call('HDEL', key, 'history')
+  else
+    redis.call('HSET', key, 'history', cjson.encode(history))
+  end
+end
 local function create(key, id, task, args, kwargs, created, max_retries, timeout, gen)
   redis.call('HSET', key, 'id', id, 'task', task, 'args', args, 'kwargs', kwargs, 'status', 'queued',
-    'attempts', 0, 'gen', gen, 'created_at', created, 'max_retries', max_retries, 'timeout', timeout,
-    'history', '[]')
+    'attempts', 0, 'gen', gen, 'created_at', created, 'max_retries', max_retries, 'timeout', timeout)
   redis.call('ZADD', P..'idx:all', created, id)
   redis.call('ZADD', P..'idx:task:'..task, created, id)
   redis.call('SADD', P..'task-names', task)
@@ -65,7 +85,8 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
     st = 'queued'
   end
   if TERMINAL[st] then return {'skip', st} end
-  local cur = redis.call('HMGET', key, 'gen', 'worker', 'lease', 'attempts', 'history', 'created_at', 'task')
+  local cur = redis.call('HMGET', key, 'gen', 'worker', 'lease', 'attempts', 'history', 'created_at', 'task',
+    'started_at')
   if gen < tonumber(cur[1] or '0') then return {'skip', 'stale'} end
   local reason = 'first delivery'
   local lost = nil
@@ -84,13 +105,14 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
     reason = 'retry'
   end
   local attempts = tonumber(cur[4] or '0') + 1
-  local history = cjson.decode(cur[5] or '[]')
+  local history = implicit_history(cur[5], attempts - 1, cur[2], cur[8])
   if lost and #history > 0 and not history[#history]['outcome'] then
     history[#history]['outcome'] = 'lost'
   end
   table.insert(history, {attempt=attempts, worker=worker, started_at=tonumber(now), reason=reason})
   redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'worker', worker, 'lease', lease,
-    'started_at', now, 'gen', gen, 'history', cjson.encode(history))
+    'started_at', now, 'gen', gen)
+  store_history(key, history, true)
   move(id, st, 'running', tonumber(cur[6] or now))
   event(maxlen, id, 'running', cur[7], worker, now)
   return {'run', attempts}
@@ -100,9 +122,10 @@ end
 -- Returns 1 and the task name when recorded, 0 when this run no longer owns the task.
 local function finish_one(id, lease, attempt, status, result, err, now, ttl, worker, maxlen, due)
   local key = P..'task:'..id
-  local cur = redis.call('HMGET', key, 'status', 'lease', 'attempts', 'history', 'created_at', 'task', 'gen')
+  local cur = redis.call('HMGET', key, 'status', 'lease', 'attempts', 'history', 'created_at', 'task', 'gen',
+    'worker', 'started_at')
   if cur[1] ~= 'running' or cur[2] ~= lease or tonumber(cur[3]) ~= tonumber(attempt) then return 0 end
-  local history = cjson.decode(cur[4] or '[]')
+  local history = implicit_history(cur[4], tonumber(cur[3]), cur[8], cur[9])
   if #history > 0 then
     history[#history]['finished_at'] = tonumber(now)
     history[#history]['outcome'] = status == 'retrying' and 'retry' or status
@@ -112,12 +135,14 @@ local function finish_one(id, lease, attempt, status, result, err, now, ttl, wor
   move(id, 'running', status, tonumber(cur[5] or now))
   if status == 'retrying' then
     -- A new message generation is produced when due; the current message is acknowledged.
-    redis.call('HSET', key, 'status', 'retrying', 'error', err, 'gen', tonumber(cur[7] or '0') + 1,
-      'eta', due, 'history', cjson.encode(history))
+    redis.call('HSET', key, 'status', 'retrying', 'error', err, 'gen', tonumber(cur[7] or '0') + 1, 'eta', due)
+    store_history(key, history, false)  -- the fields no longer tell the first run (its outcome was a retry)
     redis.call('ZADD', P..'scheduled', due, id)
   else
-    redis.call('HSET', key, 'status', status, 'result', result, 'error', err, 'finished_at', now,
-      'history', cjson.encode(history))
+    redis.call('HSET', key, 'status', status, 'finished_at', now)
+    set_or_drop(key, 'result', result)
+    set_or_drop(key, 'error', err)
+    store_history(key, history, true)
     redis.call('PEXPIRE', key, ttl)
   end
   return 1, cur[6]
@@ -136,20 +161,20 @@ return out
 """
 
 # A worker's turn: record outcomes, then claim runs for received messages.
-# ARGV: prefix, worker, lease, now, ttl, maxlen, n_finish,
+# ARGV: prefix, worker, lease, now, ttl, maxlen, ttl_success, n_finish,
 #   n_finish x (id, attempt, status, result, error, due),
 #   then per message (stride 8): id, gen, task, args, kwargs, created_at, max_retries, timeout.
 # Returns n_finish of 1/0 (recorded / no longer owned), then one {action, detail} per message.
 APPLY = HOT + r"""
-local worker, lease, now, ttl, maxlen = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local nfinish = tonumber(ARGV[7])
+local worker, lease, now, ttl, maxlen, ttl_success = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local nfinish = tonumber(ARGV[8])
 local out = {}
 local counts = {}
-local i = 8
+local i = 9
 for _ = 1, nfinish do
   local status = ARGV[i+2]
-  local ok, task = finish_one(ARGV[i], lease, ARGV[i+1], status, ARGV[i+3], ARGV[i+4], now, ttl, worker, maxlen,
-    ARGV[i+5])
+  local ok, task = finish_one(ARGV[i], lease, ARGV[i+1], status, ARGV[i+3], ARGV[i+4], now,
+    status == 'success' and ttl_success or ttl, worker, maxlen, ARGV[i+5])
   out[#out + 1] = ok
   if ok == 1 then
     counts[status] = (counts[status] or 0) + 1
@@ -194,10 +219,18 @@ return {1, 'cancelled'}
 REQUEUE = COMMON + r"""
 local id, now = ARGV[2], ARGV[3]
 local key = P..'task:'..id
-local cur = redis.call('HMGET', key, 'status', 'gen', 'error', 'result', 'finished_at', 'created_at', 'task')
+local cur = redis.call('HMGET', key, 'status', 'gen', 'error', 'result', 'finished_at', 'created_at', 'task',
+  'history', 'attempts', 'worker', 'started_at')
 local st = cur[1]
 if not st then return {0, 'missing'} end
 if not RETRYABLE[st] then return {0, st} end
+if not cur[8] and tonumber(cur[9] or '0') == 1 then
+  -- The first delivery's history was implicit: write it before the fields that tell it change.
+  local first = {attempt=1, worker=cur[10], started_at=tonumber(cur[11]), finished_at=tonumber(cur[5]),
+    outcome=st, reason='first delivery'}
+  if cur[3] and cur[3] ~= '' then first['error'] = cur[3] end
+  redis.call('HSET', key, 'history', cjson.encode({first}))
+end
 local gen = tonumber(cur[2] or '0') + 1
 redis.call('HSET', key, 'status', 'queued', 'gen', gen, 'prev_status', st, 'prev_error', cur[3] or '',
   'prev_result', cur[4] or '', 'prev_finished_at', cur[5] or '', 'error', '', 'result', '', 'finished_at', '')

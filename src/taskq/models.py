@@ -192,6 +192,20 @@ class Attempt(TypedDict, total=False):
     error: str
 
 
+def _first_delivery(h: dict[str, str]) -> list[Attempt]:
+    """The history Redis leaves implicit: one first delivery, told by the record's own fields."""
+    if h.get("attempts") != "1" or not h.get("started_at"):
+        return []
+    attempt = Attempt(attempt=1, worker=h.get("worker", ""), started_at=float(h["started_at"]),
+                      reason="first delivery")
+    if h.get("finished_at"):
+        attempt["finished_at"] = float(h["finished_at"])
+        attempt["outcome"] = h["status"]
+    if h.get("error"):
+        attempt["error"] = h["error"]
+    return [attempt]
+
+
 @dataclass(slots=True)
 class TaskRecord:
     """A task as Redis keeps it: its request, state, outcome and attempt history."""
@@ -230,7 +244,7 @@ class TaskRecord:
             finished_at=_opt_float(h.get("finished_at")),
             max_retries=int(h["max_retries"]) if h.get("max_retries") else None,
             timeout=_opt_float(h.get("timeout")),
-            history=orjson.loads(h.get("history") or "[]"),
+            history=orjson.loads(h["history"]) if h.get("history") else _first_delivery(h),
             eta=_opt_float(h.get("eta")),
         )
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # Every key lives under this prefix so several deployments can share one Redis.
     prefix: str = "taskq:"
     result_ttl: float = Field(7 * 24 * 3600, gt=0, description="Seconds a finished task's record is kept.")
+    result_ttl_success: float | None = Field(
+        None, gt=0, description="Seconds a successful task's record is kept; unset: result_ttl. Failed, dead and "
+                                "cancelled records keep result_ttl (they are the ones people come back to).")
     events_maxlen: int = Field(10_000, ge=100, description="Approximate length cap of the live event stream.")
 
     # --- Worker ----------------------------------------------------------

@@ -94,6 +94,7 @@ class Store:
         self._idempotency = self.r.register_script(lua.IDEMPOTENCY)
         self._unqueue = self.r.register_script(lua.UNQUEUE)
         self._ttl_ms = str(int(settings.result_ttl * 1000))
+        self._ttl_success_ms = str(int((settings.result_ttl_success or settings.result_ttl) * 1000))
         self._maxlen = str(settings.events_maxlen)
 
     def key(self, *parts: str) -> str:
@@ -221,7 +222,7 @@ class Store:
         and the decision for each message.
         """
         now = repr(time.time())
-        args = [self.prefix, worker, lease, now, self._ttl_ms, self._maxlen, str(len(outcomes))]
+        args = [self.prefix, worker, lease, now, self._ttl_ms, self._maxlen, self._ttl_success_ms, str(len(outcomes))]
         for f in outcomes:
             args += [f.task_id, str(f.attempt), f.status.value, "" if f.result is None else _dumps(f.result),
                      f.error or "", repr(f.due or 0.0)]
@@ -374,12 +375,15 @@ class Store:
         ]
 
     def prune(self) -> None:
-        """Drop index entries (by state, overall, per task name) of tasks older than the result TTL."""
-        horizon = time.time() - self.settings.result_ttl
+        """Drop index entries (by state, overall, per task name) of tasks older than their record's TTL."""
+        now = time.time()
+        success_ttl = self.settings.result_ttl_success or self.settings.result_ttl
+        horizon = now - max(self.settings.result_ttl, success_ttl)  # the mixed indexes keep the longer
         with translate_errors():
             pipe = self.r.pipeline(transaction=False)
             for s in TERMINAL_STATES:
-                pipe.zremrangebyscore(self.key("idx", "state", s.value), "-inf", horizon)
+                ttl = success_ttl if s is TaskState.SUCCESS else self.settings.result_ttl
+                pipe.zremrangebyscore(self.key("idx", "state", s.value), "-inf", now - ttl)
             pipe.zremrangebyscore(self.key("idx", "all"), "-inf", horizon)
             names = sorted(cast(set[str], self.r.smembers(self.key("task-names"))))
             for name in names:

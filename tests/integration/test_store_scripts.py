@@ -6,6 +6,7 @@ import time
 
 from taskq.models import TaskMessage, TaskState
 from taskq.store import Finish, Store
+from tests.helpers import Services, make_settings
 
 
 def _msg(i: int) -> TaskMessage:
@@ -76,3 +77,51 @@ def test_prune_drops_old_entries_from_every_index_and_forgets_task_names_left_em
     assert names == {"add"}
     store.create([TaskMessage(id=f"rep{0:029d}", task="report", args=[1])])  # the name comes back with a task
     assert store.list_tasks(task="report", limit=10).items[0].id == f"rep{0:029d}"
+
+
+def test_successful_records_expire_after_their_own_ttl_and_failures_keep_the_longer_one(services: Services) -> None:
+    settings = make_settings(services, result_ttl=3600, result_ttl_success=60)
+    store = Store(settings)
+    try:
+        ok, bad, dead = _msg(300), _msg(301), _msg(302)
+        store.create([ok, bad, dead])
+        store.start_many([ok, bad, dead], worker="w1", lease="L1")
+        outcomes = [Finish(ok.id, 1, TaskState.SUCCESS, 2), Finish(bad.id, 1, TaskState.FAILED, error="x"),
+                    Finish(dead.id, 1, TaskState.DEAD, error="y")]
+        assert store.finish_many(outcomes, worker="w1", lease="L1") == [True] * 3
+        ttl = {m.id: store.r.pttl(store.key("task", m.id)) / 1000 for m in (ok, bad, dead)}
+        assert 55 < ttl[ok.id] <= 60
+        assert 3590 < ttl[bad.id] <= 3600 and 3590 < ttl[dead.id] <= 3600
+    finally:
+        store.close()
+
+
+def test_a_first_delivery_keeps_a_compact_record_and_its_history_reads_back_whole(store: Store) -> None:
+    ok, failed = _msg(400), _msg(401)
+    store.create([ok, failed])
+    store.start_many([ok, failed], worker="w1", lease="L1")
+    running = store.get(ok.id)
+    assert [(a["attempt"], a["worker"], a["reason"]) for a in running.history] == [(1, "w1", "first delivery")]
+    assert "outcome" not in running.history[0]
+    store.finish_many([Finish(ok.id, 1, TaskState.SUCCESS, 2), Finish(failed.id, 1, TaskState.FAILED, error="boom")],
+                      worker="w1", lease="L1")
+    # Redis' compact encoding: the record holds no value longer than its listpack limit.
+    assert store.r.object("encoding", store.key("task", ok.id)) == "listpack"
+    done = store.get(ok.id)
+    assert done.history == [{"attempt": 1, "worker": "w1", "started_at": done.started_at,
+                             "finished_at": done.finished_at, "outcome": "success", "reason": "first delivery"}]
+    assert store.get(failed.id).history[0]["error"] == "boom"
+    # A manual retry writes the first attempt out before the fields that told it change.
+    store.start_many([store.requeue(failed.id)], worker="w2", lease="L2")
+    again = store.get(failed.id)
+    assert [(a["attempt"], a["worker"], a.get("outcome"), a.get("error")) for a in again.history] == [
+        (1, "w1", "failed", "boom"), (2, "w2", None, None)]
+
+
+def test_a_retried_first_attempt_keeps_its_outcome_in_the_history(store: Store) -> None:
+    m = _msg(402)
+    store.create([m])
+    store.start_many([m], worker="w1", lease="L1")
+    store.finish_many([Finish(m.id, 1, TaskState.RETRYING, error="later", due=time.time())], worker="w1", lease="L1")
+    rec = store.get(m.id)
+    assert [(a["attempt"], a["outcome"], a["error"]) for a in rec.history] == [(1, "retry", "later")]

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, ORJSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,8 +92,9 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         yield
         await app.state.client.aclose()
 
-    # orjson renders responses (and refuses NaN/Infinity, which JSON cannot carry).
-    app = FastAPI(title="taskq", version=__version__, lifespan=lifespan, default_response_class=ORJSONResponse,
+    # Responses with a response model go through pydantic-core straight to JSON bytes, which current
+    # FastAPI (0.165 here) documents as faster than ORJSONResponse and deprecates that class for.
+    app = FastAPI(title="taskq", version=__version__, lifespan=lifespan,
                   description="Submit and inspect tasks of a Kafka + Redis task queue.")
     app.state.settings = settings
     app.state.client = client or Client(settings)
