@@ -20,7 +20,7 @@ export TASKQ_CACHE := $(CACHE)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?=
 
-.PHONY: help dev test e2e-prep test-e2e test-autoscaling test-fast lint deps venv kafka chromium clean bench bench-api chaos tools e2e images test-images
+.PHONY: help dev test e2e-prep test-e2e test-autoscaling test-fast lint deps venv kafka chromium clean bench bench-api bench-redis chaos tools e2e images test-images
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -169,6 +169,9 @@ bench: deps venv kafka $(foreach p,$(PEERS) plot,bench/.peers/$(p)/.stamp)  ## t
 
 bench-api: deps venv kafka  ## the HTTP submit path at 1-256 concurrent clients, with each Kafka client
 	PYTHONPATH=. $(PY) -m bench.api_load
+
+bench-redis: deps venv  ## Redis bytes per finished task (record, indexes, events), for sizing
+	PYTHONPATH=. $(PY) -m bench.redis_footprint
 
 chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and restarts
 	$(PY) -m tests.chaos.run --tasks 10000
