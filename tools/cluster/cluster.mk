@@ -4,13 +4,15 @@
 #   make cluster-images   imports taskq-api/worker/kafka/redis:e2e into the cluster's containerd
 #   make cluster-keda     installs KEDA (operator, metrics API server, CRDs) into the running cluster
 #   make cluster-metrics-server   installs metrics-server (CPU metrics for a HorizontalPodAutoscaler)
+#   make cluster-prometheus-bin   builds Prometheus 3 with Kubernetes service discovery
 CLUSTER_DIR := $(CACHE)/cluster
 CLUSTER_BIN := $(CLUSTER_DIR)/bin
 COREDNS_VERSION := v1.15.0
 CLUSTER_PKGS := containerd runc containernetworking-plugins iptables conntrack socat gcc libc6-dev curl
 export TASKQ_CLUSTER_DIR := $(CLUSTER_DIR)
 
-.PHONY: cluster cluster-down cluster-images cluster-deps cluster-bin cluster-autoscalers-bin cluster-keda cluster-metrics-server
+.PHONY: cluster cluster-down cluster-images cluster-deps cluster-bin cluster-autoscalers-bin cluster-keda cluster-metrics-server \
+	cluster-prometheus-bin
 
 cluster-deps:
 	@tools/need.sh containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
@@ -49,6 +51,16 @@ cluster-keda: cluster-autoscalers-bin
 
 cluster-metrics-server: cluster-autoscalers-bin
 	@tools/cluster/addons.sh metrics-server
+
+# Prometheus with kubernetes_sd_configs (Debian's has none), for tests/e2e/test_prometheus_sd.py.
+# v0.316.0 is the Go module version of Prometheus 3.16.0.
+PROMETHEUS_MODULE_VERSION := v0.316.0
+export PROMETHEUS_MODULE_VERSION
+$(CLUSTER_BIN)/prometheus: tools/cluster/build-prometheus.sh
+	@echo "building Prometheus $(PROMETHEUS_MODULE_VERSION) (file + Kubernetes discovery) into $(CLUSTER_BIN)"
+	@tools/cluster/build-prometheus.sh $(CLUSTER_BIN)
+
+cluster-prometheus-bin: $(CLUSTER_BIN)/prometheus
 
 cluster: cluster-deps cluster-bin
 	@tools/cluster/up.sh
