@@ -222,6 +222,7 @@ class Client:
     def submit_request_nowait(self, req: TaskRequest, *, known_tasks: Sequence[str] | None = None) -> Submission:
         """``submit_nowait`` for a prepared request; with ``known_tasks`` other names are refused."""
         msg = self._message(req, known_tasks)
+        self.store.check_room()  # before Kafka: a task is never produced with no room to record it
         release = None
         if req.idempotency_key is not None:
             owner = self.store.reserve_idempotency(req.idempotency_key, msg.id, ttl=self.settings.idempotency_ttl)
@@ -258,6 +259,7 @@ class Client:
         if not requests:
             return []
         messages = [self._message(r, known_tasks) for r in requests]
+        self.store.check_room()  # before Kafka: a task is never produced with no room to record it
         ids = [m.id for m in messages]
         fresh: list[int] = []
         reserved: list[tuple[str, str]] = []

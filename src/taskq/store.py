@@ -26,6 +26,10 @@ from .settings import Settings
 
 # A lost worker's entry is dropped from the worker list after a day of silence.
 WORKER_FORGET_AFTER = 24 * 3600.0
+# Submissions are refused once Redis (maxmemory, noeviction) is this full: before it refuses the
+# writes itself, so a task is never produced to Kafka with no room left to record it.
+MEMORY_FULL_AT = 0.98
+MEMORY_CHECK_SECONDS = 1.0
 
 
 @contextmanager
@@ -35,6 +39,8 @@ def translate_errors() -> Iterator[None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+    except redis.exceptions.OutOfMemoryError as exc:
+        raise StoreUnavailable(f"Redis is out of memory and refuses writes: {exc}") from exc
     except redis.RedisError as exc:
         raise StoreError(f"Redis error: {exc}") from exc
 
@@ -85,6 +91,7 @@ class Store:
                                           socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         self.r: redis.Redis = client
         self._async: aioredis.Redis | None = None
+        self._memory: tuple[str | None, float] = (None, -MEMORY_CHECK_SECONDS)  # (why full, checked at)
         self._create = self.r.register_script(lua.CREATE)
         self._apply = self.r.register_script(lua.APPLY)
         self._cancel = self.r.register_script(lua.CANCEL)
@@ -124,6 +131,28 @@ class Store:
         for script, args in calls:
             pipe.evalsha(script.sha, 0, *args)
         return list(pipe.execute(raise_on_error=False))
+
+    def memory_check_due(self) -> bool:
+        """Whether ``check_room`` would ask Redis (async callers then run it off their event loop)."""
+        return time.monotonic() - self._memory[1] > MEMORY_CHECK_SECONDS
+
+    def check_room(self) -> None:
+        """Raise ``StoreUnavailable`` while Redis is (nearly) out of memory; asks Redis at most once a second.
+
+        Redis with ``maxmemory`` and the ``noeviction`` policy refuses writes when full; submitting
+        then would leave a task in Kafka with no record. Evicting policies never refuse (and are
+        not what taskq should run on: they drop records)."""
+        why, _ = self._memory
+        if self.memory_check_due():
+            with translate_errors():
+                info = self.r.info("memory")
+            used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+            full = limit > 0 and info.get("maxmemory_policy") == "noeviction" and used >= limit * MEMORY_FULL_AT
+            why = (f"Redis is out of memory ({used} of maxmemory {limit} bytes used); submissions are refused "
+                   "until it has room (shorter TASKQ_RESULT_TTL_SUCCESS, or more memory)") if full else None
+            self._memory = (why, time.monotonic())
+        if why is not None:
+            raise StoreUnavailable(why)
 
     def _password(self) -> str | None:
         return self.settings.redis_password.get_secret_value() if self.settings.redis_password else None

@@ -58,6 +58,8 @@ async def submit_task(body: SubmitBody, request: Request, client: ClientDep) -> 
                             "for Kafka; retry shortly", headers={"Retry-After": "1"})
     if client.known_tasks_stale([body.task]):
         await run_in_threadpool(client.known_tasks, [body.task])
+    if client.store.memory_check_due():
+        await run_in_threadpool(client.store.check_room)  # 503 if Redis is full (cached for a second)
     req, known = _request(body), client.known_tasks([body.task])
     try:
         if client.enqueue_blocks:
