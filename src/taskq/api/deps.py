@@ -13,11 +13,6 @@ from ..settings import Settings
 
 # Dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its threadpool, and
 # each hop costs a GIL handover that, under load, made every request wait on the others.
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 async def get_client(request: Request) -> Client:
     client: Client = request.app.state.client
     return client
@@ -39,5 +34,4 @@ async def require_token(request: Request) -> None:
         )
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClientDep = Annotated[Client, Depends(get_client)]
