@@ -20,7 +20,7 @@ export TASKQ_CACHE := $(CACHE)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?=
 
-.PHONY: help dev test e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-redis chaos tools e2e images test-images
+.PHONY: help dev test e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-redis soak chaos tools e2e images test-images
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -185,6 +185,9 @@ bench-api: deps venv kafka  ## the HTTP submit path at 1-256 concurrent clients,
 
 bench-redis: deps venv  ## Redis bytes per finished task (record, indexes, events), for sizing
 	PYTHONPATH=. $(PY) -m bench.redis_footprint
+
+soak: deps venv kafka  ## an hour at 200 tasks/s with a worker restart every 10 min: RSS, fds, threads, Redis, p99 wait
+	PYTHONPATH=. $(PY) -m bench.soak $(SOAK_ARGS)
 
 chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and restarts
 	$(PY) -m tests.chaos.run --tasks 10000

@@ -40,6 +40,10 @@ class RawConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: bytes) -> int:
+        return (await self.post_json(path, body))[0]
+
+    async def post_json(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST ``body``; the status and the response body."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -52,8 +56,7 @@ class RawConnection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        await self.reader.readexactly(length)
-        return status
+        return status, await self.reader.readexactly(length)
 
     async def close(self) -> None:
         if self.writer is not None:
