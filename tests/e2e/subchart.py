@@ -31,6 +31,7 @@ def parent_chart(folder: Path) -> Path:
         "dependencies": [{"name": "taskq", "version": version, "repository": f"file://{CHART}"}],
     }))
     (parent / "values.yaml").write_text(yaml.safe_dump({
+        # Parents put keys of their own into global too; taskq's schema must let them through.
         "global": {"imageRegistry": REGISTRY, "environment": "e2e"},
         "taskq": {
             "image": {"repository": "taskq", "tag": "e2e", "pullPolicy": "Never"},
@@ -56,7 +57,6 @@ class SubchartRelease:
         self.kubectl = env.kubectl
         self._api_service = api_service
         self._headers = {"Authorization": f"Bearer {token}"}
-        self._env = env
 
     def api_url(self) -> str:
         ip = self.kubectl("get", "svc", self._api_service, "-n", self.namespace, "-o", "jsonpath={.spec.clusterIP}")
