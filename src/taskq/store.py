@@ -144,8 +144,13 @@ class Store:
         not what taskq should run on: they drop records)."""
         why, _ = self._memory
         if self.memory_check_due():
-            with translate_errors():
-                info = self.r.info("memory")
+            try:
+                with translate_errors():
+                    info = self.r.info("memory")
+            except StoreUnavailable:
+                # Unreachable is not full: Kafka takes the task and its worker writes the record.
+                self._memory = (None, time.monotonic())
+                return
             used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
             full = limit > 0 and info.get("maxmemory_policy") == "noeviction" and used >= limit * MEMORY_FULL_AT
             why = (f"Redis is out of memory ({used} of maxmemory {limit} bytes used); submissions are refused "
