@@ -119,11 +119,22 @@ def test_worker_image_deployment_schedules_and_runs(k8s_cluster: Cluster, app_ns
 
 def test_service_name_resolves_through_cluster_dns_and_routes_to_the_pod(k8s_cluster: Cluster, app_ns: str) -> None:
     cluster_ip = k8s_cluster.kubectl("-n", app_ns, "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+    # kube-proxy programs the Service's rules after the EndpointSlice turns ready, so the pod can
+    # be Ready a moment before its Service routes (its REJECT rule answers "no route to host");
+    # the client waits up to 30 s for the route, then reports the last error.
     script = (
-        "import socket, urllib.request\n"
+        "import socket, time, urllib.request\n"
         f"print(socket.gethostbyname('web.{app_ns}.svc.cluster.local'))\n"
         "print(socket.gethostbyname('web'))\n"
-        "print(urllib.request.urlopen('http://web/', timeout=10).status)\n"
+        "deadline = time.monotonic() + 30\n"
+        "while True:\n"
+        "    try:\n"
+        "        print(urllib.request.urlopen('http://web/', timeout=10).status)\n"
+        "        break\n"
+        "    except OSError:\n"
+        "        if time.monotonic() > deadline:\n"
+        "            raise\n"
+        "        time.sleep(0.2)\n"
     )
     out = k8s_cluster.kubectl("-n", app_ns, "exec", "client", "--", "python3", "-c", script)
     assert out.split() == [cluster_ip, cluster_ip, "200"]
