@@ -1,5 +1,6 @@
 import { api, ApiError, events, setToken, token, whenUnauthorized } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
+import { loadSchedules } from "./schedules.js";
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
@@ -37,6 +38,7 @@ function showView() {
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
   if (view === "workers") loadWorkers();
   if (view === "charts") loadCharts();
+  if (view === "schedules") loadSchedules();
 }
 window.addEventListener("hashchange", showView);
 

@@ -19,6 +19,7 @@ from .errors import (
 )
 from .models import TaskRecord, TaskState
 from .registry import Registry, task
+from .schedules import Schedule, every
 from .settings import Settings
 from .submitter import Submission
 
@@ -26,5 +27,6 @@ __all__ = [
     "BrokerError", "BrokerUnavailable", "Client", "ConfigError", "InvalidTask", "Registry", "Retry", "Settings",
     "StoreError", "StoreUnavailable", "SubmitFailed", "Submission", "TaskNotFound", "TaskRecord", "TaskRequest",
     "TaskState", "TaskStateError", "TaskTimeout", "TaskqError", "UnknownTask", "WaitTimeout", "task",
+    "Schedule", "every",
 ]
 __version__ = "0.1.0"

@@ -21,8 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .client import Client, parse_cli_value
-from .errors import TaskqError
+from .errors import InvalidTask, TaskqError
 from .models import TaskRecord
+from .schedules import Schedule
 from .settings import Settings, default_worker_id
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -312,6 +313,116 @@ def dev(
         stack.wait()
     finally:
         stack.stop()
+
+
+# --- periodic schedules --------------------------------------------------------
+schedule_app = typer.Typer(no_args_is_help=True, help="Add, pause, resume, delete or run a periodic schedule.")
+app.add_typer(schedule_app, name="schedule")
+
+
+def _ago(ts: float | None) -> str:
+    """A moment relative to now, short enough for a table: ``in 14.3h``, ``5s ago`` (--json has the time)."""
+    if not ts:
+        return "-"
+    delta = ts - time.time()
+    size = abs(delta)
+    span = f"{size:.0f}s" if size < 120 else f"{size / 60:.0f}m" if size < 7200 else f"{size / 3600:.1f}h"
+    return f"in {span}" if delta > 0 else f"{span} ago"
+
+
+@app.command("schedules")
+def list_schedules(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """List periodic schedules: when they run next, their last run and its outcome."""
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        infos = client.schedules()
+    if as_json:
+        typer.echo(_json([s.to_dict() for s in infos]))
+        return
+    if not infos:
+        typer.echo("no schedules yet: taskq schedule add NAME TASK --cron '*/5 * * * *'")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("SCHEDULE", "TASK", "WHEN", "NEXT RUN", "LAST RUN", "OUTCOME", "RUNS", "SOURCE"):
+        table.add_column(col, no_wrap=col in ("WHEN", "NEXT RUN", "LAST RUN"))
+    for s in infos:
+        when = f"every {s.every:g}s" if s.every is not None else s.cron or ""
+        if s.cron and s.timezone != "UTC":
+            when += f" {s.timezone}"
+        table.add_row(s.name, s.task, when, "[yellow]paused[/]" if s.paused else _ago(s.next_at), _ago(s.last_at),
+                      s.last_status or "-", str(s.runs), s.source)
+    Console().print(table)
+
+
+@schedule_app.command("add")
+def schedule_add(
+    name: Annotated[str, typer.Argument(help="Schedule name, e.g. nightly-report")],
+    task: Annotated[str, typer.Argument(help="Task name, e.g. add")],
+    args: Annotated[list[str] | None, typer.Argument(help="Arguments; JSON values where they parse")] = None,
+    cron: Annotated[str | None, typer.Option("--cron", help="Cron expression, e.g. '*/5 * * * *'")] = None,
+    every: Annotated[float | None, typer.Option("--every", help="Interval in seconds")] = None,
+    tz: Annotated[str, typer.Option("--timezone", help="IANA timezone of --cron, e.g. Europe/Berlin")] = "UTC",
+    kwargs: Annotated[str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object")] = None,
+    catchup: Annotated[int, typer.Option(
+        "--catchup", min=0, help="After an outage enqueue at most this many missed ticks (default: skip them)")] = 0,
+    grace: Annotated[float, typer.Option("--misfire-grace", help="Seconds late a tick may still run")] = 5.0,
+    paused: Annotated[bool, typer.Option("--paused", help="Create it paused")] = False,
+    max_retries: Annotated[int | None, typer.Option("--max-retries", min=0)] = None,
+    task_timeout: Annotated[
+        float | None, typer.Option("--time-limit", help="Kill each run after this many seconds")] = None,
+) -> None:
+    """Create a schedule: --cron EXPR or --every SECONDS. Its first run is the next tick."""
+    kw: dict[str, Any] = {}
+    if kwargs:
+        try:
+            kw = orjson.loads(kwargs)
+        except orjson.JSONDecodeError as exc:
+            fail(f"--kwargs is not valid JSON: {exc}", code=2)
+        if not isinstance(kw, dict):
+            fail("--kwargs must be a JSON object", code=2)
+    settings = load_settings()
+    try:
+        schedule = Schedule(name, task, [parse_cli_value(a) for a in (args or [])], kw, cron=cron, every=every,
+                            timezone=tz, missed="catchup" if catchup else "skip", catchup=catchup,
+                            misfire_grace=grace, paused=paused, max_retries=max_retries, timeout=task_timeout)
+    except InvalidTask as exc:
+        fail(str(exc), code=2)
+    with clear_errors(), Client(settings) as client:
+        info = client.add_schedule(schedule)
+    when = "paused" if info.paused or info.next_at is None else \
+        f"{datetime.fromtimestamp(info.next_at).isoformat(sep=' ', timespec='seconds')} ({_ago(info.next_at)})"
+    typer.echo(f"{info.name} added: {schedule.task} {schedule.when}; next run {when}")
+
+
+def _schedule_change(name: str, change: Callable[[Client, str], Any], done: str) -> None:
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        out = change(client, name)
+    typer.echo(f"{name} {done}" + (f": {out}" if isinstance(out, str) else ""))
+
+
+@schedule_app.command("pause")
+def schedule_pause(name: Annotated[str, typer.Argument(help="Schedule name")]) -> None:
+    """Stop enqueueing a schedule's ticks until it is resumed."""
+    _schedule_change(name, Client.pause_schedule, "paused")
+
+
+@schedule_app.command("resume")
+def schedule_resume(name: Annotated[str, typer.Argument(help="Schedule name")]) -> None:
+    """Resume from the next tick (ticks while paused are not caught up)."""
+    _schedule_change(name, Client.resume_schedule, "resumed")
+
+
+@schedule_app.command("delete")
+def schedule_delete(name: Annotated[str, typer.Argument(help="Schedule name")]) -> None:
+    """Delete a schedule (a code-declared one comes back when a worker declaring it starts)."""
+    _schedule_change(name, Client.delete_schedule, "deleted")
+
+
+@schedule_app.command("run")
+def schedule_run(name: Annotated[str, typer.Argument(help="Schedule name")]) -> None:
+    """Submit one extra run of the schedule's task now; prints its task id."""
+    _schedule_change(name, Client.run_schedule_now, "submitted")
 
 
 def main() -> None:

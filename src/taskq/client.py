@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTim
 from .events import Event
 from .kafka import Admin, Producer, Transport, transport
 from .models import Stats, TaskMessage, TaskRecord, TaskState, TaskType, WorkerInfo, json_problem, new_task_id
+from .schedules import Schedule, ScheduleInfo, ScheduleStore
 from .settings import Settings
 from .store import Page, Store
 from .submitter import Pipeline, Submission
@@ -322,6 +324,48 @@ class Client:
     # --- read --------------------------------------------------------------
     def get(self, task_id: str) -> TaskRecord:
         return self.store.get(task_id)
+
+    # --- periodic schedules ----------------------------------------------------
+    @cached_property
+    def schedule_store(self) -> ScheduleStore:
+        return ScheduleStore(self.store)
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """Every schedule with its next and last run and the last run's outcome, the next due first."""
+        return self.schedule_store.list_all()
+
+    def schedule(self, name: str) -> ScheduleInfo:
+        return self.schedule_store.get(name)
+
+    def add_schedule(self, schedule: Schedule | str, task: str | None = None, *,
+                     known_tasks: Sequence[str] | None = None, **options: Any) -> ScheduleInfo:
+        """Create a schedule from a ``Schedule`` or its fields; ``ScheduleExists`` if the name is taken.
+
+        >>> client.add_schedule("nightly", "report", cron="0 3 * * *", timezone="Europe/Berlin")
+        """
+        if not isinstance(schedule, Schedule):
+            schedule = Schedule(schedule, task, **options)  # type: ignore[arg-type]  # validated there
+        if known_tasks is not None and schedule.task not in known_tasks:
+            raise InvalidTask(f"unknown task {schedule.task!r}; known: {', '.join(sorted(known_tasks)) or '(none)'}")
+        return self.schedule_store.create(schedule)
+
+    def delete_schedule(self, name: str) -> None:
+        self.schedule_store.delete(name)
+
+    def pause_schedule(self, name: str) -> ScheduleInfo:
+        return self.schedule_store.set_paused(name, True)
+
+    def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Resume from the next tick after now (ticks while paused are not caught up)."""
+        return self.schedule_store.set_paused(name, False)
+
+    def run_schedule_now(self, name: str) -> str:
+        """Submit one extra run of a schedule's task now (through Kafka like any submit); returns its id."""
+        s = self.schedule_store.get(name)
+        req = TaskRequest(s.task, s.args, s.kwargs, max_retries=s.max_retries, timeout=s.timeout)
+        (tid,) = self.submit_many([req])
+        self.schedule_store.note_run(name, tid, at=time.time())
+        return tid
 
     def wait(self, task_id: str, *, timeout: float = 60.0) -> TaskRecord:
         """Block until the task reaches a terminal state."""

@@ -73,6 +73,18 @@ class WaitTimeout(TaskqError):
     """A client gave up waiting for a task to finish."""
 
 
+class ScheduleNotFound(TaskqError):
+    """No periodic schedule has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name!r} not found")
+        self.name = name
+
+
+class ScheduleExists(TaskqError):
+    """A schedule with this name exists already (the API answers 409)."""
+
+
 class Retry(Exception):
     """Raise from a task to ask for another attempt, optionally after ``delay`` seconds."""
 

@@ -299,3 +299,96 @@ local ok = redis.call('SET', k, ARGV[3], 'NX', 'PX', ARGV[4])
 if ok then return ARGV[3] end
 return redis.call('GET', k)
 """
+
+
+# --- periodic schedules (taskq.schedules) -------------------------------------------
+# sched:<name> holds a schedule: spec (its definition as JSON), ver (a hash of it), source (code |
+# api), paused (1 | 0), next_at (ms), last_at (ms), last_task_id, runs, dropped. The 'schedules'
+# sorted set holds every name by next_at; paused ones at +inf, so the tick loop never sees them.
+
+# Add or update a schedule. mode 'create' refuses an existing name; mode 'code' (a worker's
+# code-declared schedules) keeps next_at when the definition is unchanged and replaces it otherwise.
+# ARGV: prefix, name, spec, ver, source, next_at, paused, mode, now.
+# Returns 1 created, 2 unchanged, 3 replaced, 0 exists (mode 'create').
+SCHED_UPSERT = r"""
+local P, name, spec, ver, source, next_at, paused, mode, now =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local key = P..'sched:'..name
+local cur = redis.call('HMGET', key, 'ver', 'paused')
+if cur[1] then
+  if mode == 'create' then return 0 end
+  if cur[1] == ver then
+    redis.call('HSET', key, 'source', source)
+    return 2
+  end
+  redis.call('HSET', key, 'spec', spec, 'ver', ver, 'source', source, 'next_at', next_at, 'updated_at', now)
+  redis.call('ZADD', P..'schedules', cur[2] == '1' and '+inf' or next_at, name)
+  return 3
+end
+redis.call('HSET', key, 'name', name, 'spec', spec, 'ver', ver, 'source', source, 'paused', paused,
+  'next_at', next_at, 'runs', 0, 'dropped', 0, 'created_at', now, 'updated_at', now)
+redis.call('ZADD', P..'schedules', paused == '1' and '+inf' or next_at, name)
+return 1
+"""
+
+# Claim a schedule's due ticks: compare-and-set next_at (and the definition's ver), and create each
+# tick's task exactly as CREATE_SCHEDULED does, due now in 'scheduled' for a scheduler to produce.
+# A tick's task id comes from (name, tick), so an existing record is never created twice.
+# ARGV: prefix, name, expected next_at, following next_at, ver, maxlen, now, dropped, task, args,
+#   kwargs, max_retries, timeout, then per tick (stride 3): task id, tick (seconds), tick (ms).
+# Returns how many tasks were created, or -1 when not claimed (changed, paused, deleted, or claimed).
+SCHED_CLAIM = COMMON + r"""
+local name, now = ARGV[2], ARGV[7]
+local key = P..'sched:'..name
+local cur = redis.call('HMGET', key, 'next_at', 'ver', 'paused')
+if not cur[1] then
+  redis.call('ZREM', P..'schedules', name)
+  return -1
+end
+if cur[3] == '1' or cur[1] ~= ARGV[3] or cur[2] ~= ARGV[5] then return -1 end
+redis.call('HSET', key, 'next_at', ARGV[4])
+redis.call('ZADD', P..'schedules', ARGV[4], name)
+local created = 0
+local last_id, last_tick = nil, nil
+for i = 14, #ARGV, 3 do
+  local id, tick = ARGV[i], ARGV[i+1]
+  local tkey = P..'task:'..id
+  if redis.call('EXISTS', tkey) == 0 then
+    create(tkey, id, ARGV[9], ARGV[10], ARGV[11], now, ARGV[12], ARGV[13], 0)
+    redis.call('HSET', tkey, 'eta', tick)
+    redis.call('ZADD', P..'scheduled', now, id)
+    event(ARGV[6], id, 'queued', ARGV[9], '', now)
+    created = created + 1
+  end
+  last_id, last_tick = id, ARGV[i+2]
+end
+if last_id then redis.call('HSET', key, 'last_at', last_tick, 'last_task_id', last_id) end
+redis.call('HINCRBY', key, 'runs', created)
+redis.call('HINCRBY', key, 'dropped', tonumber(ARGV[8]))
+return created
+"""
+
+# Pause (next due +inf) or resume (from the given next tick) a schedule.
+# ARGV: prefix, name, paused (1 | 0), next_at. Returns 1, or 0 if there is no such schedule.
+SCHED_STATE = r"""
+local P, name = ARGV[1], ARGV[2]
+local key = P..'sched:'..name
+local paused = redis.call('HGET', key, 'paused')
+if not paused then return 0 end
+if ARGV[3] == '1' then
+  redis.call('HSET', key, 'paused', '1')
+  redis.call('ZADD', P..'schedules', '+inf', name)
+elseif paused == '1' then
+  redis.call('HSET', key, 'paused', '0', 'next_at', ARGV[4])
+  redis.call('ZADD', P..'schedules', ARGV[4], name)
+end
+return 1
+"""
+
+# A run started by hand becomes the schedule's last run. ARGV: prefix, name, at (ms), task id.
+SCHED_NOTE = r"""
+local key = ARGV[1]..'sched:'..ARGV[2]
+if redis.call('EXISTS', key) == 0 then return 0 end
+redis.call('HSET', key, 'last_at', ARGV[3], 'last_task_id', ARGV[4])
+return 1
+"""

@@ -15,8 +15,9 @@ from types import ModuleType
 from typing import Any, TypeVar, overload
 
 from . import limits
-from .errors import ConfigError, UnknownTask
+from .errors import ConfigError, InvalidTask, UnknownTask
 from .models import Param, TaskType, json_problem
+from .schedules import Every, Schedule
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +49,7 @@ class TaskDefinition:
     max_retries: int | None
     timeout: float | None
     retry_backoff: float | None  # None: the TASKQ_RETRY_BACKOFF setting
+    schedule: Schedule | None = None  # @task(schedule=...): run periodically with no arguments
 
     def describe(self) -> TaskType:
         """The task's name, signature and parameters, as workers advertise them."""
@@ -82,7 +84,7 @@ def task(fn: F, /) -> F: ...
 @overload
 def task(
     *, name: str | None = None, max_retries: int | None = None, timeout: float | None = None,
-    retry_backoff: float | None = None,
+    retry_backoff: float | None = None, schedule: str | Every | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -94,11 +96,14 @@ def task(
     max_retries: int | None = None,
     timeout: float | None = None,
     retry_backoff: float | None = None,
+    schedule: str | Every | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a function as a taskq task. Use bare (``@task``) or with options.
 
     ``retry_backoff`` is the base of the exponential delay between retries (seconds); unset, the
-    worker's ``TASKQ_RETRY_BACKOFF`` applies."""
+    worker's ``TASKQ_RETRY_BACKOFF`` applies. ``schedule`` runs it periodically (no arguments): a
+    cron expression in UTC (``"*/5 * * * *"``) or ``every(seconds=10)``; the schedule is named after
+    the task (a module-level ``schedules`` list takes full ``Schedule`` objects)."""
 
     def mark(f: F) -> F:
         if not callable(f):
@@ -112,7 +117,16 @@ def task(
         if retry_backoff is not None and (not isinstance(retry_backoff, (int, float)) or retry_backoff < 0):
             raise ConfigError(f"@task({task_name!r}): retry_backoff must be a number of seconds >= 0")
         backoff = float(retry_backoff) if retry_backoff is not None else None
-        setattr(f, _ATTR, TaskDefinition(task_name, f, max_retries, timeout, backoff))
+        periodic = None
+        if schedule is not None:
+            if not isinstance(schedule, (str, Every)):
+                raise ConfigError(f"@task({task_name!r}): schedule must be a cron expression or every(seconds=...)")
+            when = {"cron": schedule} if isinstance(schedule, str) else {"every": schedule.seconds}
+            try:
+                periodic = Schedule(task_name, task_name, **when, source="code")
+            except InvalidTask as exc:
+                raise ConfigError(f"@task({task_name!r}): {exc}") from exc
+        setattr(f, _ATTR, TaskDefinition(task_name, f, max_retries, timeout, backoff, periodic))
         return f
 
     return mark(fn) if fn is not None else mark
@@ -123,6 +137,7 @@ class Registry:
 
     def __init__(self, definitions: Iterable[TaskDefinition] = ()) -> None:
         self._defs: dict[str, TaskDefinition] = {}
+        self._schedules: dict[str, Schedule] = {}
         self.modules: list[str] = []  # what ``load`` imported, so a child process can do the same
         for d in definitions:
             self.add(d)
@@ -136,12 +151,27 @@ class Registry:
                 f"{definition.fn.__module__}.{definition.fn.__qualname__}); give one of them name=..."
             )
         self._defs[definition.name] = definition
+        if definition.schedule is not None:
+            self.add_schedule(definition.schedule)
+
+    def add_schedule(self, schedule: Schedule) -> None:
+        """A schedule the worker declares in Redis at start."""
+        existing = self._schedules.get(schedule.name)
+        if existing is not None and existing.spec() != schedule.spec():
+            raise ConfigError(f"schedule name {schedule.name!r} is declared twice with different definitions")
+        self._schedules[schedule.name] = schedule
 
     def add_module(self, module: ModuleType) -> None:
         for value in vars(module).values():
             d = getattr(value, _ATTR, None)
             if isinstance(d, TaskDefinition):
                 self.add(d)
+        declared = getattr(module, "schedules", None)
+        if declared is not None:
+            if not isinstance(declared, (list, tuple)) or not all(isinstance(s, Schedule) for s in declared):
+                raise ConfigError(f"{module.__name__}.schedules must be a list of taskq.Schedule")
+            for s in declared:
+                self.add_schedule(s)
 
     @classmethod
     def load(cls, modules: Iterable[str] = (), *, builtins: bool = True) -> Registry:
@@ -169,6 +199,11 @@ class Registry:
     @property
     def names(self) -> list[str]:
         return sorted(self._defs)
+
+    @property
+    def schedules(self) -> list[Schedule]:
+        """The code-declared schedules: ``@task(schedule=...)`` and the modules' ``schedules`` lists."""
+        return [self._schedules[n] for n in sorted(self._schedules)]
 
     def describe(self) -> dict[str, TaskType]:
         return {n: self._defs[n].describe() for n in self.names}

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from ..errors import (
     BrokerError,
     InvalidTask,
+    ScheduleExists,
+    ScheduleNotFound,
     StoreError,
     TaskNotFound,
     TaskqError,
@@ -18,6 +20,8 @@ from ..errors import (
 STATUS: dict[type[TaskqError], int] = {
     TaskNotFound: 404,
     TaskStateError: 409,
+    ScheduleNotFound: 404,
+    ScheduleExists: 409,
     InvalidTask: 422,
     WaitTimeout: 504,
     BrokerError: 503,

@@ -30,6 +30,7 @@ from ..logs import named
 from ..metrics import WorkerMetrics
 from ..models import TaskMessage, TaskState
 from ..registry import Registry
+from ..schedules import ScheduleStore
 from ..settings import Settings
 from ..store import Finish, StartDecision, Store
 from .execute import IsolatedRunner, Outcome, run_task
@@ -37,6 +38,7 @@ from .heartbeat import Heartbeat
 from .offsets import OffsetTracker
 from .outcomes import DeadLetters, classify
 from .scheduler import Scheduler
+from .ticker import Ticker
 
 POLL_TIMEOUT_MS = 50
 # While tasks are in flight the loop turns faster so outcomes are recorded promptly.
@@ -197,6 +199,8 @@ class Worker:
         hb.start()
         scheduler = Scheduler(store=self.store, producer=self._producer, log=self.log)
         threading.Thread(target=scheduler.run, args=(self._stopped,), name="taskq-scheduler", daemon=True).start()
+        ticker = Ticker(schedules=ScheduleStore(self.store), declared=self.registry.schedules, log=self.log)
+        threading.Thread(target=ticker.run, args=(self._stopped,), name="taskq-ticker", daemon=True).start()
         consumer = self.kafka.consumer(client_id=f"taskq-{self.id}", listener=_Listener(self), log_name=self.id)
         self.log.info("ready: concurrency %d, Kafka client %s, tasks: %s", self.concurrency,
                       self.kafka.name, ", ".join(self.registry.names))
