@@ -309,8 +309,11 @@ def _info(schedule: Schedule, h: dict[str, str], last_status: str | None) -> Sch
 
 
 def _decode(h: dict[str, str]) -> Schedule:
-    spec = orjson.loads(h["spec"])
-    return Schedule(**spec, paused=h.get("paused") == "1", source=cast(Source, h.get("source") or "api"))
+    try:
+        spec = orjson.loads(h["spec"])
+        return Schedule(**spec, paused=h.get("paused") == "1", source=cast(Source, h.get("source") or "api"))
+    except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        raise InvalidTask(f"schedule {h.get('name')!r}: this version cannot read its stored definition: {exc}") from exc
 
 
 class ScheduleStore:
