@@ -13,7 +13,7 @@ import pytest
 
 from taskq.errors import ConfigError, InvalidTask
 from taskq.registry import Registry, task
-from taskq.schedules import Schedule, every, plan, tick_task_id
+from taskq.schedules import COUNT_MAX, Schedule, every, plan, tick_task_id
 
 
 def ms(dt: datetime) -> int:
@@ -206,3 +206,29 @@ def test_a_schedules_list_of_the_wrong_type_is_refused() -> None:
     module.schedules = ["*/5 * * * *"]  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match=r"must be a list of taskq\.Schedule"):
         Registry().add_module(module)
+
+
+def test_an_outage_of_more_cron_ticks_than_the_count_limit_stops_counting_there() -> None:
+    s = Schedule("s", "add", cron="* * * * *", misfire_grace=5)
+    now = utc(2026, 1, 31, 0, 0, 2)
+    p = plan(s, utc(2026, 1, 1, 0, 0), now)  # 30 days of minutes
+    assert p is not None and p.ticks == [now - 2000] and p.dropped == COUNT_MAX
+
+
+def test_an_empty_cron_is_refused() -> None:
+    with pytest.raises(InvalidTask, match="cron must be a cron expression"):
+        Schedule("s", "add", cron="  ")
+
+
+def test_two_different_schedules_of_one_name_are_refused() -> None:
+    reg = Registry()
+    reg.add_schedule(Schedule("s", "add", every=5))
+    reg.add_schedule(Schedule("s", "add", every=5, paused=True))  # the same definition: fine
+    with pytest.raises(ConfigError, match="declared twice"):
+        reg.add_schedule(Schedule("s", "add", every=6))
+
+
+def test_task_schedule_option_must_be_cron_text_or_every() -> None:
+    with pytest.raises(ConfigError, match="schedule must be a cron expression or every"):
+        @task(schedule=10)  # type: ignore[call-overload]
+        def numeric() -> None: ...
