@@ -28,6 +28,7 @@ from taskq.kafka import ensure_topics
 from taskq.models import TaskState
 from taskq.settings import Settings
 from taskq.store import Store
+from tests.chaos.schedules import ScheduleProbe
 from tests.helpers import settings_env
 
 
@@ -51,6 +52,7 @@ class Report:
     events: list[str] = field(default_factory=list)
     not_terminal: dict[str, int] = field(default_factory=dict)  # status -> count
     samples: list[str] = field(default_factory=list)  # a few non-terminal records, for the log
+    schedules: str = ""  # the periodic schedules' tally (tests/chaos/schedules.py)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +76,7 @@ class Report:
             f"wall time                {self.seconds:.0f}s",
             f"not terminal by status   {self.not_terminal or '-'}",
             *self.samples,
+            *([self.schedules] if self.schedules else []),
             "result                   " + ("OK: nothing lost" if self.ok else "FAILED"),
         ]
         return "\n".join(lines)
@@ -116,6 +119,7 @@ class Chaos:
         self.report = Report()
         self.lock = threading.Lock()
         self.finished = threading.Event()
+        self.schedules = ScheduleProbe()
 
     def log(self, text: str) -> None:
         line = f"[chaos {time.strftime('%H:%M:%S')}] {text}"
@@ -220,6 +224,7 @@ class Chaos:
             for i in range(1, self.n_workers + 1):
                 self.start_worker(f"w{i}")
             client = Client(self.settings)
+            self.schedules.start(client)
             stop = threading.Event()
             chaos = threading.Thread(target=self.chaos, args=(stop,), daemon=True)
             chaos.start()
@@ -230,6 +235,7 @@ class Chaos:
                 if time.monotonic() - start > self.duration:
                     stop.set()
             stop.set()
+            self.schedules.stop(client)
             self.check(client, timeout=240)
             client.close()
         finally:
@@ -298,6 +304,9 @@ class Chaos:
                             rep.slowest_recovery = (f"({tid}: {h['worker']} killed at "
                                                     f"{time.strftime('%H:%M:%S', time.localtime(min(kills)))}, "
                                                     f"attempt {h['attempt'] + 1} by {nxt[0]['worker']})")
+        self.schedules.check(store, timeout=max(10.0, deadline - time.monotonic()))
+        rep.schedules = self.schedules.report.render()
+        rep.wrong += [f"schedule {w}" for w in self.schedules.report.wrong]
         store.close()
         dead_ids = {d.get("id") for d in read_topic(self.settings, self.settings.dead_topic)}
         rep.dead_letters = len(dead_ids & set(ids))
