@@ -204,6 +204,11 @@ def _check_cron(expr: Any, where: str) -> str:
         croniter(text)
     except (CroniterError, ValueError, KeyError) as exc:
         raise InvalidTask(f"{where}: cron expression {text!r} is invalid: {exc}") from exc
+    try:
+        # Valid fields can still name no date (31 February): croniter fails only when asked for one.
+        croniter(text, datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))).get_next(datetime)
+    except (CroniterError, ValueError) as exc:
+        raise InvalidTask(f"{where}: cron expression {text!r} never matches a date: {exc}") from exc
     return text
 
 

@@ -30,6 +30,7 @@ def utc(*args: int) -> int:
     ({"cron": "*/5 * * * * *"}, "must have 5 fields"),
     ({"cron": "not a cron"}, "must have 5 fields"),
     ({"cron": "a b c d e"}, "is invalid"),
+    ({"cron": "0 0 31 2 *"}, "never matches a date"),
     ({"every": 0}, "every must be a number of seconds above 0"),
     ({"every": -5}, "every must be a number of seconds above 0"),
     ({"every": float("nan")}, "every must be a number of seconds above 0"),
@@ -232,3 +233,8 @@ def test_task_schedule_option_must_be_cron_text_or_every() -> None:
     with pytest.raises(ConfigError, match="schedule must be a cron expression or every"):
         @task(schedule=10)  # type: ignore[call-overload]
         def numeric() -> None: ...
+
+
+def test_a_leap_day_cron_is_accepted_and_fires_on_the_next_leap_day() -> None:
+    s = Schedule("s", "add", cron="0 0 29 2 *")
+    assert s.next_after(utc(2026, 3, 1)) == utc(2028, 2, 29)

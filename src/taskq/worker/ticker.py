@@ -58,15 +58,15 @@ class Ticker:
     def _claim(self, name: str, now: int) -> int:
         try:
             loaded = self.schedules.load(name)
-        except InvalidTask as exc:
+            if loaded is None:
+                return 0
+            schedule, next_at = loaded
+            p = plan(schedule, next_at, now)
+        except (InvalidTask, ValueError) as exc:  # ValueError: croniter found no next date
             if name not in self._broken:
                 self.log.warning("schedule %s is skipped: its stored definition is invalid: %s", name, exc)
                 self._broken.add(name)
             return 0
-        if loaded is None:
-            return 0
-        schedule, next_at = loaded
-        p = plan(schedule, next_at, now)
         if p is None:
             return 0
         created = self.schedules.claim(schedule, next_at, p, now=now)
@@ -78,5 +78,8 @@ class Ticker:
 
     def run(self, stopped: threading.Event) -> None:
         while not stopped.is_set():
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - one failed turn must not stop this worker's schedules for good
+                self.log.exception("schedules: a tick turn failed")
             stopped.wait(self.interval)
