@@ -80,6 +80,6 @@ class Ticker:
         while not stopped.is_set():
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - one failed turn must not stop this worker's schedules for good
+            except Exception:  # one failed turn (a bug) must not stop this worker's schedules for good
                 self.log.exception("schedules: a tick turn failed")
             stopped.wait(self.interval)
