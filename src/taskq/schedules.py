@@ -16,7 +16,7 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -165,7 +165,7 @@ class Schedule:
             if not self._repeat(nxt):
                 return _ms(nxt)
 
-    def ticks_back(self, now: int, since: int) -> Any:
+    def ticks_back(self, now: int, since: int) -> Iterator[int]:
         """Ticks from ``now`` (included) back to ``since`` (included), newest first."""
         if self.every is not None:
             step = _every_ms(self.every)
