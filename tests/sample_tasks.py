@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 from taskq import Retry, task
@@ -38,3 +40,12 @@ def spin() -> None:
 @task
 def big_result(n: int) -> str:
     return "x" * n
+
+
+@task
+def collect(results: list, marker: str, seconds: float = 0.0) -> list:  # type: ignore[type-arg]
+    """A chord callback that counts its completed runs: one line per run in ``marker``, written last."""
+    time.sleep(seconds)
+    with open(marker, "a") as fh:
+        fh.write(json.dumps(results) + "\n")
+    return results

@@ -1,20 +1,9 @@
 import { api, ApiError, events, setToken, token, whenUnauthorized } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
+import { $, badge, el, fmtDur, fmtTime, json } from "./dom.js";
 import { loadSchedules } from "./schedules.js";
+import { showWorkflows } from "./workflows.js";
 
-const $ = (sel) => document.querySelector(sel);
-const el = (tag, attrs = {}, ...children) => {
-  const n = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") n.className = v; else if (k.startsWith("on")) n.addEventListener(k.slice(2), v); else n.setAttribute(k, v);
-  }
-  for (const c of children) n.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
-  return n;
-};
-const badge = (s) => el("span", { class: `badge ${s}` }, s);
-const json = (v) => JSON.stringify(v);
-const fmtTime = (t) => (t ? new Date(t * 1000).toLocaleTimeString([], { hour12: false }) + "." + String(Math.floor((t % 1) * 1000)).padStart(3, "0") : "–");
-const fmtDur = (a, b) => (a && b ? `${((b - a) * 1000).toFixed(b - a < 1 ? 1 : 0)} ms` : "–");
 // The server's own state sets (GET /api/meta); this default only covers the first moments.
 let TERMINAL = new Set(["success", "failed", "dead", "cancelled"]);
 async function loadMeta() {
@@ -33,12 +22,14 @@ $("#token-form").addEventListener("submit", async (e) => {
 
 // --- views -----------------------------------------------------------------
 function showView() {
-  const view = (location.hash || "#tasks").slice(1);
+  // A view's own path follows a slash: #workflows/<id> opens that workflow.
+  const [view, ...rest] = (location.hash || "#tasks").slice(1).split("/");
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== `view-${view}`;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
   if (view === "workers") loadWorkers();
   if (view === "charts") loadCharts();
   if (view === "schedules") loadSchedules();
+  if (view === "workflows") showWorkflows(rest.join("/"));
 }
 window.addEventListener("hashchange", showView);
 
@@ -148,6 +139,7 @@ function detail(t) {
     el("dt", {}, "created"), el("dd", {}, fmtTime(t.created_at)),
     el("dt", {}, "waited"), el("dd", {}, fmtDur(t.created_at, t.started_at)),
     el("dt", {}, "ran"), el("dd", {}, fmtDur(t.started_at, t.finished_at))));
+  if (t.workflow) box.querySelector("dl").append(el("dt", {}, "workflow"), el("dd", {}, el("a", { href: `#workflows/${t.workflow}`, class: "mono" }, t.workflow)));
   if (t.history.length) {
     const rows = t.history.map((h) => el("tr", {}, el("td", {}, String(h.attempt)), el("td", {}, h.worker), el("td", {}, h.reason || ""),
       el("td", {}, h.outcome ? badge(h.outcome === "lost" ? "lost" : h.outcome) : "running"), el("td", {}, fmtDur(h.started_at, h.finished_at)), el("td", { class: "mono" }, h.error || "")));

@@ -1,16 +1,7 @@
 // The Schedules view: periodic schedules with their next run, last run and its outcome, and
 // pause / resume / run-now buttons. Like every view it only talks to the public HTTP API.
 import { api } from "./api.js";
-
-const $ = (sel) => document.querySelector(sel);
-const el = (tag, attrs = {}, ...children) => {
-  const n = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") n.className = v; else if (k.startsWith("on")) n.addEventListener(k.slice(2), v); else n.setAttribute(k, v);
-  }
-  for (const c of children) n.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
-  return n;
-};
+import { $, el } from "./dom.js";
 
 function when(s) {
   if (s.every !== null) return `every ${s.every} s`;

@@ -1,6 +1,6 @@
 """taskq: a distributed task queue on Kafka and Redis."""
 
-from .client import Client, TaskRequest
+from .client import Client, TaskRequest, WorkflowRef
 from .errors import (
     BrokerError,
     BrokerUnavailable,
@@ -16,17 +16,20 @@ from .errors import (
     TaskTimeout,
     UnknownTask,
     WaitTimeout,
+    WorkflowNotFound,
 )
 from .models import TaskRecord, TaskState
 from .registry import Registry, task
 from .schedules import Schedule, every
 from .settings import Settings
 from .submitter import Submission
+from .workflows import WorkflowRecord, chain, chord, group, sig
 
 __all__ = [
     "BrokerError", "BrokerUnavailable", "Client", "ConfigError", "InvalidTask", "Registry", "Retry", "Settings",
     "StoreError", "StoreUnavailable", "SubmitFailed", "Submission", "TaskNotFound", "TaskRecord", "TaskRequest",
-    "TaskState", "TaskStateError", "TaskTimeout", "TaskqError", "UnknownTask", "WaitTimeout", "task",
+    "TaskState", "TaskStateError", "TaskTimeout", "TaskqError", "UnknownTask", "WaitTimeout", "WorkflowNotFound",
+    "WorkflowRecord", "WorkflowRef", "chain", "chord", "group", "sig", "task",
     "Schedule", "every",
 ]
 __version__ = "0.1.0"

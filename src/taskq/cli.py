@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from .errors import InvalidTask, TaskqError
 from .models import TaskRecord
 from .schedules import Schedule
 from .settings import Settings, default_worker_id
+from .workflows import WorkflowNode, WorkflowRecord
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="taskq: a distributed task queue on Kafka and Redis.")
@@ -161,6 +163,129 @@ def cancel(task_id: Annotated[str, typer.Argument(help="Task id")]) -> None:
 def retry(task_id: Annotated[str, typer.Argument(help="Task id")]) -> None:
     """Queue a failed, dead or cancelled task again."""
     _change_state(task_id, Client.retry)
+
+
+def _workflow_tree(rec: WorkflowRecord) -> Any:
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    colors = {"success": "green", "failed": "red", "dead": "red", "cancelled": "yellow", "running": "cyan"}
+
+    def label(n: WorkflowNode) -> str:
+        state = f"[{colors.get(n.state or '', 'dim')}]{n.state or 'not started'}[/]"
+        if n.kind == "task":
+            text = f"{escape(n.task or '')} {state}"
+            if n.task_id:
+                text += f" [dim]{n.task_id}[/]"
+            if n.state == "success":
+                text += f" = {escape(_json(n.result))}"
+            elif n.error:
+                text += f": {escape(n.error.splitlines()[0])}"
+            return text
+        extra = f" (on failure: {n.on_failure})" if n.kind == "group" else ""
+        return f"[bold]{n.kind}[/]{extra} {state}"
+
+    head = f"workflow {rec.id} [{colors.get(rec.status, 'dim')}]{rec.status}[/]"
+    if rec.status == "success":
+        head += f" = {escape(_json(rec.result))}"
+    elif rec.error:
+        head += f": {escape(rec.error.splitlines()[0])}"
+    tree = Tree(head)
+
+    def add(branch: Any, index: int) -> None:
+        node = rec.nodes[index - 1]
+        sub = branch.add(label(node))
+        for child in node.children:
+            add(sub, child)
+
+    add(tree, 1)
+    return tree
+
+
+@app.command()
+def workflow(
+    workflow_id: Annotated[str | None, typer.Argument(help="Workflow id")] = None,
+    submit_spec: Annotated[str | None, typer.Option(
+        "--submit", help="Start a workflow from JSON ({\"chain\": [...]}, {\"chord\": [...], \"callback\": ...}), "
+                         "@FILE or - (stdin)")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it has finished")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait")] = 60.0,
+    cancel_it: Annotated[bool, typer.Option("--cancel", help="Cancel the running workflow")] = False,
+    retry_it: Annotated[bool, typer.Option(
+        "--retry", help="Run the failed workflow again from its failed steps")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show a workflow as a tree of its steps and their states; or start, cancel or retry one."""
+    from .workflows import from_json
+
+    if (workflow_id is None) == (submit_spec is None):
+        fail("give a workflow id, or --submit with a workflow's JSON", code=2)
+    if cancel_it and retry_it:
+        fail("--cancel and --retry do not go together", code=2)
+    node = None
+    if submit_spec is not None:
+        text = submit_spec
+        try:
+            if text == "-":
+                text = sys.stdin.read()
+            elif text.startswith("@"):
+                text = Path(text[1:]).read_text()
+        except OSError as exc:
+            fail(f"cannot read {submit_spec[1:]}: {exc.strerror}", code=2)
+        try:
+            spec = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            fail(f"--submit is not valid JSON: {exc}", code=2)
+        with clear_errors():
+            node = from_json(spec)
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        if node is not None:
+            workflow_id = client.submit_workflow(node)
+            if not wait and not as_json:
+                typer.echo(f"{workflow_id} running")
+                return
+        assert workflow_id is not None
+        if cancel_it:
+            rec = client.cancel_workflow(workflow_id)
+        elif retry_it:
+            rec = client.retry_workflow(workflow_id)
+        elif wait:
+            rec = client.wait_workflow(workflow_id, timeout=timeout)
+        else:
+            rec = client.workflow(workflow_id)
+    if as_json:
+        typer.echo(_json(dataclasses.asdict(rec)))
+    else:
+        Console().print(_workflow_tree(rec))
+    if wait and rec.status != "success":
+        raise typer.Exit(1)
+
+
+@app.command()
+def workflows(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List the newest workflows with their status."""
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        recs = client.list_workflows(limit=limit)
+    if as_json:
+        typer.echo(_json([dataclasses.asdict(r) for r in recs]))
+        return
+    if not recs:
+        typer.echo("no workflows")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("WORKFLOW", "STATUS", "STEPS", "CREATED", "ERROR"):
+        table.add_column(col)
+    for r in recs:
+        tasks = [n for n in r.nodes if n.kind == "task"]
+        done = sum(1 for n in tasks if n.state not in (None, "running"))
+        table.add_row(r.id, r.status, f"{done}/{len(tasks)}", _fmt_time(r.created_at),
+                      (r.error or "-").splitlines()[0][:60])
+    Console(width=200).print(table)
 
 
 @app.command()

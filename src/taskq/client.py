@@ -20,6 +20,7 @@ from .schedules import Schedule, ScheduleInfo, ScheduleStore
 from .settings import Settings
 from .store import Page, Store
 from .submitter import Pipeline, Submission
+from .workflows import Chain, Group, Node, Sig, WorkflowRecord, flatten
 
 log = logging.getLogger("taskq.client")
 # What the live workers advertise is re-read at most this often, and at once for a name not seen yet.
@@ -197,13 +198,18 @@ class Client:
         self.close(raise_errors=exc_type is None)
 
     # --- submit ------------------------------------------------------------
-    def submit(self, task: str, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,
+    def submit(self, task: str | Node, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,
                _key: str | None = None, _delay: float | None = None, _idempotency_key: str | None = None,
                **kwargs: Any) -> str:
         """Submit one task; returns its id once Kafka has acknowledged it.
 
         Options are underscore-prefixed so they never collide with the task's own keyword arguments.
+        Given a workflow (``chain``, ``group``, ``chord``, ``sig``) it is ``submit_workflow``.
         """
+        if isinstance(task, (Sig, Chain, Group)):
+            if args or kwargs:
+                raise InvalidTask("a workflow takes no arguments of its own: give them to its steps")
+            return self.submit_workflow(task)
         req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key, delay=_delay,
                           idempotency_key=_idempotency_key)
         return self.submit_many([req])[0]
@@ -321,6 +327,49 @@ class Client:
             raise InvalidTask(f"task payload is {size} bytes; the limit is {self.settings.max_body_bytes}")
         return msg
 
+    # --- workflows ---------------------------------------------------------
+    def submit_workflow(self, workflow: Node, *, known_tasks: Sequence[str] | None = None) -> WorkflowRef:
+        """Record a workflow and start it; returns its id (a ``WorkflowRef``: ``.status()``, ``.wait()``).
+
+        Its first steps are produced to Kafka by a worker's scheduler, like delayed tasks; each
+        later step is started by the worker that records its predecessor's outcome.
+        """
+        flat = flatten(workflow)
+        if known_tasks is not None and (unknown := sorted(set(flat.tasks) - set(known_tasks))):
+            raise InvalidTask(f"unknown task(s) {', '.join(map(repr, unknown))}; "
+                              f"known: {', '.join(sorted(known_tasks)) or '(none)'}")
+        self.store.check_room()
+        wid = new_task_id()
+        self.store.create_workflow(wid, flat)
+        return WorkflowRef(wid, self)
+
+    def workflow(self, workflow_id: str) -> WorkflowRecord:
+        return self.store.workflow(workflow_id)
+
+    def list_workflows(self, *, limit: int = 50) -> list[WorkflowRecord]:
+        return self.store.list_workflows(limit=limit)
+
+    def wait_workflow(self, workflow_id: str, *, timeout: float = 60.0) -> WorkflowRecord:
+        """Block until the workflow succeeded, failed or was cancelled."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            rec = self.store.workflow(workflow_id)
+            if rec.done:
+                return rec
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"workflow {workflow_id} did not finish within {timeout:g}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def cancel_workflow(self, workflow_id: str) -> WorkflowRecord:
+        """Stop a running workflow: nothing more starts, queued steps are cancelled, running ones finish."""
+        return self.store.cancel_workflow(workflow_id)
+
+    def retry_workflow(self, workflow_id: str) -> WorkflowRecord:
+        """Run a failed workflow again from its failed steps."""
+        return self.store.retry_workflow(workflow_id)
+
     # --- read --------------------------------------------------------------
     def get(self, task_id: str) -> TaskRecord:
         return self.store.get(task_id)
@@ -390,12 +439,31 @@ class Client:
     def retry(self, task_id: str) -> TaskRecord:
         """Run a failed, dead or cancelled task again (same id, attempts keep counting)."""
         msg = self.store.requeue(task_id)
+        if msg is None:  # a workflow's step: a scheduler produces it
+            return self.store.get(task_id)
         try:
             self.producer.send([msg])
         except BaseException:
             self.store.unqueue(task_id, msg.gen)
             raise
         return self.store.get(task_id)
+
+
+class WorkflowRef(str):
+    """A workflow's id, which can also tell the workflow's state and wait for it."""
+
+    _client: Client
+
+    def __new__(cls, workflow_id: str, client: Client) -> WorkflowRef:
+        ref = super().__new__(cls, workflow_id)
+        ref._client = client
+        return ref
+
+    def status(self) -> WorkflowRecord:
+        return self._client.workflow(str(self))
+
+    def wait(self, timeout: float = 60.0) -> WorkflowRecord:
+        return self._client.wait_workflow(str(self), timeout=timeout)
 
 
 def parse_cli_value(text: str) -> Any:

@@ -45,6 +45,14 @@ class TaskNotFound(TaskqError):
         self.task_id = task_id
 
 
+class WorkflowNotFound(TaskqError):
+    """No workflow with this id exists (or its record has expired)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"workflow {workflow_id!r} not found (unknown id, or its record expired)")
+        self.workflow_id = workflow_id
+
+
 class InvalidTask(TaskqError):
     """A submission is malformed: unknown task name, bad arguments, limits exceeded."""
 

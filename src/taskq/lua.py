@@ -58,6 +58,169 @@ local function create(key, id, task, args, kwargs, created, max_retries, timeout
   redis.call('SADD', P..'task-names', task)
   move(id, nil, 'queued', created)
 end
+local function requeue_one(id, now, maxlen)
+  -- A finished (failed, dead, cancelled) task back to queued under a new message generation.
+  -- Returns the new gen, or nil and the status that forbids it.
+  local key = P..'task:'..id
+  local cur = redis.call('HMGET', key, 'status', 'gen', 'error', 'result', 'finished_at', 'created_at', 'task',
+    'history', 'attempts', 'worker', 'started_at')
+  local st = cur[1]
+  if not st then return nil, 'missing' end
+  if not RETRYABLE[st] then return nil, st end
+  if not cur[8] and tonumber(cur[9] or '0') == 1 then
+    -- The first delivery's history was implicit: write it before the fields that tell it change.
+    local first = {attempt=1, worker=cur[10], started_at=tonumber(cur[11]), finished_at=tonumber(cur[5]),
+      outcome=st, reason='first delivery'}
+    if cur[3] and cur[3] ~= '' then first['error'] = cur[3] end
+    redis.call('HSET', key, 'history', cjson.encode({first}))
+  end
+  local gen = tonumber(cur[2] or '0') + 1
+  redis.call('HSET', key, 'status', 'queued', 'gen', gen, 'prev_status', st, 'prev_error', cur[3] or '',
+    'prev_result', cur[4] or '', 'prev_finished_at', cur[5] or '', 'error', '', 'result', '', 'finished_at', '')
+  redis.call('PERSIST', key)
+  move(id, st, 'queued', tonumber(cur[6] or now))
+  event(maxlen, id, 'queued', cur[7], '', now)
+  return gen
+end
+
+-- Workflows (taskq.workflows). wf:<id> holds the graph in 'spec' (nodes 1..n, node 1 the root;
+-- per node k = t(ask) | c(hain) | g(roup), p its parent (0 for the root), c its children, and for
+-- a task t its name, i immutable, r max_retries, o timeout; f a group's failure policy) and per
+-- node i: s<i> its state (running | success | failed | dead | cancelled; absent: not started),
+-- v<i> its result as raw JSON (or its error), a<i>/w<i> a task's args/kwargs (raw JSON), n<i> a
+-- group's members still running. Each transition runs inside the script that records the
+-- member's outcome, so a step is started once however often its predecessor's message is
+-- redelivered; started tasks go to 'scheduled' due now, where any worker's scheduler produces them.
+local WF_FAILED = {failed=true, dead=true, cancelled=true}
+local wf_started = {n = 0}
+local function wf_event(maxlen, wid, status, now)
+  redis.call('XADD', P..'events', 'MAXLEN', '~', maxlen, '*', 'type', 'workflow', 'id', wid, 'status', status,
+    'ts', now)
+end
+local function wf_json(v)
+  if v == nil or v == false or v == '' then return 'null' end
+  return v
+end
+local function wf_start(W, wid, spec, i, input, now, maxlen)
+  local node = spec[i]
+  redis.call('HSET', W, 's'..i, 'running')
+  if node.k == 't' then
+    local id = wid..'-'..i
+    local key = P..'task:'..id
+    if redis.call('EXISTS', key) == 1 then return end
+    local args = redis.call('HGET', W, 'a'..i)
+    if input and not node.i then
+      if args == '[]' then args = '['..input..']' else args = '['..input..','..string.sub(args, 2) end
+    end
+    create(key, id, node.t, args, redis.call('HGET', W, 'w'..i), now, node.r or '', node.o or '', 0)
+    redis.call('HSET', key, 'wf', wid, 'wn', i)
+    redis.call('ZADD', P..'scheduled', now, id)
+    event(maxlen, id, 'queued', node.t, '', now)
+    wf_started.n = wf_started.n + 1
+  elseif node.k == 'c' then
+    wf_start(W, wid, spec, node.c[1], input, now, maxlen)
+  else
+    redis.call('HSET', W, 'n'..i, #node.c)
+    for _, ch in ipairs(node.c) do wf_start(W, wid, spec, ch, input, now, maxlen) end
+  end
+end
+local function wf_why(wid, spec, i, status, value)
+  local node = spec[i]
+  if node.k ~= 't' then return value end
+  return node.t..' ('..wid..'-'..i..') '..status..': '..(value or '')
+end
+local function wf_done(W, wid, spec, i, status, value, now, maxlen, ttl)
+  -- Node i finished with status; value is its result (raw JSON) or its error text.
+  if redis.call('HGET', W, 's'..i) ~= 'running' then return end  -- told before (a redelivery)
+  redis.call('HSET', W, 's'..i, status, 'v'..i, value or '')
+  local node = spec[i]
+  if node.k == 't' and status ~= 'success' and not redis.call('HGET', W, 'failed_task') then
+    redis.call('HSET', W, 'failed_task', wid..'-'..i)
+  end
+  if redis.call('HGET', W, 'status') ~= 'running' then return end  -- cancelled: nothing more starts
+  if node.p == 0 then
+    if status == 'success' then
+      redis.call('HSET', W, 'status', 'success', 'finished_at', now, 'result', value or '')
+    else
+      redis.call('HSET', W, 'status', 'failed', 'finished_at', now, 'error', value or '')
+    end
+    redis.call('PEXPIRE', W, ttl)
+    wf_event(maxlen, wid, redis.call('HGET', W, 'status'), now)
+    return
+  end
+  local parent = spec[node.p]
+  if parent.k == 'c' then
+    if status ~= 'success' then
+      return wf_done(W, wid, spec, node.p, 'failed', wf_why(wid, spec, i, status, value), now, maxlen, ttl)
+    end
+    for pos, ch in ipairs(parent.c) do
+      if ch == i then
+        if pos == #parent.c then return wf_done(W, wid, spec, node.p, 'success', value, now, maxlen, ttl) end
+        return wf_start(W, wid, spec, parent.c[pos + 1], wf_json(value), now, maxlen)
+      end
+    end
+    return
+  end
+  if redis.call('HINCRBY', W, 'n'..node.p, -1) > 0 then return end
+  -- The last member of the group: its result is the members' results in order, by its policy.
+  local policy = parent.f or 'fail'
+  local parts, failed = {}, nil
+  for _, ch in ipairs(parent.c) do
+    local cur = redis.call('HMGET', W, 's'..ch, 'v'..ch)
+    if cur[1] == 'success' then
+      if policy == 'run' then
+        parts[#parts + 1] = '{"status":"success","result":'..wf_json(cur[2])..'}'
+      else
+        parts[#parts + 1] = wf_json(cur[2])
+      end
+    else
+      failed = failed or ch
+      if policy == 'run' then
+        parts[#parts + 1] = '{"status":'..cjson.encode(cur[1] or 'failed')..',"error":'..cjson.encode(cur[2] or '')..'}'
+      end
+    end
+  end
+  if failed and policy == 'fail' then
+    local cur = redis.call('HMGET', W, 's'..failed, 'v'..failed)
+    return wf_done(W, wid, spec, node.p, 'failed', wf_why(wid, spec, failed, cur[1], cur[2]), now, maxlen, ttl)
+  end
+  return wf_done(W, wid, spec, node.p, 'success', '['..table.concat(parts, ',')..']', now, maxlen, ttl)
+end
+local function wf_member_done(key, status, value, now, maxlen, ttl)
+  -- The task at key reached a terminal status: move its workflow on, if it belongs to one.
+  local link = redis.call('HMGET', key, 'wf', 'wn')
+  if not link[1] then return end
+  local W = P..'wf:'..link[1]
+  local spec = redis.call('HGET', W, 'spec')
+  if spec then wf_done(W, link[1], cjson.decode(spec), tonumber(link[2]), status, value, now, maxlen, ttl) end
+end
+local function wf_reopen(W, wid, spec, i, now)
+  -- Node i (finished, not successfully) runs again: so do the finished ancestors it failed.
+  redis.call('HSET', W, 's'..i, 'running')
+  redis.call('HDEL', W, 'v'..i)
+  local p = spec[i].p
+  if p == 0 then
+    redis.call('HSET', W, 'status', 'running')
+    redis.call('HDEL', W, 'error', 'finished_at', 'failed_task')
+    redis.call('PERSIST', W)
+    return
+  end
+  if spec[p].k == 'g' then redis.call('HINCRBY', W, 'n'..p, 1) end
+  if redis.call('HGET', W, 's'..p) ~= 'running' then return wf_reopen(W, wid, spec, p, now) end
+end
+local function wf_retry_check(W, spec, i)
+  -- Why node i cannot run again inside its workflow (nil when it can): every finished ancestor
+  -- must have failed, or the rerun would start steps that already ran.
+  if redis.call('HGET', W, 'status') == 'cancelled' then return 'was cancelled' end
+  local p = spec[i].p
+  while p ~= 0 do
+    local st = redis.call('HGET', W, 's'..p)
+    if st == 'running' then return nil end
+    if not WF_FAILED[st] then return 'went on without it (its part of the workflow ended '..(st or 'unstarted')..')' end
+    p = spec[p].p
+  end
+  return nil
+end
 """
 
 # The three hot transitions (create, start, finish) run in batches: one script call per batch,
@@ -120,7 +283,7 @@ end
 
 -- status is success | failed | dead | retrying (then ``due`` is when the retry is produced).
 -- Returns 1 and the task name when recorded, 0 when this run no longer owns the task.
-local function finish_one(id, lease, attempt, status, result, err, now, ttl, worker, maxlen, due)
+local function finish_one(id, lease, attempt, status, result, err, now, ttl, worker, maxlen, due, wf_ttl)
   local key = P..'task:'..id
   local cur = redis.call('HMGET', key, 'status', 'lease', 'attempts', 'history', 'created_at', 'task', 'gen',
     'worker', 'started_at')
@@ -144,6 +307,7 @@ local function finish_one(id, lease, attempt, status, result, err, now, ttl, wor
     set_or_drop(key, 'error', err)
     store_history(key, history, true)
     redis.call('PEXPIRE', key, ttl)
+    wf_member_done(key, status, status == 'success' and result or err, now, maxlen, wf_ttl)
   end
   return 1, cur[6]
 end
@@ -174,8 +338,12 @@ local i = 9
 for _ = 1, nfinish do
   local status = ARGV[i+2]
   local ok, task = finish_one(ARGV[i], lease, ARGV[i+1], status, ARGV[i+3], ARGV[i+4], now,
-    status == 'success' and ttl_success or ttl, worker, maxlen, ARGV[i+5])
+    status == 'success' and ttl_success or ttl, worker, maxlen, ARGV[i+5], ttl)
   out[#out + 1] = ok
+  if ok == 1 and wf_started.n > 0 then
+    out[#out] = 2  -- workflow steps were started: the worker wakes its scheduler
+    wf_started.n = 0
+  end
   if ok == 1 then
     counts[status] = (counts[status] or 0) + 1
     event(maxlen, ARGV[i], status, task, worker, now)
@@ -211,32 +379,35 @@ redis.call('ZREM', P..'scheduled', id)
 move(id, st, 'cancelled', tonumber(redis.call('HGET', key, 'created_at') or now))
 redis.call('PEXPIRE', key, ARGV[4])
 event(ARGV[5], id, 'cancelled', redis.call('HGET', key, 'task'), '', now)
+wf_member_done(key, 'cancelled', 'cancelled', now, ARGV[5], ARGV[4])
 return {1, 'cancelled'}
 """
 
 # Put a finished (failed, dead, cancelled) task back in the queue under a new message generation.
-# ARGV: prefix, id, now, maxlen. Returns {1, gen} or {0, current_status}
+# A workflow's member runs again inside its workflow (its failed ancestors reopen) and goes to
+# 'scheduled' due now, for a scheduler to produce; other tasks are produced by the caller.
+# ARGV: prefix, id, now, maxlen. Returns {1, gen} (caller produces), {2, gen} (scheduled) or {0, why}
 REQUEUE = COMMON + r"""
 local id, now = ARGV[2], ARGV[3]
 local key = P..'task:'..id
-local cur = redis.call('HMGET', key, 'status', 'gen', 'error', 'result', 'finished_at', 'created_at', 'task',
-  'history', 'attempts', 'worker', 'started_at')
-local st = cur[1]
-if not st then return {0, 'missing'} end
-if not RETRYABLE[st] then return {0, st} end
-if not cur[8] and tonumber(cur[9] or '0') == 1 then
-  -- The first delivery's history was implicit: write it before the fields that tell it change.
-  local first = {attempt=1, worker=cur[10], started_at=tonumber(cur[11]), finished_at=tonumber(cur[5]),
-    outcome=st, reason='first delivery'}
-  if cur[3] and cur[3] ~= '' then first['error'] = cur[3] end
-  redis.call('HSET', key, 'history', cjson.encode({first}))
+local link = redis.call('HMGET', key, 'wf', 'wn')
+local W, spec, node = nil, nil, nil
+if link[1] then
+  W = P..'wf:'..link[1]
+  local raw = redis.call('HGET', W, 'spec')
+  if raw then
+    spec, node = cjson.decode(raw), tonumber(link[2])
+    local why = wf_retry_check(W, spec, node)
+    if why then return {0, 'workflow '..link[1]..' '..why} end
+  end
 end
-local gen = tonumber(cur[2] or '0') + 1
-redis.call('HSET', key, 'status', 'queued', 'gen', gen, 'prev_status', st, 'prev_error', cur[3] or '',
-  'prev_result', cur[4] or '', 'prev_finished_at', cur[5] or '', 'error', '', 'result', '', 'finished_at', '')
-redis.call('PERSIST', key)
-move(id, st, 'queued', tonumber(cur[6] or now))
-event(ARGV[4], id, 'queued', cur[7], '', now)
+local gen, why = requeue_one(id, now, ARGV[4])
+if not gen then return {0, why} end
+if spec then
+  if redis.call('HGET', W, 's'..node) ~= 'running' then wf_reopen(W, link[1], spec, node, now) end
+  redis.call('ZADD', P..'scheduled', now, id)
+  return {2, gen}
+end
 return {1, gen}
 """
 
@@ -298,6 +469,91 @@ local k = ARGV[1]..'idem:'..ARGV[2]
 local ok = redis.call('SET', k, ARGV[3], 'NX', 'PX', ARGV[4])
 if ok then return ARGV[3] end
 return redis.call('GET', k)
+"""
+
+
+# Create a workflow and start its first steps. ARGV: prefix, id, spec (JSON), now, maxlen,
+# then per task node (stride 3): node index, args, kwargs (raw JSON). Returns 1, or 0 if it exists.
+WF_CREATE = COMMON + r"""
+local wid, now, maxlen = ARGV[2], ARGV[4], ARGV[5]
+local W = P..'wf:'..wid
+if redis.call('EXISTS', W) == 1 then return 0 end
+local spec = cjson.decode(ARGV[3])
+redis.call('HSET', W, 'id', wid, 'spec', ARGV[3], 'status', 'running', 'created_at', now)
+for i = 6, #ARGV, 3 do
+  redis.call('HSET', W, 'a'..ARGV[i], ARGV[i+1], 'w'..ARGV[i], ARGV[i+2])
+end
+redis.call('ZADD', P..'workflows', now, wid)
+wf_event(maxlen, wid, 'running', now)
+wf_start(W, wid, spec, 1, nil, now, maxlen)
+return 1
+"""
+
+# Cancel a running workflow: nothing more starts, its queued and retrying tasks are cancelled,
+# running ones finish. ARGV: prefix, id, now, ttl, maxlen. Returns {1, n cancelled} or {0, status}
+WF_CANCEL = COMMON + r"""
+local wid, now, ttl, maxlen = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local W = P..'wf:'..wid
+local st = redis.call('HGET', W, 'status')
+if not st then return {0, 'missing'} end
+if st ~= 'running' then return {0, st} end
+redis.call('HSET', W, 'status', 'cancelled', 'finished_at', now, 'error', 'cancelled')
+local spec = cjson.decode(redis.call('HGET', W, 'spec'))
+local n = 0
+for i, node in ipairs(spec) do
+  if node.k ~= 't' and redis.call('HGET', W, 's'..i) == 'running' then
+    redis.call('HSET', W, 's'..i, 'cancelled')
+  elseif node.k == 't' and redis.call('HGET', W, 's'..i) == 'running' then
+    local id = wid..'-'..i
+    local key = P..'task:'..id
+    local tst = redis.call('HGET', key, 'status')
+    if tst and CANCELLABLE[tst] then
+      redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'error', 'cancelled')
+      redis.call('ZREM', P..'scheduled', id)
+      move(id, tst, 'cancelled', tonumber(redis.call('HGET', key, 'created_at') or now))
+      redis.call('PEXPIRE', key, ttl)
+      event(maxlen, id, 'cancelled', node.t, '', now)
+      redis.call('HSET', W, 's'..i, 'cancelled', 'v'..i, 'cancelled')
+      n = n + 1
+    end
+  end
+end
+redis.call('PEXPIRE', W, ttl)
+wf_event(maxlen, wid, 'cancelled', now)
+return {1, n}
+"""
+
+# Run a failed workflow again from its failed steps: every failed task the failure came through
+# is requeued (to 'scheduled', due now) and its failed ancestors reopen; steps that succeeded keep
+# their results. ARGV: prefix, id, now, maxlen. Returns {1, n requeued} or {0, why}
+WF_RETRY = COMMON + r"""
+local wid, now, maxlen = ARGV[2], ARGV[3], ARGV[4]
+local W = P..'wf:'..wid
+local st = redis.call('HGET', W, 'status')
+if not st then return {0, 'missing'} end
+if st ~= 'failed' then return {0, st} end
+local spec = cjson.decode(redis.call('HGET', W, 'spec'))
+local leaves = {}
+local function collect(i)
+  local node = spec[i]
+  if node.k == 't' then leaves[#leaves + 1] = i return end
+  for _, ch in ipairs(node.c) do
+    if WF_FAILED[redis.call('HGET', W, 's'..ch) or ''] then collect(ch) end
+  end
+end
+collect(1)
+for _, i in ipairs(leaves) do
+  local id = wid..'-'..i
+  if redis.call('EXISTS', P..'task:'..id) == 0 then return {0, 'expired: its task '..id..' is gone'} end
+end
+for _, i in ipairs(leaves) do
+  local id = wid..'-'..i
+  requeue_one(id, now, maxlen)
+  redis.call('ZADD', P..'scheduled', now, id)
+  if redis.call('HGET', W, 's'..i) ~= 'running' then wf_reopen(W, wid, spec, i, now) end
+end
+wf_event(maxlen, wid, 'running', now)
+return {1, #leaves}
 """
 
 

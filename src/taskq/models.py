@@ -226,6 +226,7 @@ class TaskRecord:
     timeout: float | None = None
     history: list[Attempt] = field(default_factory=list)
     eta: float | None = None  # when a delayed task, or its latest retry, is (or was) due
+    workflow: str | None = None  # the id of the workflow this task is a step of
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> TaskRecord:
@@ -246,6 +247,7 @@ class TaskRecord:
             timeout=_opt_float(h.get("timeout")),
             history=orjson.loads(h["history"]) if h.get("history") else _first_delivery(h),
             eta=_opt_float(h.get("eta")),
+            workflow=h.get("wf") or None,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,10 +19,11 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from . import events, lua
-from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError
+from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError, WorkflowNotFound
 from .events import Event
 from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, TaskType, WorkerInfo
 from .settings import Settings
+from .workflows import Flat, WorkflowRecord
 
 # A lost worker's entry is dropped from the worker list after a day of silence.
 WORKER_FORGET_AFTER = 24 * 3600.0
@@ -100,6 +101,9 @@ class Store:
         self._claim_due = self.r.register_script(lua.CLAIM_DUE)
         self._idempotency = self.r.register_script(lua.IDEMPOTENCY)
         self._unqueue = self.r.register_script(lua.UNQUEUE)
+        self._wf_create = self.r.register_script(lua.WF_CREATE)
+        self._wf_cancel = self.r.register_script(lua.WF_CANCEL)
+        self._wf_retry = self.r.register_script(lua.WF_RETRY)
         self._ttl_ms = str(int(settings.result_ttl * 1000))
         self._ttl_success_ms = str(int((settings.result_ttl_success or settings.result_ttl) * 1000))
         self._maxlen = str(settings.events_maxlen)
@@ -248,12 +252,13 @@ class Store:
         """Record a batch of outcomes in one round trip."""
         return self.apply(outcomes, [], worker=worker, lease=lease)[0]
 
-    def apply(self, outcomes: Sequence[Finish], starts: Sequence[TaskMessage], *, worker: str, lease: str
-              ) -> tuple[list[bool], list[StartDecision]]:
+    def apply(self, outcomes: Sequence[Finish], starts: Sequence[TaskMessage], *, worker: str, lease: str,
+              steps_started: Callable[[], None] | None = None) -> tuple[list[bool], list[StartDecision]]:
         """A worker's turn in one round trip: record finished runs, then claim runs for received messages.
 
         Returns, in order, whether each outcome was recorded (False: that run no longer owns the task)
-        and the decision for each message.
+        and the decision for each message. ``steps_started`` is called when an outcome started
+        workflow steps (they wait in ``scheduled`` for a scheduler to produce them).
         """
         now = repr(time.time())
         args = [self.prefix, worker, lease, now, self._ttl_ms, self._maxlen, self._ttl_success_ms, str(len(outcomes))]
@@ -264,6 +269,8 @@ class Store:
             args += [m.id, str(m.gen), *self._request_args(m)]
         (rows,) = self._eval_many([(self._apply, args)])
         recorded = [bool(x) for x in rows[: len(outcomes)]]
+        if steps_started is not None and any(x == 2 for x in rows[: len(outcomes)]):
+            steps_started()
         decisions = []
         for action, detail in rows[len(outcomes):]:
             if action == "run":
@@ -281,14 +288,19 @@ class Store:
             raise TaskStateError(f"task {task_id} is {status}; only queued or retrying tasks can be cancelled")
         return self.get(task_id)
 
-    def requeue(self, task_id: str) -> TaskMessage:
-        """Mark a failed, dead or cancelled task queued again; returns the message to produce."""
+    def requeue(self, task_id: str) -> TaskMessage | None:
+        """Mark a failed, dead or cancelled task queued again; returns the message to produce, or None
+        when a scheduler produces it (a workflow's member: its workflow runs on from it)."""
         with translate_errors():
             ok, detail = self._requeue(args=[self.prefix, task_id, repr(time.time()), self._maxlen])
         if detail == "missing":
             raise TaskNotFound(task_id)
         if not ok:
+            if str(detail).startswith("workflow "):
+                raise TaskStateError(f"task {task_id} cannot run again: its {detail}")
             raise TaskStateError(f"task {task_id} is {detail}; only failed, dead or cancelled tasks can be retried")
+        if ok == 2:
+            return None
         rec = self.get(task_id)
         return TaskMessage(id=rec.id, task=rec.task, args=rec.args, kwargs=rec.kwargs, gen=int(detail),
                            max_retries=rec.max_retries, timeout=rec.timeout, created_at=rec.created_at or time.time())
@@ -428,6 +440,55 @@ class Store:
             gone = [name for name, n in zip(names, left[1::2], strict=True) if n == 0]
             if gone:
                 self.r.srem(self.key("task-names"), *gone)
+
+    # --- workflows ---------------------------------------------------------
+    def create_workflow(self, workflow_id: str, flat: Flat) -> None:
+        """Record a workflow and start its first steps (a scheduler produces them)."""
+        args = [self.prefix, workflow_id, flat.spec, repr(time.time()), self._maxlen]
+        for index, wargs, wkwargs in flat.leaves:
+            args += [str(index), wargs, wkwargs]
+        with translate_errors():
+            if not self._wf_create(args=args):
+                raise TaskStateError(f"workflow {workflow_id} exists already")
+
+    def workflow(self, workflow_id: str) -> WorkflowRecord:
+        with translate_errors():
+            h = cast(dict[str, str], self.r.hgetall(self.key("wf", workflow_id)))
+        if not h:
+            raise WorkflowNotFound(workflow_id)
+        return WorkflowRecord.from_hash(h)
+
+    def list_workflows(self, *, limit: int = 50) -> list[WorkflowRecord]:
+        """The newest workflows first (those whose records expired are dropped from the index)."""
+        with translate_errors():
+            ids = cast(list[str], self.r.zrevrange(self.key("workflows"), 0, max(limit, 1) - 1))
+            pipe = self.r.pipeline(transaction=False)
+            for wid in ids:
+                pipe.hgetall(self.key("wf", wid))
+            rows = pipe.execute()
+            gone = [wid for wid, h in zip(ids, rows, strict=True) if not h]
+            if gone:
+                self.r.zrem(self.key("workflows"), *gone)
+        return [WorkflowRecord.from_hash(h) for h in rows if h]
+
+    def cancel_workflow(self, workflow_id: str) -> WorkflowRecord:
+        with translate_errors():
+            ok, detail = self._wf_cancel(args=[self.prefix, workflow_id, repr(time.time()), self._ttl_ms, self._maxlen])
+        if detail == "missing":
+            raise WorkflowNotFound(workflow_id)
+        if not ok:
+            raise TaskStateError(f"workflow {workflow_id} is {detail}; only a running workflow can be cancelled")
+        return self.workflow(workflow_id)
+
+    def retry_workflow(self, workflow_id: str) -> WorkflowRecord:
+        """Run a failed workflow again from the steps that failed; the ones that succeeded keep their results."""
+        with translate_errors():
+            ok, detail = self._wf_retry(args=[self.prefix, workflow_id, repr(time.time()), self._maxlen])
+        if detail == "missing":
+            raise WorkflowNotFound(workflow_id)
+        if not ok:
+            raise TaskStateError(f"workflow {workflow_id} is {detail}; only a failed workflow can be retried")
+        return self.workflow(workflow_id)
 
     # --- workers -----------------------------------------------------------
     def heartbeat(

@@ -133,3 +133,31 @@ def test_token_prompt_appears_when_the_api_requires_one(
             browser.close()
     finally:
         api.close()
+
+
+def test_workflow_page_draws_the_graph_live_and_retries_from_the_failed_step(
+    page: tuple, start_worker: WorkerFactory, tmp_path: Path  # type: ignore[type-arg]
+) -> None:
+    from playwright.sync_api import expect
+
+    pg, api = page
+    start_worker("worker1", extra=["--tasks", "tests.sample_tasks"])
+    marker = str(tmp_path / "flaky")
+    body = {"chord": [{"task": "add", "args": [1, 2]}, {"task": "flaky", "args": [marker, 1], "max_retries": 0}],
+            "callback": {"task": "echo"}}
+    res = api.http.post("/api/workflows", json=body)
+    assert res.status_code == 202, res.text
+    wid = res.json()["id"]
+    pg.goto(f"{api.url}/#workflows/{wid}")
+    expect(pg.locator("#workflow-status")).to_have_text("failed")
+    expect(pg.locator("#workflow-detail .wf-task[data-state=success]")).to_have_count(1)
+    expect(pg.locator("#workflow-detail .wf-task[data-node='4']")).to_have_attribute("data-state", "failed")
+    expect(pg.locator("#workflow-detail .wf-task[data-node='5']")).to_have_attribute("data-state", "pending")
+    expect(pg.locator(f"#workflow-table tbody tr[data-id='{wid}']")).to_contain_text("2 / 3")
+    pg.get_by_role("button", name="Retry from failed steps").click()
+    expect(pg.locator("#workflow-status")).to_have_text("success")
+    expect(pg.locator("#workflow-detail [data-field=result]")).to_have_text('[[3,"ok after 2 runs"]]')
+    pg.screenshot(path=str(DOCS / "ui-workflow.png"), full_page=True)
+    # A step's task page links back to its workflow.
+    pg.locator("#workflow-detail .wf-task[data-node='3'] a").click()
+    expect(pg.locator("#lookup-result")).to_contain_text(wid)

@@ -18,7 +18,7 @@ from ..client import Client
 from ..errors import TaskqError
 from ..metrics import ApiMetrics
 from ..settings import Settings
-from . import events, schedules, system, tasks, workers
+from . import events, schedules, system, tasks, workers, workflows
 from .deps import require_token
 from .errors import on_error, status_of
 
@@ -120,6 +120,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.include_router(tasks.router, dependencies=protected)
     app.include_router(workers.router, dependencies=protected)
     app.include_router(schedules.router, dependencies=protected)
+    app.include_router(workflows.router, dependencies=protected)
     app.include_router(events.router)
     app.include_router(system.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -14,11 +14,13 @@ from ..errors import (
     TaskqError,
     TaskStateError,
     WaitTimeout,
+    WorkflowNotFound,
 )
 
 # An error not listed maps to the status of its nearest listed base class (every one is a TaskqError).
 STATUS: dict[type[TaskqError], int] = {
     TaskNotFound: 404,
+    WorkflowNotFound: 404,
     TaskStateError: 409,
     ScheduleNotFound: 404,
     ScheduleExists: 409,

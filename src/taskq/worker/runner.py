@@ -139,6 +139,7 @@ class Worker:
         # Prefetch one extra window so a slot freed is refilled without waiting for a fetch.
         self._window = self.concurrency * 2
         self._producer: Producer | None = None
+        self._scheduler: Scheduler | None = None
         self._dead_letters: DeadLetters | None = None
         self._isolated = IsolatedRunner(registry)
         self._last_turn = time.monotonic()
@@ -197,9 +198,10 @@ class Worker:
                               metrics=self.metrics, log=self.log, interval=self.settings.heartbeat_interval)
         hb = threading.Thread(target=heartbeat.run, args=(self._stopped,), name="taskq-heartbeat", daemon=True)
         hb.start()
-        scheduler = Scheduler(store=self.store, producer=self._producer, log=self.log)
+        scheduler = self._scheduler = Scheduler(store=self.store, producer=self._producer, log=self.log)
         threading.Thread(target=scheduler.run, args=(self._stopped,), name="taskq-scheduler", daemon=True).start()
-        ticker = Ticker(schedules=ScheduleStore(self.store), declared=self.registry.schedules, log=self.log)
+        ticker = Ticker(schedules=ScheduleStore(self.store), declared=self.registry.schedules, log=self.log,
+                        created=scheduler.wake)
         threading.Thread(target=ticker.run, args=(self._stopped,), name="taskq-ticker", daemon=True).start()
         consumer = self.kafka.consumer(client_id=f"taskq-{self.id}", listener=_Listener(self), log_name=self.id)
         self.log.info("ready: concurrency %d, Kafka client %s, tasks: %s", self.concurrency,
@@ -356,7 +358,8 @@ class Worker:
         if not batch and not due:
             return
         try:
-            recorded, decisions = self.store.apply(finishes, [i.msg for i in due], worker=self.id, lease=self.lease)
+            recorded, decisions = self.store.apply(finishes, [i.msg for i in due], worker=self.id, lease=self.lease,
+                                                   steps_started=self._scheduler.wake if self._scheduler else None)
         except StoreError as exc:
             self._to_record = batch + self._to_record
             self._store_failed(exc)

@@ -24,6 +24,11 @@ class Scheduler:
         self.log = log
         self.interval = interval
         self._failing = False
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Tick now rather than at the next interval (a workflow step was just started)."""
+        self._wake.set()
 
     def tick(self) -> int:
         """Produce what is due now; returns how many. Failures are logged once per outage."""
@@ -43,5 +48,9 @@ class Scheduler:
             return 0
 
     def run(self, stopped: threading.Event) -> None:
-        while not stopped.wait(self.interval):
+        while not stopped.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if stopped.is_set():
+                return
             self.tick()

@@ -21,8 +21,10 @@ TICK_INTERVAL = 0.25
 
 class Ticker:
     def __init__(self, *, schedules: ScheduleStore, declared: Sequence[Schedule] = (), log: Log,
-                 interval: float = TICK_INTERVAL, clock: Callable[[], int] = now_ms) -> None:
+                 interval: float = TICK_INTERVAL, clock: Callable[[], int] = now_ms,
+                 created: Callable[[], None] | None = None) -> None:
         self.schedules = schedules
+        self.on_created = created  # the worker's scheduler wakes: a claimed tick waits in 'scheduled'
         self.declared = list(declared)
         self.log = log
         self.interval = interval
@@ -46,6 +48,8 @@ class Ticker:
             now = self.clock()
             for name in self.schedules.due(now):
                 created += self._claim(name, now)
+            if created and self.on_created is not None:
+                self.on_created()
             if self._failing:
                 self.log.info("schedules resumed")
             self._failing = False
