@@ -29,6 +29,7 @@ from taskq.models import TaskState
 from taskq.settings import Settings
 from taskq.store import Store
 from tests.chaos.schedules import ScheduleProbe
+from tests.chaos.workflows import WorkflowProbe
 from tests.helpers import settings_env
 
 
@@ -53,6 +54,7 @@ class Report:
     not_terminal: dict[str, int] = field(default_factory=dict)  # status -> count
     samples: list[str] = field(default_factory=list)  # a few non-terminal records, for the log
     schedules: str = ""  # the periodic schedules' tally (tests/chaos/schedules.py)
+    workflows: str = ""  # the chords' and chains' tally (tests/chaos/workflows.py)
 
     @property
     def ok(self) -> bool:
@@ -77,6 +79,7 @@ class Report:
             f"not terminal by status   {self.not_terminal or '-'}",
             *self.samples,
             *([self.schedules] if self.schedules else []),
+            *([self.workflows] if self.workflows else []),
             "result                   " + ("OK: nothing lost" if self.ok else "FAILED"),
         ]
         return "\n".join(lines)
@@ -120,6 +123,8 @@ class Chaos:
         self.lock = threading.Lock()
         self.finished = threading.Event()
         self.schedules = ScheduleProbe()
+        # 500 chords and 500 chains of 5 in the full run (10,000 tasks), 25 and 25 in the short one.
+        self.workflows = WorkflowProbe(chords=max(10, tasks // 20), chains=max(10, tasks // 20), seed=seed)
 
     def log(self, text: str) -> None:
         line = f"[chaos {time.strftime('%H:%M:%S')}] {text}"
@@ -228,7 +233,10 @@ class Chaos:
             stop = threading.Event()
             chaos = threading.Thread(target=self.chaos, args=(stop,), daemon=True)
             chaos.start()
+            flows = threading.Thread(target=self.workflows.submitter, args=(client, self.duration, stop), daemon=True)
+            flows.start()
             self.submitter(client)
+            flows.join(timeout=self.duration + 30)
             self.log(f"all {len(self.expected)} tasks accepted; waiting for them to finish")
             while chaos.is_alive() and not stop.is_set() and time.monotonic() - start < self.duration + 30:
                 stop.wait(0.5)
@@ -304,6 +312,9 @@ class Chaos:
                             rep.slowest_recovery = (f"({tid}: {h['worker']} killed at "
                                                     f"{time.strftime('%H:%M:%S', time.localtime(min(kills)))}, "
                                                     f"attempt {h['attempt'] + 1} by {nxt[0]['worker']})")
+        self.workflows.check(store, timeout=max(30.0, deadline - time.monotonic()))
+        rep.workflows = self.workflows.report.render()
+        rep.wrong += [f"workflow {w}" for w in self.workflows.report.wrong]
         self.schedules.check(store, timeout=max(10.0, deadline - time.monotonic()))
         rep.schedules = self.schedules.report.render()
         rep.wrong += [f"schedule {w}" for w in self.schedules.report.wrong]

@@ -22,3 +22,4 @@ def test_nothing_accepted_is_lost_through_kills_and_broker_and_redis_restarts(ka
     assert report.wrong == [] and report.stuck_running == 0
     assert report.unexplained_duplicates == []
     assert report.dead_letters == report.dead_expected
+    assert report.workflows and "WRONG" not in report.workflows
