@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -21,6 +21,8 @@ from .settings import Settings
 from .store import Page, Store
 from .submitter import Pipeline, Submission
 from .workflows import Chain, Group, Node, Sig, WorkflowRecord, flatten
+
+T = TypeVar("T")
 
 log = logging.getLogger("taskq.client")
 # What the live workers advertise is re-read at most this often, and at once for a name not seen yet.
@@ -328,13 +330,15 @@ class Client:
         return msg
 
     # --- workflows ---------------------------------------------------------
-    def submit_workflow(self, workflow: Node, *, known_tasks: Sequence[str] | None = None) -> WorkflowRef:
+    def submit_workflow(self, workflow: Node, *, only_known: bool = False) -> WorkflowRef:
         """Record a workflow and start it; returns its id (a ``WorkflowRef``: ``.status()``, ``.wait()``).
 
         Its first steps are produced to Kafka by a worker's scheduler, like delayed tasks; each
-        later step is started by the worker that records its predecessor's outcome.
+        later step is started by the worker that records its predecessor's outcome. With
+        ``only_known`` (the API's rule) task names no live worker advertises are refused.
         """
         flat = flatten(workflow)
+        known_tasks = self.known_tasks(flat.tasks) if only_known else None
         if known_tasks is not None and (unknown := sorted(set(flat.tasks) - set(known_tasks))):
             raise InvalidTask(f"unknown task(s) {', '.join(map(repr, unknown))}; "
                               f"known: {', '.join(sorted(known_tasks)) or '(none)'}")
@@ -351,16 +355,11 @@ class Client:
 
     def wait_workflow(self, workflow_id: str, *, timeout: float = 60.0) -> WorkflowRecord:
         """Block until the workflow succeeded, failed or was cancelled."""
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while True:
+        def ended() -> WorkflowRecord | None:
             rec = self.store.workflow(workflow_id)
-            if rec.done:
-                return rec
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(f"workflow {workflow_id} did not finish within {timeout:g}s")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+            return rec if rec.done else None
+
+        return _poll(ended, timeout=timeout, what=f"workflow {workflow_id}")
 
     def cancel_workflow(self, workflow_id: str) -> WorkflowRecord:
         """Stop a running workflow: nothing more starts, queued steps are cancelled, running ones finish."""
@@ -418,19 +417,14 @@ class Client:
 
     def wait(self, task_id: str, *, timeout: float = 60.0) -> TaskRecord:
         """Block until the task reaches a terminal state."""
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while True:
+        def ended() -> TaskRecord | None:
             try:
                 rec = self.store.get(task_id)
-                if rec.status.terminal:
-                    return rec
             except TaskNotFound:
-                pass  # accepted by Kafka, record not written yet
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(f"task {task_id} did not finish within {timeout:g}s")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+                return None  # accepted by Kafka, record not written yet
+            return rec if rec.status.terminal else None
+
+        return _poll(ended, timeout=timeout, what=f"task {task_id}")
 
     def cancel(self, task_id: str) -> TaskRecord:
         """Cancel a queued or retrying task; a worker that receives it later skips it."""
@@ -447,6 +441,20 @@ class Client:
             self.store.unqueue(task_id, msg.gen)
             raise
         return self.store.get(task_id)
+
+
+def _poll(read: Callable[[], T | None], *, timeout: float, what: str) -> T:
+    """Call ``read`` until it returns a value (5 ms apart, doubling to 200 ms); ``WaitTimeout`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = read()
+        if value is not None:
+            return value
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"{what} did not finish within {timeout:g}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 class WorkflowRef(str):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, status
 
 from ..errors import InvalidTask
-from ..workflows import WorkflowRecord, flatten, from_json
+from ..workflows import WorkflowRecord, from_json
 from .deps import ClientDep
 from .schemas import Submitted
 
@@ -23,8 +23,7 @@ def submit_workflow(client: ClientDep, body: Annotated[Any, Body(examples=[EXAMP
     "max_retries", "timeout"}``, ``{"chain": [...]}``, ``{"group": [...], "on_failure"}`` or
     ``{"chord": [...], "callback": {...}, "on_failure"}`` (on_failure: fail | skip | run), nested freely."""
     try:
-        node = from_json(body)
-        wid = client.submit_workflow(node, known_tasks=client.known_tasks(flatten(node).tasks))
+        wid = client.submit_workflow(from_json(body), only_known=True)
     except InvalidTask as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     return Submitted(id=wid, status="running")
