@@ -94,6 +94,10 @@ class Settings(BaseSettings):
         1000, ge=1, le=1_000_000,
         description="Submissions one API process holds waiting for Kafka at once; past it, 503 with Retry-After.",
     )
+    bulk_max: int = Field(
+        100_000, ge=1, le=10_000_000,
+        description="Tasks one bulk retry, cancel or purge acts on at most; past it the call says so (call it again).",
+    )
 
     @field_validator("prefix")
     @classmethod
