@@ -184,3 +184,26 @@ def test_both_clients_put_a_key_on_the_same_partition(services: Services) -> Non
                 landed[tag][tid.split(".", 1)[1]] = r.partition
         c.close()
     assert len(landed["kp"]) == 30 and landed["kp"] == landed["ck"]
+
+
+def test_a_task_traceparent_travels_in_the_headers_and_a_plain_task_has_none(
+    kafka: tuple[Settings, Transport],
+) -> None:
+    _, t = kafka
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    producer = t.producer()
+    producer.send([TaskMessage(id="traced-send", task="add", args=[1, 1], trace=tp),
+                   TaskMessage(id="plain-send", task="add", args=[1, 1])])
+    acks: list[Exception | None] = []
+    producer.send_nowait(TaskMessage(id="traced-nowait", task="add", args=[1, 1], trace=tp), key=None,
+                         on_delivery=acks.append)
+    producer.flush(10)
+    assert acks == [None]
+    c = t.consumer(client_id="seam-headers", listener=_Listener())
+    got = {TaskMessage.from_bytes(r.value or b"").id: r for r in _drain(c, 3)}
+    assert got["traced-send"].headers == [("traceparent", tp.encode())]
+    assert got["traced-nowait"].headers == [("traceparent", tp.encode())]
+    assert got["plain-send"].headers is None
+    assert b"traceparent" not in (got["traced-send"].value or b"")  # the body is the same with or without a trace
+    c.close()
+    producer.close()

@@ -32,6 +32,8 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    # The message's Kafka headers (a task's ``traceparent``); None when it has none.
+    headers: list[tuple[str, bytes]] | None = None
 
 
 class PartitionListener(Protocol):
@@ -75,7 +77,7 @@ class Producer(Protocol):
 
     def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
              keys: Sequence[str | None] | None = None) -> None:
-        """Produce all messages; return only once Kafka acknowledged every one of them."""
+        """Produce all messages (with their ``headers()``); return once Kafka acknowledged every one."""
         ...
 
     def send_nowait(self, message: TaskMessage, *, key: str | None, on_delivery: OnDelivery) -> None:

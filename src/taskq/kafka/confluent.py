@@ -143,18 +143,20 @@ class Producer:
         return self._p
 
     def _produce(self, topic: str, value: bytes, key: bytes | None, on_delivery: OnDelivery,
-                 headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+                 headers: Sequence[tuple[str, bytes]] | None = None) -> None:
+        hdrs: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
+
         def report(err: ck.KafkaError | None, _msg: ck.Message) -> None:
             on_delivery(None if err is None else _error(err, f"produce to {topic}"))
 
         p = self._live()
         with translate_errors(f"produce to {topic}"):
             try:
-                p.produce(topic, value=value, key=key, headers=headers, on_delivery=report)
+                p.produce(topic, value=value, key=key, headers=hdrs, on_delivery=report)
             except BufferError:
                 # The local queue is full (a burst far past what Kafka takes): wait for room once.
                 p.poll(min(1.0, self.settings.submit_timeout))
-                p.produce(topic, value=value, key=key, headers=headers, on_delivery=report)
+                p.produce(topic, value=value, key=key, headers=hdrs, on_delivery=report)
 
     def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
              keys: Sequence[str | None] | None = None) -> None:
@@ -175,7 +177,8 @@ class Producer:
         if not messages:
             return
         for i, m in enumerate(messages):
-            self._produce(topic, m.to_bytes(), ((keys[i] if keys else None) or m.id).encode(), on_delivery)
+            self._produce(topic, m.to_bytes(), ((keys[i] if keys else None) or m.id).encode(), on_delivery,
+                          m.headers())
         # message.timeout.ms bounds every report, so this wait ends; the margin covers scheduling.
         if not done.wait(self.settings.submit_timeout + 2.0):
             raise BrokerUnavailable(f"Kafka did not acknowledge {left[0]} message(s) to {topic} "
@@ -184,7 +187,8 @@ class Producer:
             raise errors[0]
 
     def send_nowait(self, message: TaskMessage, *, key: str | None, on_delivery: OnDelivery) -> None:
-        self._produce(self.settings.tasks_topic, message.to_bytes(), (key or message.id).encode(), on_delivery)
+        self._produce(self.settings.tasks_topic, message.to_bytes(), (key or message.id).encode(), on_delivery,
+                      message.headers())
 
     def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
                  headers: list[tuple[str, bytes]] | None = None) -> None:
@@ -195,7 +199,7 @@ class Producer:
             result.append(err)
             done.set()
 
-        self._produce(topic, value, key, on_delivery, list(headers) if headers else None)
+        self._produce(topic, value, key, on_delivery, headers)
         if not done.wait(self.settings.submit_timeout + 2.0):
             raise BrokerUnavailable(f"Kafka did not acknowledge a message to {topic} "
                                     f"within {self.settings.submit_timeout:g}s")
@@ -315,7 +319,8 @@ class Consumer:
                 continue
             partition, offset = m.partition(), m.offset()
             assert partition is not None and offset is not None
-            out.append(Record(partition, offset, m.key(), m.value()))
+            hdrs = m.headers()  # None when the message has none: the common case costs nothing
+            out.append(Record(partition, offset, m.key(), m.value(), _headers(hdrs) if hdrs else None))
         return out
 
     def assignment(self) -> set[int]:
@@ -359,6 +364,11 @@ class Consumer:
             self._c.close()
         except (ck.KafkaException, RuntimeError):
             log.debug("consumer close failed", exc_info=True)
+
+
+def _headers(raw: list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None]) -> list[tuple[str, bytes]]:
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in items if v is not None]
 
 
 def _warn_if_broker_sessions_are_long(settings: Settings) -> None:

@@ -38,13 +38,14 @@ class MemoryBroker:
         with self._lock:
             self.topics.setdefault(name, [[] for _ in range(partitions)])
 
-    def produce(self, topic: str, value: bytes, key: bytes | None) -> Record:
+    def produce(self, topic: str, value: bytes, key: bytes | None,
+                headers: list[tuple[str, bytes]] | None = None) -> Record:
         with self._lock:
             parts = self.topics.get(topic)
             if parts is None:
                 raise BrokerError(f"Kafka error while trying to produce to {topic}: UNKNOWN_TOPIC_OR_PART")
             p = zlib.crc32(key or value) % len(parts)
-            rec = Record(p, len(parts[p]), key, value)
+            rec = Record(p, len(parts[p]), key, value, list(headers) if headers else None)
             parts[p].append(rec)
             return rec
 
@@ -82,11 +83,12 @@ class MemoryProducer:
              keys: Sequence[str | None] | None = None) -> None:
         for i, m in enumerate(messages):
             key = (keys[i] if keys else None) or m.id
-            self.broker.produce(topic or self.settings.tasks_topic, m.to_bytes(), key.encode())
+            self.broker.produce(topic or self.settings.tasks_topic, m.to_bytes(), key.encode(), m.headers())
 
     def send_nowait(self, message: TaskMessage, *, key: str | None, on_delivery: OnDelivery) -> None:
         try:
-            self.broker.produce(self.settings.tasks_topic, message.to_bytes(), (key or message.id).encode())
+            self.broker.produce(self.settings.tasks_topic, message.to_bytes(), (key or message.id).encode(),
+                                message.headers())
         except BrokerError as exc:
             on_delivery(exc)
             return
@@ -94,7 +96,7 @@ class MemoryProducer:
 
     def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
                  headers: list[tuple[str, bytes]] | None = None) -> None:
-        self.broker.produce(topic, value, key)
+        self.broker.produce(topic, value, key, headers)
 
     def flush(self, timeout: float) -> None:
         """Every send is acknowledged at once."""

@@ -194,7 +194,8 @@ class Producer:
         with translate_errors(f"produce to {topic}"):
             p = self._live()
             futures = [
-                p.send(topic, value=m.to_bytes(), key=((keys[i] if keys else None) or m.id).encode())
+                p.send(topic, value=m.to_bytes(), key=((keys[i] if keys else None) or m.id).encode(),
+                       headers=m.headers())
                 for i, m in enumerate(messages)
             ]
             p.flush(timeout=self.settings.submit_timeout)
@@ -205,7 +206,7 @@ class Producer:
         """Hand one message to the producer; ``on_delivery`` runs on kafka-python's IO thread."""
         with translate_errors(f"produce to {self.settings.tasks_topic}"):
             fut = self._live().send(self.settings.tasks_topic, value=message.to_bytes(),
-                                    key=(key or message.id).encode())
+                                    key=(key or message.id).encode(), headers=message.headers())
         fut.add_callback(lambda _md: on_delivery(None))
         fut.add_errback(on_delivery)
 
@@ -303,7 +304,9 @@ class Consumer:
         with translate_errors("poll"):
             batch = self._c.poll(timeout_ms=self._join_guard.poll_timeout(self._c, timeout_ms),
                                  max_records=max_records)
-        return [Record(tp.partition, r.offset, r.key, r.value) for tp, records in batch.items() for r in records]
+        # kafka-python gives every record a list of headers, empty when it has none.
+        return [Record(tp.partition, r.offset, r.key, r.value, r.headers or None)
+                for tp, records in batch.items() for r in records]
 
     def assignment(self) -> set[int]:
         with translate_errors("read the assignment"):
