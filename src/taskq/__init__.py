@@ -1,11 +1,14 @@
 """taskq: a distributed task queue on Kafka and Redis."""
 
 from .client import Client, TaskRequest, WorkflowRef
+from .context import TaskContext, current, progress
 from .errors import (
     BrokerError,
     BrokerUnavailable,
+    Cancelled,
     ConfigError,
     InvalidTask,
+    NotInTask,
     Retry,
     StoreError,
     StoreUnavailable,
@@ -30,6 +33,6 @@ __all__ = [
     "StoreError", "StoreUnavailable", "SubmitFailed", "Submission", "TaskNotFound", "TaskRecord", "TaskRequest",
     "TaskState", "TaskStateError", "TaskTimeout", "TaskqError", "UnknownTask", "WaitTimeout", "WorkflowNotFound",
     "WorkflowRecord", "WorkflowRef", "chain", "chord", "group", "sig", "task",
-    "Schedule", "every",
+    "Schedule", "every", "Cancelled", "NotInTask", "TaskContext", "current", "progress",
 ]
 __version__ = "0.1.0"

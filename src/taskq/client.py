@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from . import limits
+from . import limits, tracing
 from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout
 from .events import Event
 from .kafka import Admin, Producer, Transport, transport
@@ -41,6 +41,10 @@ class TaskRequest:
     key: str | None = None
     delay: float | None = None  # seconds from now; the task is produced to Kafka when due
     idempotency_key: str | None = None  # the same key within the TTL returns the first task's id
+    priority: str = "normal"  # high | normal | low: the lane it travels in
+    rate_key: str | None = None  # counts against its task's key_rate_limit under this key
+    concurrency_key: str | None = None  # counts against its task's key_concurrency under this key
+    trace: str | None = None  # a W3C traceparent to carry; None: the current span's, if tracing is on
 
 
 class Client:
@@ -202,6 +206,7 @@ class Client:
     # --- submit ------------------------------------------------------------
     def submit(self, task: str | Node, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,
                _key: str | None = None, _delay: float | None = None, _idempotency_key: str | None = None,
+               _priority: str = "normal", _rate_key: str | None = None, _concurrency_key: str | None = None,
                **kwargs: Any) -> str:
         """Submit one task; returns its id once Kafka has acknowledged it.
 
@@ -213,11 +218,13 @@ class Client:
                 raise InvalidTask("a workflow takes no arguments of its own: give them to its steps")
             return self.submit_workflow(task)
         req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key, delay=_delay,
-                          idempotency_key=_idempotency_key)
+                          idempotency_key=_idempotency_key, priority=_priority, rate_key=_rate_key,
+                          concurrency_key=_concurrency_key)
         return self.submit_many([req])[0]
 
     def submit_nowait(self, task: str, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,
                       _key: str | None = None, _delay: float | None = None, _idempotency_key: str | None = None,
+                      _priority: str = "normal", _rate_key: str | None = None, _concurrency_key: str | None = None,
                       **kwargs: Any) -> Submission:
         """Submit one task without waiting for Kafka: returns a :class:`Submission` at once.
 
@@ -226,7 +233,8 @@ class Client:
         ``SubmitFailed`` if Kafka refused any. Same options as ``submit``.
         """
         req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key, delay=_delay,
-                          idempotency_key=_idempotency_key)
+                          idempotency_key=_idempotency_key, priority=_priority, rate_key=_rate_key,
+                          concurrency_key=_concurrency_key)
         return self.submit_request_nowait(req)
 
     def submit_request_nowait(self, req: TaskRequest, *, known_tasks: Sequence[str] | None = None) -> Submission:
@@ -311,15 +319,23 @@ class Client:
             raise InvalidTask(f"unknown task {r.task!r}; known: {', '.join(sorted(known_tasks)) or '(none)'}")
         for why in (limits.max_retries_problem(r.max_retries), limits.timeout_problem(r.timeout),
                     limits.key_problem(r.key), limits.delay_problem(r.delay),
-                    limits.key_problem(r.idempotency_key, "idempotency_key")):
+                    limits.key_problem(r.idempotency_key, "idempotency_key"), limits.priority_problem(r.priority),
+                    limits.key_problem(r.rate_key, "rate_key"),
+                    limits.key_problem(r.concurrency_key, "concurrency_key"),
+                    limits.traceparent_problem(r.trace)):
             if why:
                 raise InvalidTask(why)
+        if r.priority != "normal" and not self.settings.priority_lanes:
+            raise InvalidTask(f"priority {r.priority!r} needs the priority lanes, which are off: set "
+                              "TASKQ_PRIORITY_LANES=true on the workers and the submitters")
         args, kwargs = list(r.args), dict(r.kwargs)
         if why := json_problem(args, "args") or json_problem(kwargs, "kwargs"):
             raise InvalidTask(why)
         msg = TaskMessage(
             id=new_task_id(), task=r.task, args=args, kwargs=kwargs,
             max_retries=r.max_retries, timeout=float(r.timeout) if r.timeout is not None else None,
+            priority=r.priority, rate_key=r.rate_key, concurrency_key=r.concurrency_key,
+            trace=r.trace if r.trace is not None else tracing.current_traceparent(),
         )
         try:
             size = len(msg.to_bytes())

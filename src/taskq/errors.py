@@ -99,3 +99,17 @@ class Retry(Exception):
     def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
         super().__init__(reason)
         self.delay = delay
+
+
+class Cancelled(Exception):
+    """Raise from a task to stop it as cancelled (after ``taskq.current().is_cancelled()`` said so).
+
+    Like ``Retry`` it is a signal from the task, not an error of taskq's: the run ends ``cancelled``
+    and is not retried."""
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        super().__init__(reason)
+
+
+class NotInTask(TaskqError):
+    """``taskq.current()`` or ``taskq.progress()`` was called outside a running task."""

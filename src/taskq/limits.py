@@ -53,3 +53,47 @@ def key_problem(value: Any, what: str = "key") -> str | None:
     if value is None or (isinstance(value, str) and 0 < len(value) <= KEY_MAX):
         return None
     return f"{what} must be a string of 1 to {KEY_MAX} characters"
+
+
+# --- flow control (rate limits, concurrency limits, priorities) ------------------------
+PRIORITIES = ("high", "normal", "low")  # the lanes, most urgent first
+CONCURRENCY_MAX = 100_000
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_UNIT_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
+                 "h": 3600.0, "hour": 3600.0}
+
+
+def parse_rate(value: Any, what: str = "rate_limit") -> tuple[float, float] | None:
+    """``"100/s"``, ``"10/m"``, ``"5/10s"`` -> (tasks, per seconds); None for None; ValueError if malformed."""
+    if value is None:
+        return None
+    m = _RATE_RE.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValueError(f"{what} {value!r} is malformed: use N/s, N/m, N/h or N/<k>s (e.g. '100/s', '5/10s')")
+    count, per = float(m.group(1)), float(m.group(2) or 1) * _UNIT_SECONDS[m.group(3)]
+    if count <= 0 or per <= 0 or count / per > 1_000_000:
+        raise ValueError(f"{what} {value!r} is out of range: above 0 and at most 1,000,000 per second")
+    return count, per
+
+
+def concurrency_problem(value: Any, what: str = "concurrency") -> str | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= CONCURRENCY_MAX):
+        return None
+    return f"{what} must be an integer from 1 to {CONCURRENCY_MAX}, got {value!r}"
+
+
+def priority_problem(value: Any) -> str | None:
+    if value is None or value in PRIORITIES:
+        return None
+    return f"priority {value!r} is unknown: use one of {', '.join(PRIORITIES)}"
+
+
+# W3C trace context: version-traceid-parentid-flags, lowercase hex (https://www.w3.org/TR/trace-context/).
+_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def traceparent_problem(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and _TRACEPARENT_RE.match(value)
+                         and value[3:35] != "0" * 32 and value[36:52] != "0" * 16):
+        return None
+    return f"traceparent {value!r} is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)"

@@ -58,6 +58,80 @@ local function create(key, id, task, args, kwargs, created, max_retries, timeout
   redis.call('SADD', P..'task-names', task)
   move(id, nil, 'queued', created)
 end
+local function create_extra(key, priority, rate_key, concurrency_key, trace)
+  -- The optional request fields, stored only when set (a plain task's hash stays small).
+  if priority ~= '' and priority ~= 'normal' then redis.call('HSET', key, 'pr', priority) end
+  if rate_key ~= '' then redis.call('HSET', key, 'rk', rate_key) end
+  if concurrency_key ~= '' then redis.call('HSET', key, 'ck', concurrency_key) end
+  if trace ~= '' then redis.call('HSET', key, 'tp', trace) end
+end
+
+-- Flow control (taskq.limits, docs/architecture.md "Flow control"). A rate limit reserves start
+-- slots: rl:<scope> holds the scope's next free slot (ms; GCRA's theoretical arrival time). A
+-- concurrency limit counts holders: cc:<scope> maps task id -> 'w:<worker>|<lease>' (running) or
+-- 'r:<until ms>' (a slot handed to a waiter on its way back through Kafka); ccw:<scope> holds the
+-- waiters by arrival, cclim:<scope> the limit last seen, 'ccw-scopes' the scopes with waiters.
+-- A held-back task keeps its status (queued or retrying) with 'held' telling why; its message is
+-- acknowledged, so it never takes a worker slot or blocks the messages behind it.
+local function fmt_ms(x) return string.format('%.3f', x) end
+local function cc_stale(holder, owner)
+  -- Whether a concurrency slot's holder no longer runs: its reservation ran out, its worker's lease
+  -- is gone, or its record moved on without it.
+  local kind, rest = string.sub(owner, 1, 2), string.sub(owner, 3)
+  if kind == 'r:' then return tonumber(rest) < tonumber(redis.call('TIME')[1]) * 1000 end
+  local w, l = string.match(rest, '^(.*)|([^|]*)$')
+  if not w then return true end
+  if redis.call('GET', P..'hb:'..w) ~= l then return true end
+  local cur = redis.call('HMGET', P..'task:'..holder, 'status', 'lease')
+  return cur[1] ~= 'running' or cur[2] ~= l
+end
+local function cc_hand_over(scope, now)
+  -- A slot of scope is free: give it to the longest waiter still waiting; returns whether one took it.
+  local C, Wq = P..'cc:'..scope, P..'ccw:'..scope
+  while true do
+    local first = redis.call('ZPOPMIN', Wq)
+    if #first == 0 then
+      redis.call('SREM', P..'ccw-scopes', scope)
+      return false
+    end
+    local id = first[1]
+    local tkey = P..'task:'..id
+    local cur = redis.call('HMGET', tkey, 'status', 'heldk')
+    if (cur[1] == 'queued' or cur[1] == 'retrying') and cur[2] == scope then
+      redis.call('HSET', C, id, 'r:'..fmt_ms(tonumber(now) * 1000 + 60000))
+      redis.call('HDEL', tkey, 'heldk')
+      redis.call('HSET', tkey, 'held', 'concurrency slot granted')
+      redis.call('ZADD', P..'scheduled', now, id)
+      return true
+    end
+  end
+end
+local function cc_release(key, id, now)
+  -- The run of key ended (or moved on): free the concurrency slots it held.
+  local scopes = redis.call('HGET', key, 'ccs')
+  if not scopes then return end
+  redis.call('HDEL', key, 'ccs')
+  for scope in string.gmatch(scopes, '[^\n]+') do
+    if redis.call('HDEL', P..'cc:'..scope, id) == 1 then cc_hand_over(scope, now) end
+  end
+end
+local function cc_sweep(scope, now)
+  -- Free the slots of holders that no longer run and hand them (and any room a raised limit made) over.
+  local C = P..'cc:'..scope
+  local limit = tonumber(redis.call('GET', P..'cclim:'..scope) or '0')
+  local holders = redis.call('HGETALL', C)
+  for j = 1, #holders, 2 do
+    if cc_stale(holders[j], holders[j + 1]) then redis.call('HDEL', C, holders[j]) end
+  end
+  local woken = 0
+  while redis.call('HLEN', C) < limit do
+    if not cc_hand_over(scope, now) then break end
+    woken = woken + 1
+  end
+  if redis.call('ZCARD', P..'ccw:'..scope) == 0 then redis.call('SREM', P..'ccw-scopes', scope) end
+  return woken
+end
+
 local function requeue_one(id, now, maxlen)
   -- A finished (failed, dead, cancelled) task back to queued under a new message generation.
   -- Returns the new gen, or nil and the status that forbids it.
@@ -226,16 +300,82 @@ end
 # The three hot transitions (create, start, finish) run in batches: one script call per batch,
 # its items in a flat ARGV with a fixed stride (no per-call script overhead, no JSON to decode).
 HOT = COMMON + r"""
-local function create_one(id, task, args, kwargs, created, max_retries, timeout, maxlen, now)
+local function create_one(id, task, args, kwargs, created, max_retries, timeout, pr, rk, ck, tp, maxlen, now)
   local key = P..'task:'..id
   if redis.call('EXISTS', key) == 1 then return 0 end
   create(key, id, task, args, kwargs, created, max_retries, timeout, 0)
+  create_extra(key, pr, rk, ck, tp)
   event(maxlen, id, 'queued', task, '', now)
   return 1
 end
 
--- Returns {'run', attempts} | {'skip', reason} | {'busy', owner}
-local function start_one(id, gen, worker, lease, now, task, args, kwargs, created, max_retries, timeout, maxlen)
+-- Flow control at start. lim = {rate_n, rate_per, key_rate_n, key_rate_per, conc, key_conc}
+-- (strings, '' when unset). Returns nil when the run may start now (its concurrency slots taken),
+-- else why it is held back and until when (seconds; nil: until a slot is handed over).
+local function hold_back(key, id, task, rk, ck, lim, worker, lease, now)
+  local now_ms = tonumber(now) * 1000
+  local reserved = redis.call('HGET', key, 'rsv')
+  if not reserved then
+    local scopes = {}
+    if lim[1] ~= '' then scopes[#scopes + 1] = {'n:'..task, tonumber(lim[2]) * 1000 / tonumber(lim[1])} end
+    if lim[3] ~= '' and rk ~= '' then
+      scopes[#scopes + 1] = {'k:'..task..':'..rk, tonumber(lim[4]) * 1000 / tonumber(lim[3])}
+    end
+    if #scopes > 0 then
+      local slot = now_ms
+      for _, sc in ipairs(scopes) do
+        slot = math.max(slot, tonumber(redis.call('GET', P..'rl:'..sc[1]) or '0'))
+      end
+      for _, sc in ipairs(scopes) do
+        local nxt = slot + sc[2]
+        redis.call('SET', P..'rl:'..sc[1], fmt_ms(nxt), 'PX', math.ceil(nxt - now_ms) + 60000)
+      end
+      if slot > now_ms then
+        redis.call('HSET', key, 'rsv', fmt_ms(slot))
+        return 'rate limit', slot / 1000
+      end
+    end
+  end
+  local wanted = {}
+  if lim[5] ~= '' then wanted[#wanted + 1] = {'n:'..task, tonumber(lim[5])} end
+  if lim[6] ~= '' and ck ~= '' then wanted[#wanted + 1] = {'k:'..task..':'..ck, tonumber(lim[6])} end
+  if #wanted == 0 then
+    redis.call('HDEL', key, 'rsv')
+    return nil
+  end
+  local taken = {}
+  for _, sc in ipairs(wanted) do
+    local C = P..'cc:'..sc[1]
+    redis.call('SET', P..'cclim:'..sc[1], sc[2])
+    local room = redis.call('HEXISTS', C, id) == 1 or redis.call('HLEN', C) < sc[2]
+    if not room then
+      local holders = redis.call('HGETALL', C)
+      for j = 1, #holders, 2 do
+        if cc_stale(holders[j], holders[j + 1]) then redis.call('HDEL', C, holders[j]) end
+      end
+      room = redis.call('HLEN', C) < sc[2]
+    end
+    if not room then
+      -- Wait for this scope; a slot already handed over in another scope goes to its next waiter.
+      for _, t in ipairs(taken) do
+        if redis.call('HDEL', P..'cc:'..t, id) == 1 then cc_hand_over(t, now) end
+      end
+      redis.call('ZADD', P..'ccw:'..sc[1], 'NX', redis.call('HGET', key, 'created_at') or now, id)
+      redis.call('SADD', P..'ccw-scopes', sc[1])
+      redis.call('HSET', key, 'heldk', sc[1])
+      return 'concurrency limit', nil
+    end
+    redis.call('HSET', C, id, 'w:'..worker..'|'..lease)
+    taken[#taken + 1] = sc[1]
+  end
+  redis.call('HSET', key, 'ccs', table.concat(taken, '\n'))
+  redis.call('HDEL', key, 'rsv')
+  return nil
+end
+
+-- Returns {'run', attempts} | {'skip', reason} | {'busy', owner} | {'held', why, until}
+local function start_one(id, gen, worker, lease, now, task, args, kwargs, created, max_retries, timeout,
+                         pr, rk, ck, tp, lim, maxlen)
   gen = tonumber(gen)
   local key = P..'task:'..id
   local st = redis.call('HGET', key, 'status')
@@ -244,6 +384,7 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
     -- A worker faster than the submitter's write also lands here: the event stream still shows
     -- every task as queued before it runs.
     create(key, id, task, args, kwargs, created, max_retries, timeout, gen)
+    create_extra(key, pr, rk, ck, tp)
     event(maxlen, id, 'queued', task, '', now)
     st = 'queued'
   end
@@ -252,6 +393,8 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
     'started_at')
   if gen < tonumber(cur[1] or '0') then return {'skip', 'stale'} end
   local reason = 'first delivery'
+  -- Queued again after it had finished: REQUEUE (a retry by hand) left prev_status behind.
+  if st == 'queued' and redis.call('HEXISTS', key, 'prev_status') == 1 then reason = 'manual retry' end
   local lost = nil
   if st == 'running' then
     local owner = cur[2]
@@ -266,6 +409,26 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
     reason = 'redelivered: worker '..owner..' was lost'
   elseif st == 'retrying' then
     reason = 'retry'
+  end
+  if not lost and (lim[1] ~= '' or lim[3] ~= '' or lim[5] ~= '' or lim[6] ~= '') then
+    -- (A lost run's takeover already passed its limits: it re-takes its slots below.)
+    local why, till = hold_back(key, id, task, rk, ck, lim, worker, lease, now)
+    if why then
+      -- Acknowledge this message; a new generation comes back when due (rate) or handed a slot.
+      redis.call('HSET', key, 'held', why, 'gen', gen + 1)
+      if till then
+        redis.call('HSET', key, 'eta', fmt_ms(till))
+        redis.call('ZADD', P..'scheduled', fmt_ms(till), id)
+      end
+      return {'held', why, till and fmt_ms(till) or ''}
+    end
+    redis.call('HDEL', key, 'held')
+  elseif lost and (lim[5] ~= '' or lim[6] ~= '') then
+    local taken = {}
+    if lim[5] ~= '' then taken[#taken + 1] = 'n:'..task end
+    if lim[6] ~= '' and ck ~= '' then taken[#taken + 1] = 'k:'..task..':'..ck end
+    for _, sc in ipairs(taken) do redis.call('HSET', P..'cc:'..sc, id, 'w:'..worker..'|'..lease) end
+    redis.call('HSET', key, 'ccs', table.concat(taken, '\n'))
   end
   local attempts = tonumber(cur[4] or '0') + 1
   local history = implicit_history(cur[5], attempts - 1, cur[2], cur[8])
@@ -294,7 +457,8 @@ local function finish_one(id, lease, attempt, status, result, err, now, ttl, wor
     history[#history]['outcome'] = status == 'retrying' and 'retry' or status
     if err ~= '' then history[#history]['error'] = err end
   end
-  redis.call('HDEL', key, 'lease')
+  redis.call('HDEL', key, 'lease', 'prog', 'progm', 'cxl')
+  cc_release(key, id, now)
   move(id, 'running', status, tonumber(cur[5] or now))
   if status == 'retrying' then
     -- A new message generation is produced when due; the current message is acknowledged.
@@ -313,13 +477,15 @@ local function finish_one(id, lease, attempt, status, result, err, now, ttl, wor
 end
 """
 
-# ARGV: prefix, maxlen, now, then per task (stride 7): id, task, args, kwargs, created_at, max_retries, timeout.
+# ARGV: prefix, maxlen, now, then per task (stride 11): id, task, args, kwargs, created_at, max_retries, timeout,
+#   priority, rate_key, concurrency_key, traceparent.
 # Returns one 1 (created) or 0 (a record existed already) per task.
 CREATE = HOT + r"""
 local maxlen, now = ARGV[2], ARGV[3]
 local out = {}
-for i = 4, #ARGV, 7 do
-  out[#out + 1] = create_one(ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], maxlen, now)
+for i = 4, #ARGV, 11 do
+  out[#out + 1] = create_one(ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6],
+    ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10], maxlen, now)
 end
 return out
 """
@@ -327,8 +493,10 @@ return out
 # A worker's turn: record outcomes, then claim runs for received messages.
 # ARGV: prefix, worker, lease, now, ttl, maxlen, ttl_success, n_finish,
 #   n_finish x (id, attempt, status, result, error, due),
-#   then per message (stride 8): id, gen, task, args, kwargs, created_at, max_retries, timeout.
-# Returns n_finish of 1/0 (recorded / no longer owned), then one {action, detail} per message.
+#   then per message (stride 18): id, gen, task, args, kwargs, created_at, max_retries, timeout, priority,
+#   rate_key, concurrency_key, traceparent, and its task's limits: rate (count, per seconds), per-key rate
+#   (count, per seconds), concurrency, per-key concurrency ('' when unset).
+# Returns n_finish of 1/0 (recorded / no longer owned), then one {action, detail[, until]} per message.
 APPLY = HOT + r"""
 local worker, lease, now, ttl, maxlen, ttl_success = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local nfinish = tonumber(ARGV[8])
@@ -361,21 +529,34 @@ if nfinish > 0 then
 end
 while i <= #ARGV do
   out[#out + 1] = start_one(ARGV[i], ARGV[i+1], worker, lease, now, ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5],
-    ARGV[i+6], ARGV[i+7], maxlen)
-  i = i + 8
+    ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10], ARGV[i+11],
+    {ARGV[i+12], ARGV[i+13], ARGV[i+14], ARGV[i+15], ARGV[i+16], ARGV[i+17]}, maxlen)
+  i = i + 18
 end
 return out
 """
 
-# ARGV: prefix, id, now, ttl, maxlen. Returns {1, 'cancelled'} or {0, current_status}
+# A running task is asked to stop: 'cxl' is set, and the task sees it through its context
+# (taskq.current().is_cancelled()); it ends cancelled if it stops by raising taskq.Cancelled.
+# ARGV: prefix, id, now, ttl, maxlen. Returns {1, 'cancelled'}, {2, 'running'} (asked) or {0, current_status}
 CANCEL = COMMON + r"""
 local id, now = ARGV[2], ARGV[3]
 local key = P..'task:'..id
 local st = redis.call('HGET', key, 'status')
 if not st then return {0, 'missing'} end
+if st == 'running' then
+  redis.call('HSET', key, 'cxl', '1')
+  redis.call('XADD', P..'events', 'MAXLEN', '~', ARGV[5], '*', 'type', 'task', 'id', id, 'status', 'running',
+    'task', redis.call('HGET', key, 'task') or '', 'worker', redis.call('HGET', key, 'worker') or '',
+    'cancel_requested', '1', 'ts', now)
+  return {2, 'running'}
+end
 if not CANCELLABLE[st] then return {0, st} end
 redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'error', 'cancelled')
 redis.call('ZREM', P..'scheduled', id)
+local heldk = redis.call('HGET', key, 'heldk')
+if heldk then redis.call('ZREM', P..'ccw:'..heldk, id) end
+redis.call('HDEL', key, 'held', 'heldk', 'rsv')
 move(id, st, 'cancelled', tonumber(redis.call('HGET', key, 'created_at') or now))
 redis.call('PEXPIRE', key, ARGV[4])
 event(ARGV[5], id, 'cancelled', redis.call('HGET', key, 'task'), '', now)
@@ -386,10 +567,17 @@ return {1, 'cancelled'}
 # Put a finished (failed, dead, cancelled) task back in the queue under a new message generation.
 # A workflow's member runs again inside its workflow (its failed ancestors reopen) and goes to
 # 'scheduled' due now, for a scheduler to produce; other tasks are produced by the caller.
-# ARGV: prefix, id, now, maxlen. Returns {1, gen} (caller produces), {2, gen} (scheduled) or {0, why}
+# It grants a fresh retry budget: failures up to attempt retry_limit (the attempts so far + the
+# record's max_retries, else ARGV[5]) are retried again; no budget (0, or none known) sets none.
+# ARGV: prefix, id, now, maxlen, budget ('' unknown), states it may be in ('' any retryable, else
+# comma separated). Returns {1, gen} (caller produces), {2, gen} (scheduled) or {0, why}
 REQUEUE = COMMON + r"""
 local id, now = ARGV[2], ARGV[3]
 local key = P..'task:'..id
+if ARGV[6] and ARGV[6] ~= '' then
+  local st = redis.call('HGET', key, 'status')
+  if st and not string.find(','..ARGV[6]..',', ','..st..',', 1, true) then return {0, st} end
+end
 local link = redis.call('HMGET', key, 'wf', 'wn')
 local W, spec, node = nil, nil, nil
 if link[1] then
@@ -403,6 +591,13 @@ if link[1] then
 end
 local gen, why = requeue_one(id, now, ARGV[4])
 if not gen then return {0, why} end
+local cur = redis.call('HMGET', key, 'max_retries', 'attempts')
+local budget = tonumber(cur[1] or '') or tonumber(ARGV[5] or '')
+if budget and budget > 0 then
+  redis.call('HSET', key, 'retry_limit', tonumber(cur[2] or '0') + budget)
+else
+  redis.call('HDEL', key, 'retry_limit')
+end
 if spec then
   if redis.call('HGET', W, 's'..node) ~= 'running' then wf_reopen(W, link[1], spec, node, now) end
   redis.call('ZADD', P..'scheduled', now, id)
@@ -426,16 +621,42 @@ return 1
 """
 
 # Create a delayed task: recorded queued with an eta, produced to Kafka by a scheduler when due.
-# ARGV: prefix, id, task, args, kwargs, created_at, max_retries, timeout, maxlen, now, due
+# ARGV: prefix, id, task, args, kwargs, created_at, max_retries, timeout, priority, rate_key,
+#   concurrency_key, traceparent, maxlen, now, due
 CREATE_SCHEDULED = COMMON + r"""
 local id = ARGV[2]
 local key = P..'task:'..id
 if redis.call('EXISTS', key) == 1 then return 0 end
 create(key, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], 0)
-redis.call('HSET', key, 'eta', ARGV[11])
-redis.call('ZADD', P..'scheduled', ARGV[11], id)
-event(ARGV[9], id, 'queued', ARGV[3], '', ARGV[10])
+create_extra(key, ARGV[9], ARGV[10], ARGV[11], ARGV[12])
+redis.call('HSET', key, 'eta', ARGV[15])
+redis.call('ZADD', P..'scheduled', ARGV[15], id)
+event(ARGV[13], id, 'queued', ARGV[3], '', ARGV[14])
 return 1
+"""
+
+# Hand the concurrency slots of holders that no longer run to waiters. ARGV: prefix, now.
+# Returns how many waiters were handed a slot.
+CC_SWEEP = COMMON + r"""
+local woken = 0
+for _, scope in ipairs(redis.call('SMEMBERS', P..'ccw-scopes')) do
+  woken = woken + cc_sweep(scope, ARGV[2])
+end
+return woken
+"""
+
+# A running task's progress. ARGV: prefix, id, lease, value ('' for none), message, maxlen, now.
+# Returns 1 if recorded, 0 when that run no longer owns the task, and whether cancel was requested.
+PROGRESS = COMMON + r"""
+local key = P..'task:'..ARGV[2]
+local cur = redis.call('HMGET', key, 'status', 'lease', 'task', 'worker', 'cxl')
+if cur[1] ~= 'running' or cur[2] ~= ARGV[3] then return {0, cur[5] or ''} end
+set_or_drop(key, 'prog', ARGV[4])
+set_or_drop(key, 'progm', ARGV[5])
+redis.call('XADD', P..'events', 'MAXLEN', '~', ARGV[6], '*', 'type', 'progress', 'id', ARGV[2],
+  'status', 'running', 'task', cur[3] or '', 'worker', cur[4] or '', 'progress', ARGV[4], 'message', ARGV[5],
+  'ts', ARGV[7])
+return {1, cur[5] or ''}
 """
 
 # Claim due scheduled tasks for producing. A claim is a lease in 'scheduling'; claims whose lease
@@ -646,5 +867,30 @@ SCHED_NOTE = r"""
 local key = ARGV[1]..'sched:'..ARGV[2]
 if redis.call('EXISTS', key) == 0 then return 0 end
 redis.call('HSET', key, 'last_at', ARGV[3], 'last_task_id', ARGV[4])
+return 1
+"""
+
+
+# Purge one finished task (taskq.bulk): its record and its index entries, if it is in one of the
+# given states and finished before the cutoff. An entry whose record expired leaves the index it
+# was found in. ARGV: prefix, id, cutoff (epoch seconds), states (comma separated), that index.
+# Returns 1 purged, 0 not (another state, finished later, or already gone).
+PURGE = r"""
+local P, id = ARGV[1], ARGV[2]
+local key = P..'task:'..id
+local cur = redis.call('HMGET', key, 'status', 'finished_at', 'task')
+if not cur[1] then
+  redis.call('ZREM', ARGV[5], id)
+  redis.call('ZREM', P..'idx:all', id)
+  return 0
+end
+if not string.find(','..ARGV[4]..',', ','..cur[1]..',', 1, true) then return 0 end
+if not tonumber(cur[2] or '') or tonumber(cur[2]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('DEL', key)
+redis.call('ZREM', P..'idx:all', id)
+redis.call('ZREM', P..'idx:state:'..cur[1], id)
+if cur[3] then redis.call('ZREM', P..'idx:task:'..cur[3], id) end
+redis.call('ZREM', P..'scheduled', id)
+redis.call('ZREM', P..'scheduling', id)
 return 1
 """

@@ -40,6 +40,10 @@ class WorkerMetrics:
             "taskq_tasks_skipped_total", "Messages acknowledged without running (already finished or cancelled).",
             ["task", "worker"], registry=r,
         )
+        self._held = Counter(
+            "taskq_tasks_held_total", "Starts held back by a flow-control limit (rate limit, concurrency limit).",
+            ["task", "reason", "worker"], registry=r,
+        )
         self._dead = Counter("taskq_tasks_dead_lettered_total", "Messages sent to the dead-letter topic.",
                              ["task", "worker"], registry=r)
         self._run = Histogram("taskq_task_run_seconds", "Time a task function ran.", ["task"],
@@ -84,6 +88,9 @@ class WorkerMetrics:
 
     def skipped(self, task: str) -> None:
         self._skipped.labels(task, self.worker).inc()
+
+    def held(self, task: str, reason: str) -> None:
+        self._held.labels(task, reason, self.worker).inc()
 
     def dead_lettered(self, task: str) -> None:
         self._dead.labels(task, self.worker).inc()

@@ -108,21 +108,36 @@ class TaskMessage:
     max_retries: int | None = None
     timeout: float | None = None
     created_at: float = field(default_factory=time.time)
+    priority: str = "normal"  # the lane (topic) it travels in: high | normal | low
+    rate_key: str | None = None  # the key its task's per-key rate limit counts it under
+    concurrency_key: str | None = None  # the key its task's per-key concurrency limit counts it under
+    # W3C trace context of the submitter; it travels in the Kafka headers, not in the JSON body.
+    trace: str | None = None
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "v": WIRE_VERSION,
-                "id": self.id,
-                "task": self.task,
-                "args": self.args,
-                "kwargs": self.kwargs,
-                "gen": self.gen,
-                "max_retries": self.max_retries,
-                "timeout": self.timeout,
-                "created_at": self.created_at,
-            }
-        )
+        body: dict[str, Any] = {
+            "v": WIRE_VERSION,
+            "id": self.id,
+            "task": self.task,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "gen": self.gen,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "created_at": self.created_at,
+        }
+        # Optional fields are written only when set: a plain task's message stays as it was.
+        if self.priority != "normal":
+            body["priority"] = self.priority
+        if self.rate_key is not None:
+            body["rate_key"] = self.rate_key
+        if self.concurrency_key is not None:
+            body["concurrency_key"] = self.concurrency_key
+        return orjson.dumps(body)
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        """The Kafka headers of its message (the trace context), or None."""
+        return [("traceparent", self.trace.encode())] if self.trace else None
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> TaskMessage:
@@ -164,6 +179,13 @@ class TaskMessage:
         created_at = data.get("created_at", time.time())
         if not isinstance(created_at, (int, float)):
             raise InvalidMessage("field 'created_at' must be a number")
+        priority = data.get("priority", "normal")
+        if why := limits.priority_problem(priority):
+            raise InvalidMessage(f"field 'priority': {why}")
+        rate_key, concurrency_key = data.get("rate_key"), data.get("concurrency_key")
+        for fname, value in (("rate_key", rate_key), ("concurrency_key", concurrency_key)):
+            if why := limits.key_problem(value, fname):
+                raise InvalidMessage(f"field {fname!r}: {why}")
         return cls(
             id=tid,
             task=name,
@@ -173,6 +195,9 @@ class TaskMessage:
             max_retries=max_retries,
             timeout=float(timeout) if timeout is not None else None,
             created_at=float(created_at),
+            priority=priority,
+            rate_key=rate_key,
+            concurrency_key=concurrency_key,
         )
 
 
@@ -227,6 +252,14 @@ class TaskRecord:
     history: list[Attempt] = field(default_factory=list)
     eta: float | None = None  # when a delayed task, or its latest retry, is (or was) due
     workflow: str | None = None  # the id of the workflow this task is a step of
+    priority: str = "normal"
+    rate_key: str | None = None
+    concurrency_key: str | None = None
+    progress: float | None = None  # 0..1, as the running task last reported it
+    progress_message: str | None = None
+    cancel_requested: bool = False  # cancel was asked while it ran; the task may stop early
+    waiting_for: str | None = None  # why a queued task is held back: "rate limit" | "concurrency limit"
+    trace: str | None = None  # the submitter's W3C traceparent
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> TaskRecord:
@@ -248,7 +281,22 @@ class TaskRecord:
             history=orjson.loads(h["history"]) if h.get("history") else _first_delivery(h),
             eta=_opt_float(h.get("eta")),
             workflow=h.get("wf") or None,
+            priority=h.get("pr") or "normal",
+            rate_key=h.get("rk") or None,
+            concurrency_key=h.get("ck") or None,
+            progress=_opt_float(h.get("prog")),
+            progress_message=h.get("progm") or None,
+            cancel_requested=h.get("cxl") == "1",
+            waiting_for=h.get("held") or None,
+            trace=h.get("tp") or None,
         )
+
+    def message(self, gen: int) -> TaskMessage:
+        """The message that runs this record again (a retry, a delayed or held-back task coming due)."""
+        return TaskMessage(id=self.id, task=self.task, args=self.args, kwargs=self.kwargs, gen=gen,
+                           max_retries=self.max_retries, timeout=self.timeout,
+                           created_at=self.created_at or time.time(), priority=self.priority,
+                           rate_key=self.rate_key, concurrency_key=self.concurrency_key, trace=self.trace)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data: what the CLI prints and the HTTP API returns."""
@@ -297,6 +345,10 @@ class TaskType:
     params: list[Param] = field(default_factory=list)
     returns: str | None = None
     doc: str | None = None
+    rate_limit: str | None = None  # flow control, as the task declares it (see ``@task``)
+    key_rate_limit: str | None = None
+    concurrency: int | None = None
+    key_concurrency: int | None = None
 
     @classmethod
     def from_json(cls, name: str, value: Any) -> TaskType:
@@ -304,7 +356,9 @@ class TaskType:
         if isinstance(value, str):
             return cls(name, value)
         params = [Param(**p) for p in value.get("params", [])]
-        return cls(name, value.get("signature", name), params, value.get("returns"), value.get("doc"))
+        return cls(name, value.get("signature", name), params, value.get("returns"), value.get("doc"),
+                   value.get("rate_limit"), value.get("key_rate_limit"), value.get("concurrency"),
+                   value.get("key_concurrency"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,16 @@ class TaskDefinition:
     timeout: float | None
     retry_backoff: float | None  # None: the TASKQ_RETRY_BACKOFF setting
     schedule: Schedule | None = None  # @task(schedule=...): run periodically with no arguments
+    # Flow control, cluster-wide (docs/architecture.md "Flow control"): as written, and parsed.
+    rate_limit: str | None = None
+    key_rate_limit: str | None = None  # per ``rate_key`` given at submit
+    concurrency: int | None = None
+    key_concurrency: int | None = None  # per ``concurrency_key`` given at submit
+    limit_args: tuple[str, ...] = ("",) * 6  # what the start script takes (store.NO_LIMITS when none)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
 
     def describe(self) -> TaskType:
         """The task's name, signature and parameters, as workers advertise them."""
@@ -76,7 +86,9 @@ class TaskDefinition:
         text = re.sub(r"'([^']*)'", lambda m: m.group(1) if m.group(1) in {p.type for p in params} | {returns}
                       else m.group(0), text)
         doc = inspect.getdoc(self.fn)
-        return TaskType(self.name, f"{self.name}{text}", params, returns, doc.splitlines()[0] if doc else None)
+        return TaskType(self.name, f"{self.name}{text}", params, returns, doc.splitlines()[0] if doc else None,
+                        rate_limit=self.rate_limit, key_rate_limit=self.key_rate_limit,
+                        concurrency=self.concurrency, key_concurrency=self.key_concurrency)
 
 
 @overload
@@ -84,7 +96,8 @@ def task(fn: F, /) -> F: ...
 @overload
 def task(
     *, name: str | None = None, max_retries: int | None = None, timeout: float | None = None,
-    retry_backoff: float | None = None, schedule: str | Every | None = None,
+    retry_backoff: float | None = None, schedule: str | Every | None = None, rate_limit: str | None = None,
+    key_rate_limit: str | None = None, concurrency: int | None = None, key_concurrency: int | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -97,13 +110,23 @@ def task(
     timeout: float | None = None,
     retry_backoff: float | None = None,
     schedule: str | Every | None = None,
+    rate_limit: str | None = None,
+    key_rate_limit: str | None = None,
+    concurrency: int | None = None,
+    key_concurrency: int | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a function as a taskq task. Use bare (``@task``) or with options.
 
     ``retry_backoff`` is the base of the exponential delay between retries (seconds); unset, the
     worker's ``TASKQ_RETRY_BACKOFF`` applies. ``schedule`` runs it periodically (no arguments): a
     cron expression in UTC (``"*/5 * * * *"``) or ``every(seconds=10)``; the schedule is named after
-    the task (a module-level ``schedules`` list takes full ``Schedule`` objects)."""
+    the task (a module-level ``schedules`` list takes full ``Schedule`` objects).
+
+    Flow control holds across every worker: ``rate_limit="100/s"`` (also ``/m``, ``/h``, ``5/10s``)
+    caps how often it starts, ``concurrency=5`` how many run at once; ``key_rate_limit`` and
+    ``key_concurrency`` do the same per key, for tasks submitted with ``rate_key=`` /
+    ``concurrency_key=`` (e.g. per customer). A task over a limit waits outside the queue: it never
+    takes a worker slot or holds up other tasks. ``async def`` functions run on the worker's event loop."""
 
     def mark(f: F) -> F:
         if not callable(f):
@@ -117,6 +140,20 @@ def task(
         if retry_backoff is not None and (not isinstance(retry_backoff, (int, float)) or retry_backoff < 0):
             raise ConfigError(f"@task({task_name!r}): retry_backoff must be a number of seconds >= 0")
         backoff = float(retry_backoff) if retry_backoff is not None else None
+        try:
+            rate = limits.parse_rate(rate_limit, "rate_limit")
+            key_rate = limits.parse_rate(key_rate_limit, "key_rate_limit")
+        except ValueError as exc:
+            raise ConfigError(f"@task({task_name!r}): {exc}") from None
+        for why in (limits.concurrency_problem(concurrency), limits.concurrency_problem(key_concurrency,
+                                                                                         "key_concurrency")):
+            if why:
+                raise ConfigError(f"@task({task_name!r}): {why}")
+        limit_args = (
+            *((repr(rate[0]), repr(rate[1])) if rate else ("", "")),
+            *((repr(key_rate[0]), repr(key_rate[1])) if key_rate else ("", "")),
+            str(concurrency) if concurrency else "", str(key_concurrency) if key_concurrency else "",
+        )
         periodic = None
         if schedule is not None:
             if not isinstance(schedule, (str, Every)):
@@ -126,7 +163,8 @@ def task(
                 periodic = Schedule(task_name, task_name, **when, source="code")
             except InvalidTask as exc:
                 raise ConfigError(f"@task({task_name!r}): {exc}") from exc
-        setattr(f, _ATTR, TaskDefinition(task_name, f, max_retries, timeout, backoff, periodic))
+        setattr(f, _ATTR, TaskDefinition(task_name, f, max_retries, timeout, backoff, periodic, rate_limit,
+                                         key_rate_limit, concurrency, key_concurrency, limit_args))
         return f
 
     return mark(fn) if fn is not None else mark

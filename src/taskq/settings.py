@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     partitions: int = Field(12, ge=1, le=10_000)
     replication_factor: int = Field(1, ge=1)
     group_id: str = "taskq-workers"
+    # Priority lanes: high and low tasks travel in their own topics (<tasks_topic>.high / .low),
+    # which every worker consumes beside the normal one and starts from first (docs/architecture.md).
+    priority_lanes: bool = Field(False, description="Consume and accept the high and low priority lanes.")
     # Well under Kafka's 45 s default so a killed worker's partitions move quickly.
     session_timeout: float = Field(10.0, ge=1.0, le=300.0)
     submit_timeout: float = Field(10.0, gt=0, description="Seconds to wait for Kafka to acknowledge a submission.")

@@ -50,9 +50,10 @@ def translate_errors() -> Iterator[None]:
 class StartDecision:
     """What a worker should do with a message it received."""
 
-    action: str  # run | skip | busy
+    action: str  # run | skip | busy | held (a flow-control limit holds it back; see lua.hold_back)
     attempt: int = 0
     detail: str = ""
+    until: float | None = None  # held by a rate limit: when its reserved slot comes
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,8 @@ class Page:
     next_cursor: str | None
 
 
+# A message whose task has no flow-control limits (rate, per-key rate, concurrency, per-key concurrency).
+NO_LIMITS = ("",) * 6
 # At most this many tasks per script call: one call blocks Redis while it runs.
 SCRIPT_BATCH = 200
 
@@ -104,6 +107,8 @@ class Store:
         self._wf_create = self.r.register_script(lua.WF_CREATE)
         self._wf_cancel = self.r.register_script(lua.WF_CANCEL)
         self._wf_retry = self.r.register_script(lua.WF_RETRY)
+        self._cc_sweep = self.r.register_script(lua.CC_SWEEP)
+        self._progress = self.r.register_script(lua.PROGRESS)
         self._ttl_ms = str(int(settings.result_ttl * 1000))
         self._ttl_success_ms = str(int((settings.result_ttl_success or settings.result_ttl) * 1000))
         self._maxlen = str(settings.events_maxlen)
@@ -189,10 +194,12 @@ class Store:
 
     # --- tasks -------------------------------------------------------------
     def _request_args(self, m: TaskMessage) -> list[str]:
-        """The request fields every create-like script takes: task, args, kwargs, created, retries, timeout."""
+        """The request fields every create-like script takes: task, args, kwargs, created, retries, timeout,
+        priority, rate key, concurrency key, trace context."""
         return [
             m.task, _dumps(m.args), _dumps(m.kwargs), repr(m.created_at),
             "" if m.max_retries is None else str(m.max_retries), "" if m.timeout is None else repr(m.timeout),
+            m.priority, m.rate_key or "", m.concurrency_key or "", m.trace or "",
         ]
 
     def create(self, messages: Sequence[TaskMessage], *, due: float | None = None) -> None:
@@ -220,13 +227,26 @@ class Store:
             flat = self._claim_due(args=[self.prefix, repr(now), repr(now + lease), str(limit)])
         pairs = [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
         out: list[TaskMessage] = []
-        for (tid, gen), rec in zip(pairs, self.get_many(t for t, _ in pairs), strict=True):
-            if rec is None:
-                continue
-            out.append(TaskMessage(id=tid, task=rec.task, args=rec.args, kwargs=rec.kwargs, gen=gen,
-                                   max_retries=rec.max_retries, timeout=rec.timeout,
-                                   created_at=rec.created_at or now))
+        for (_, gen), rec in zip(pairs, self.get_many(t for t, _ in pairs), strict=True):
+            if rec is not None:
+                out.append(rec.message(gen))
         return out
+
+    def sweep_concurrency(self) -> int:
+        """Hand the concurrency slots of runs that ended unseen (a lost worker) to waiting tasks."""
+        with translate_errors():
+            return int(self._cc_sweep(args=[self.prefix, repr(time.time())]))
+
+    def progress(self, task_id: str, *, lease: str, value: float | None, message: str | None) -> tuple[bool, bool]:
+        """Record a running task's progress; returns (recorded, cancel requested)."""
+        with translate_errors():
+            ok, cxl = self._progress(args=[self.prefix, task_id, lease, "" if value is None else repr(value),
+                                           message or "", self._maxlen, repr(time.time())])
+        return bool(ok), cxl == "1"
+
+    def cancel_requested(self, task_id: str) -> bool:
+        with translate_errors():
+            return self.r.hget(self.key("task", task_id), "cxl") == "1"
 
     def scheduled_produced(self, task_ids: Sequence[str]) -> None:
         with translate_errors():
@@ -253,12 +273,15 @@ class Store:
         return self.apply(outcomes, [], worker=worker, lease=lease)[0]
 
     def apply(self, outcomes: Sequence[Finish], starts: Sequence[TaskMessage], *, worker: str, lease: str,
-              steps_started: Callable[[], None] | None = None) -> tuple[list[bool], list[StartDecision]]:
+              steps_started: Callable[[], None] | None = None,
+              limits: Callable[[TaskMessage], Sequence[str]] | None = None,
+              ) -> tuple[list[bool], list[StartDecision]]:
         """A worker's turn in one round trip: record finished runs, then claim runs for received messages.
 
         Returns, in order, whether each outcome was recorded (False: that run no longer owns the task)
         and the decision for each message. ``steps_started`` is called when an outcome started
-        workflow steps (they wait in ``scheduled`` for a scheduler to produce them).
+        workflow steps (they wait in ``scheduled`` for a scheduler to produce them). ``limits`` gives a
+        message's flow-control limits as the six strings ``lua.APPLY`` takes (``NO_LIMITS`` when none).
         """
         now = repr(time.time())
         args = [self.prefix, worker, lease, now, self._ttl_ms, self._maxlen, self._ttl_success_ms, str(len(outcomes))]
@@ -266,33 +289,40 @@ class Store:
             args += [f.task_id, str(f.attempt), f.status.value, "" if f.result is None else _dumps(f.result),
                      f.error or "", repr(f.due or 0.0)]
         for m in starts:
-            args += [m.id, str(m.gen), *self._request_args(m)]
+            args += [m.id, str(m.gen), *self._request_args(m), *(limits(m) if limits else NO_LIMITS)]
         (rows,) = self._eval_many([(self._apply, args)])
         recorded = [bool(x) for x in rows[: len(outcomes)]]
         if steps_started is not None and any(x == 2 for x in rows[: len(outcomes)]):
             steps_started()
         decisions = []
-        for action, detail in rows[len(outcomes):]:
+        for row in rows[len(outcomes):]:
+            action, detail = row[0], row[1]
             if action == "run":
                 decisions.append(StartDecision("run", attempt=int(detail)))
+            elif action == "held":
+                until = float(row[2]) if len(row) > 2 and row[2] else None
+                decisions.append(StartDecision("held", detail=str(detail), until=until))
             else:
                 decisions.append(StartDecision(str(action), detail=str(detail)))
         return recorded, decisions
 
     def cancel(self, task_id: str) -> TaskRecord:
+        """Cancel a queued or retrying task; a running one is asked to stop (``cancel_requested``)."""
         with translate_errors():
             ok, status = self._cancel(args=[self.prefix, task_id, repr(time.time()), self._ttl_ms, self._maxlen])
         if status == "missing":
             raise TaskNotFound(task_id)
         if not ok:
-            raise TaskStateError(f"task {task_id} is {status}; only queued or retrying tasks can be cancelled")
+            raise TaskStateError(f"task {task_id} is {status}; only queued, retrying or running tasks can be cancelled")
         return self.get(task_id)
 
-    def requeue(self, task_id: str) -> TaskMessage | None:
+    def requeue(self, task_id: str, *, budget: int | None = None) -> TaskMessage | None:
         """Mark a failed, dead or cancelled task queued again; returns the message to produce, or None
-        when a scheduler produces it (a workflow's member: its workflow runs on from it)."""
+        when a scheduler produces it (a workflow's member: its workflow runs on from it).
+
+        A retry by hand grants a fresh retry budget: the record's max_retries, else ``budget``."""
         with translate_errors():
-            ok, detail = self._requeue(args=[self.prefix, task_id, repr(time.time()), self._maxlen])
+            ok, detail = self._requeue(args=self.requeue_args(task_id, budget=budget))
         if detail == "missing":
             raise TaskNotFound(task_id)
         if not ok:

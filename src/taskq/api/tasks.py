@@ -22,7 +22,8 @@ MAX_BATCH = limits.BATCH_MAX
 
 def _request(body: SubmitBody) -> TaskRequest:
     return TaskRequest(body.task, body.args, body.kwargs, max_retries=body.max_retries, timeout=body.timeout,
-                       key=body.key, delay=body.delay, idempotency_key=body.idempotency_key)
+                       key=body.key, delay=body.delay, idempotency_key=body.idempotency_key,
+                       priority=body.priority, rate_key=body.rate_key, concurrency_key=body.concurrency_key)
 
 
 def _submit(request: Request, client: ClientDep, bodies: list[SubmitBody]) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
+import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -10,9 +12,11 @@ from typing import Any
 
 import orjson
 
-from ..errors import Retry, TaskTimeout, UnknownTask
+from ..context import TaskContext, running
+from ..errors import Cancelled, Retry, TaskTimeout, UnknownTask
 from ..models import TaskMessage
 from ..registry import Registry, TaskDefinition
+from ..settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +27,7 @@ class Outcome:
     retryable: bool = True  # False for errors no retry can fix (unknown task, bad arguments)
     retry_delay: float | None = None
     traceback: str | None = None
+    cancelled: bool = False  # the task stopped itself by raising taskq.Cancelled
 
 
 def error_text(exc: BaseException) -> str:
@@ -36,21 +41,69 @@ def _bad_arguments(defn: TaskDefinition, exc: TypeError) -> bool:
     return tb is not None and tb.tb_next is None
 
 
-def run_task(registry: Registry, msg: TaskMessage, *, max_result_bytes: int | None = None) -> Outcome:
+def _raised(defn: TaskDefinition, exc: BaseException) -> Outcome:
+    """The outcome of a task that raised ``exc`` (called inside its ``except``, for the traceback)."""
+    if isinstance(exc, Retry):
+        return Outcome(False, error=f"Retry: {exc}", retry_delay=exc.delay, traceback=traceback.format_exc())
+    if isinstance(exc, Cancelled):
+        return Outcome(False, error=f"cancelled: {exc}" if str(exc) != "cancelled" else "cancelled",
+                       retryable=False, cancelled=True)
+    if isinstance(exc, TypeError):
+        if _bad_arguments(defn, exc):
+            return Outcome(False, error=f"TypeError: {exc}", retryable=False)
+        return Outcome(False, error=f"TypeError: {exc}", traceback=traceback.format_exc())
+    return Outcome(False, error=error_text(exc), traceback=traceback.format_exc())
+
+
+def run_task(registry: Registry, msg: TaskMessage, *, max_result_bytes: int | None = None,
+             ctx: TaskContext | None = None) -> Outcome:
     try:
         defn = registry.get(msg.task)
     except UnknownTask as exc:
         return Outcome(False, error=str(exc), retryable=False)
+    if defn.is_async:
+        # Outside the worker's event loop (a time-limited child process): a loop of its own.
+        return asyncio.run(run_task_async(registry, msg, timeout=None, max_result_bytes=max_result_bytes, ctx=ctx))
     try:
-        result = defn.fn(*msg.args, **msg.kwargs)
-    except Retry as exc:
-        return Outcome(False, error=f"Retry: {exc}", retry_delay=exc.delay, traceback=traceback.format_exc())
-    except TypeError as exc:
-        if _bad_arguments(defn, exc):
-            return Outcome(False, error=f"TypeError: {exc}", retryable=False)
-        return Outcome(False, error=f"TypeError: {exc}", traceback=traceback.format_exc())
-    except Exception as exc:  # noqa: BLE001 - a task's failure is data, not our crash
-        return Outcome(False, error=error_text(exc), traceback=traceback.format_exc())
+        if ctx is None:
+            result = defn.fn(*msg.args, **msg.kwargs)
+        else:
+            with running(ctx):
+                result = defn.fn(*msg.args, **msg.kwargs)
+    except (Retry, Cancelled, Exception) as exc:  # noqa: BLE001 - a task's failure is data, not our crash
+        return _raised(defn, exc)
+    return _result(result, max_result_bytes)
+
+
+async def run_task_async(registry: Registry, msg: TaskMessage, *, timeout: float | None,
+                         max_result_bytes: int | None = None, ctx: TaskContext | None = None) -> Outcome:
+    """Run an ``async def`` task on the current event loop; its time limit cancels it."""
+    try:
+        defn = registry.get(msg.task)
+    except UnknownTask as exc:
+        return Outcome(False, error=str(exc), retryable=False)
+    t0 = time.monotonic()
+    try:
+        coro = defn.fn(*msg.args, **msg.kwargs)
+        result = await asyncio.wait_for(_in_context(coro, ctx), timeout) if timeout else await _in_context(coro, ctx)
+    except TimeoutError as exc:
+        if timeout and time.monotonic() - t0 >= timeout:
+            return Outcome(False, error=error_text(TaskTimeout(timeout)))
+        return _raised(defn, exc)  # the task's own TimeoutError (a socket, say), not its time limit
+    except (Retry, Cancelled, Exception) as exc:  # noqa: BLE001 - a task's failure is data, not our crash
+        return _raised(defn, exc)
+    return _result(result, max_result_bytes)
+
+
+async def _in_context(coro: Any, ctx: TaskContext | None) -> Any:
+    """Await ``coro`` with ``ctx`` current (a context variable set inside the awaiting task)."""
+    if ctx is None:
+        return await coro
+    with running(ctx):
+        return await coro
+
+
+def _result(result: Any, max_result_bytes: int | None) -> Outcome:
     try:
         size = len(orjson.dumps(result))
     except TypeError as exc:
@@ -71,13 +124,23 @@ def run_task(registry: Registry, msg: TaskMessage, *, max_result_bytes: int | No
 _registries: dict[tuple[str, ...], Registry] = {}
 
 
-def _child(modules: tuple[str, ...], msg: TaskMessage, max_result_bytes: int | None, conn: Connection) -> None:
+def _child(modules: tuple[str, ...], msg: TaskMessage, max_result_bytes: int | None, conn: Connection,
+           ctx: TaskContext | None = None, settings: Settings | None = None) -> None:
     reg = _registries.get(modules)
     if reg is None:
         reg = _registries[modules] = Registry.load([m for m in modules if m != "taskq.builtins"],
                                                    builtins="taskq.builtins" in modules)
-    conn.send(run_task(reg, msg, max_result_bytes=max_result_bytes))
-    conn.close()
+    store = None
+    if ctx is not None and settings is not None:
+        from ..store import Store  # the child reports progress through a connection of its own
+
+        store = ctx.backend = Store(settings)
+    try:
+        conn.send(run_task(reg, msg, max_result_bytes=max_result_bytes, ctx=ctx))
+    finally:
+        conn.close()
+        if store is not None:
+            store.close()
 
 
 class IsolatedRunner:
@@ -88,9 +151,13 @@ class IsolatedRunner:
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["taskq.worker.execute", *self.modules])
 
-    def run(self, msg: TaskMessage, *, timeout: float, max_result_bytes: int | None = None) -> Outcome:
+    def run(self, msg: TaskMessage, *, timeout: float, max_result_bytes: int | None = None,
+            ctx: TaskContext | None = None, settings: Settings | None = None) -> Outcome:
         parent, child = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=_child, args=(self.modules, msg, max_result_bytes, child), daemon=True)
+        if ctx is not None:
+            ctx = TaskContext(ctx.id, ctx.task, ctx.attempt, ctx.worker, ctx.lease, ctx.priority)  # no backend: pickled
+        proc = self._ctx.Process(target=_child, args=(self.modules, msg, max_result_bytes, child, ctx, settings),
+                                 daemon=True)
         proc.start()
         child.close()
         try:

@@ -30,6 +30,8 @@ def classify(msg: TaskMessage, attempt: int, out: Outcome, *, registry: Registry
     """Success, failed, a retry (with its due time) or dead (retries exhausted)."""
     if out.ok:
         return Finish(msg.id, attempt, TaskState.SUCCESS, out.result)
+    if out.cancelled:
+        return Finish(msg.id, attempt, TaskState.CANCELLED, error=out.error)
     if not out.retryable:
         return Finish(msg.id, attempt, TaskState.FAILED, error=out.error)
     defn = registry.find(msg.task)

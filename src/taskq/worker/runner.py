@@ -10,6 +10,7 @@ Finished offsets flow back to the main thread through a queue.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from ..context import TaskContext
 from ..errors import BrokerError, InvalidMessage, StoreError, TaskqError
 from ..kafka import Consumer, Producer, Record, Transport, transport
 from ..logs import named
@@ -32,8 +34,8 @@ from ..models import TaskMessage, TaskState
 from ..registry import Registry
 from ..schedules import ScheduleStore
 from ..settings import Settings
-from ..store import Finish, StartDecision, Store
-from .execute import IsolatedRunner, Outcome, run_task
+from ..store import NO_LIMITS, Finish, StartDecision, Store
+from .execute import IsolatedRunner, Outcome, run_task, run_task_async
 from .heartbeat import Heartbeat
 from .offsets import OffsetTracker
 from .outcomes import DeadLetters, classify
@@ -143,6 +145,9 @@ class Worker:
         self._dead_letters: DeadLetters | None = None
         self._isolated = IsolatedRunner(registry)
         self._last_turn = time.monotonic()
+        # ``async def`` tasks run on one event loop thread (started when the registry has any): an
+        # await costs no thread, and their slots count against ``concurrency`` like any other run.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- public ------------------------------------------------------------
     def stop(self) -> None:
@@ -203,6 +208,9 @@ class Worker:
         ticker = Ticker(schedules=ScheduleStore(self.store), declared=self.registry.schedules, log=self.log,
                         created=scheduler.wake)
         threading.Thread(target=ticker.run, args=(self._stopped,), name="taskq-ticker", daemon=True).start()
+        if any(d.is_async for d in map(self.registry.get, self.registry.names)):
+            loop = self._loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="taskq-async", daemon=True).start()
         consumer = self.kafka.consumer(client_id=f"taskq-{self.id}", listener=_Listener(self), log_name=self.id)
         self.log.info("ready: concurrency %d, Kafka client %s, tasks: %s", self.concurrency,
                       self.kafka.name, ", ".join(self.registry.names))
@@ -219,6 +227,8 @@ class Worker:
             except StoreError as exc:
                 self.log.warning("could not record the stop in Redis: %s", exc)
             self._pool.shutdown(wait=False, cancel_futures=True)
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
             self._producer.close()
             self.log.info("stopped")
         return clean
@@ -359,7 +369,8 @@ class Worker:
             return
         try:
             recorded, decisions = self.store.apply(finishes, [i.msg for i in due], worker=self.id, lease=self.lease,
-                                                   steps_started=self._scheduler.wake if self._scheduler else None)
+                                                   steps_started=self._scheduler.wake if self._scheduler else None,
+                                                   limits=self._limits)
         except StoreError as exc:
             self._to_record = batch + self._to_record
             self._store_failed(exc)
@@ -395,6 +406,16 @@ class Worker:
                 self.metrics.skipped(item.msg.task)
                 if epochs.get(item.partition) == item.epoch:  # revoked meanwhile: not ours to commit
                     self._tracker.finished(item.partition, item.offset)
+            elif d.action == "held":
+                # A flow-control limit holds it back: it waits in Redis, not in this worker's window.
+                if self.log.isEnabledFor(logging.DEBUG):
+                    self.log.debug("Held Task ID: %s (%s%s)", item.msg.id, d.detail,
+                                   f", due in {max(0.0, d.until - time.time()):.2f}s" if d.until else "")
+                self.metrics.held(item.msg.task, d.detail)
+                if d.until is not None and self._scheduler is not None:
+                    self._scheduler.due_at(d.until)
+                if epochs.get(item.partition) == item.epoch:
+                    self._tracker.finished(item.partition, item.offset)
             else:
                 self._claimed += 1
                 self._active.add(item.msg.id)
@@ -405,7 +426,11 @@ class Worker:
                                   item.msg.task, _args_text(item.msg.args))
                 self.metrics.started(item.msg.task, wait=max(0.0, time.time() - item.msg.created_at),
                                      running=self._claimed)
-                self._pool.submit(self._execute, item, d.attempt)
+                defn = self.registry.find(item.msg.task)
+                if self._loop is not None and defn is not None and defn.is_async:
+                    asyncio.run_coroutine_threadsafe(self._execute_async(item, d.attempt), self._loop)
+                else:
+                    self._pool.submit(self._execute, item, d.attempt)
         if done_ids:
             self._to_start = [i for i in self._to_start if id(i) not in done_ids]
 
@@ -560,6 +585,15 @@ class Worker:
         self.log.info("partitions %s: %s (now %s)", "lost" if lost else "revoked",
                       sorted(partitions), owned)
 
+    def _limits(self, msg: TaskMessage) -> tuple[str, ...]:
+        """A message's flow-control limits as this worker's definition of its task declares them."""
+        defn = self.registry.find(msg.task)
+        return defn.limit_args if defn is not None else NO_LIMITS
+
+    def _context(self, item: _Item, attempt: int) -> TaskContext:
+        return TaskContext(item.msg.id, item.msg.task, attempt, self.id, self.lease, item.msg.priority,
+                           backend=self.store)
+
     # --- task threads ------------------------------------------------------
     def _execute(self, item: _Item, attempt: int) -> None:
         with self._lock:
@@ -568,12 +602,32 @@ class Worker:
         try:
             defn = self.registry.find(item.msg.task)
             timeout = item.msg.timeout or (defn.timeout if defn else None)
+            ctx = self._context(item, attempt)
             if timeout:
-                outcome = self._isolated.run(item.msg, timeout=timeout,
-                                             max_result_bytes=self.settings.max_result_bytes)
+                outcome = self._isolated.run(item.msg, timeout=timeout, max_result_bytes=self.settings.max_result_bytes,
+                                             ctx=ctx, settings=self.settings)
             else:
-                outcome = run_task(self.registry, item.msg, max_result_bytes=self.settings.max_result_bytes)
+                outcome = run_task(self.registry, item.msg, max_result_bytes=self.settings.max_result_bytes, ctx=ctx)
         except Exception as exc:  # noqa: BLE001 - e.g. the child process could not start
+            outcome = Outcome(False, error=f"the worker could not run the task: {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._running -= 1
+        self._ran.put(_Ran(item, attempt, outcome, time.perf_counter() - t0))
+        self._wake.set()
+
+    async def _execute_async(self, item: _Item, attempt: int) -> None:
+        """An ``async def`` task on the worker's loop; its time limit cancels it (no child process)."""
+        with self._lock:
+            self._running += 1
+        t0 = time.perf_counter()
+        try:
+            defn = self.registry.find(item.msg.task)
+            timeout = item.msg.timeout or (defn.timeout if defn else None)
+            outcome = await run_task_async(self.registry, item.msg, timeout=timeout,
+                                           max_result_bytes=self.settings.max_result_bytes,
+                                           ctx=self._context(item, attempt))
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must still end the run with an outcome
             outcome = Outcome(False, error=f"the worker could not run the task: {type(exc).__name__}: {exc}")
         finally:
             with self._lock:

@@ -7,7 +7,9 @@ claimed again, so nothing is lost.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 
 from ..errors import TaskqError
 from ..kafka import Producer
@@ -15,6 +17,8 @@ from ..logs import Log
 from ..store import Store
 
 SCHEDULER_INTERVAL = 0.25
+# Concurrency slots whose holder was lost unseen are handed on this often (see lua.CC_SWEEP).
+SWEEP_INTERVAL = 1.0
 
 
 class Scheduler:
@@ -25,14 +29,27 @@ class Scheduler:
         self.interval = interval
         self._failing = False
         self._wake = threading.Event()
+        self._next_due = math.inf  # the earliest due time a caller told of (a rate-limited task's slot)
+        self._last_sweep = 0.0
 
     def wake(self) -> None:
         """Tick now rather than at the next interval (a workflow step was just started)."""
         self._wake.set()
 
+    def due_at(self, when: float) -> None:
+        """Tick at ``when`` (epoch seconds) if that is before the next interval: a held-back task's
+        reserved slot is kept to within milliseconds, not to the interval."""
+        if when < self._next_due:
+            self._next_due = when
+            self._wake.set()
+
     def tick(self) -> int:
         """Produce what is due now; returns how many. Failures are logged once per outage."""
         try:
+            now = time.monotonic()
+            if now - self._last_sweep >= SWEEP_INTERVAL:
+                self._last_sweep = now
+                self.store.sweep_concurrency()
             msgs = self.store.claim_due()
             if msgs:
                 self.producer.send(msgs)
@@ -49,8 +66,10 @@ class Scheduler:
 
     def run(self, stopped: threading.Event) -> None:
         while not stopped.is_set():
-            self._wake.wait(self.interval)
+            self._wake.wait(max(0.0, min(self.interval, self._next_due - time.time())))
             self._wake.clear()
             if stopped.is_set():
                 return
+            if self._next_due <= time.time():
+                self._next_due = math.inf
             self.tick()
