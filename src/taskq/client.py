@@ -11,14 +11,16 @@ from typing import Any, TypeVar
 
 import orjson
 
-from . import limits, tracing
+from . import bulk, limits, tracing
+from .bulk import BulkResult, Progress
 from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout
 from .events import Event
 from .kafka import Admin, Producer, Transport, transport
 from .models import Stats, TaskMessage, TaskRecord, TaskState, TaskType, WorkerInfo, json_problem, new_task_id
+from .query import Page, TaskFilter
 from .schedules import Schedule, ScheduleInfo, ScheduleStore
 from .settings import Settings
-from .store import Page, Store
+from .store import Store
 from .submitter import Pipeline, Submission
 from .workflows import Chain, Group, Node, Sig, WorkflowRecord, flatten
 
@@ -132,10 +134,40 @@ class Client:
         self._known = (frozenset(types), time.monotonic())
         return types
 
-    def list_tasks(self, *, status: TaskState | None = None, task: str | None = None, limit: int = 50,
-                   cursor: str | None = None) -> Page:
-        """Tasks newest first, optionally of one state and/or task name; pass ``next_cursor`` on."""
-        return self.store.list_tasks(status=status, task=task, limit=limit, cursor=cursor)
+    def list_tasks(self, filt: TaskFilter | None = None, *, status: TaskState | str | None = None,
+                   task: str | None = None, task_prefix: str | None = None, worker: str | None = None,
+                   since: float | None = None, until: float | None = None, q: str | None = None,
+                   limit: int = 50, cursor: str | None = None, count: bool = True) -> Page:
+        """Tasks newest first that match a filter (a ``TaskFilter``, or its fields as keywords).
+
+        Pass ``next_cursor`` or ``prev_cursor`` back as ``cursor`` for the next or previous page;
+        ``total`` counts the whole filter (``total_exact`` False: a lower bound).
+
+        >>> page = client.list_tasks(status="dead", task_prefix="report.", q="timeout")
+        """
+        if filt is None:
+            filt = TaskFilter(status=status, task=task, task_prefix=task_prefix, worker=worker,  # type: ignore[arg-type]
+                              since=since, until=until, q=q)
+        return self.store.list_tasks(filt, limit=limit, cursor=cursor, count=count)
+
+    def task_names(self, *, prefix: str | None = None) -> dict[str, int]:
+        """Every task name with tasks in Redis, and how many it has (for a filter's choices)."""
+        return self.store.task_names(prefix=prefix)
+
+    # --- bulk actions (taskq.bulk) ------------------------------------------
+    def retry_all(self, filt: TaskFilter, *, dry_run: bool = False, progress: Progress | None = None) -> BulkResult:
+        """Retry every failed or dead task the filter matches (its ``status``: failed, dead or
+        cancelled), each produced to Kafka once, with a fresh retry budget; ``dry_run`` counts them."""
+        return bulk.retry(self, filt, dry_run=dry_run, progress=progress)
+
+    def cancel_all(self, filt: TaskFilter, *, dry_run: bool = False, progress: Progress | None = None) -> BulkResult:
+        """Cancel every queued or retrying task the filter matches."""
+        return bulk.cancel(self, filt, dry_run=dry_run, progress=progress)
+
+    def purge(self, filt: TaskFilter, *, older_than: float, dry_run: bool = False,
+              progress: Progress | None = None) -> BulkResult:
+        """Delete the finished tasks the filter matches that finished more than ``older_than`` s ago."""
+        return bulk.purge(self, filt, older_than=older_than, dry_run=dry_run, progress=progress)
 
     def stats(self, *, lag_max_age: float = 2.0) -> Stats:
         """Counts per state, finished tasks/s over the last minute, lag (None if Kafka is down), live workers."""
@@ -447,8 +479,11 @@ class Client:
         return self.store.cancel(task_id)
 
     def retry(self, task_id: str) -> TaskRecord:
-        """Run a failed, dead or cancelled task again (same id, attempts keep counting)."""
-        msg = self.store.requeue(task_id)
+        """Run a failed, dead or cancelled task again (same id, attempts keep counting), with a
+        fresh retry budget (docs/http-api.md, "Manual retry")."""
+        rec = self.store.get(task_id)
+        budget = None if rec.max_retries is not None else bulk.retry_budgets(self, [rec.task])[rec.task]
+        msg = self.store.requeue(task_id, budget=budget)
         if msg is None:  # a workflow's step: a scheduler produces it
             return self.store.get(task_id)
         try:

@@ -260,6 +260,8 @@ class TaskRecord:
     cancel_requested: bool = False  # cancel was asked while it ran; the task may stop early
     waiting_for: str | None = None  # why a queued task is held back: "rate limit" | "concurrency limit"
     trace: str | None = None  # the submitter's W3C traceparent
+    # After a retry by hand: the last attempt whose failure is still retried (its fresh budget).
+    retry_limit: int | None = None
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> TaskRecord:
@@ -289,13 +291,15 @@ class TaskRecord:
             cancel_requested=h.get("cxl") == "1",
             waiting_for=h.get("held") or None,
             trace=h.get("tp") or None,
+            retry_limit=int(h["retry_limit"]) if h.get("retry_limit") else None,
         )
 
     def message(self, gen: int) -> TaskMessage:
         """The message that runs this record again (a retry, a delayed or held-back task coming due)."""
         return TaskMessage(id=self.id, task=self.task, args=self.args, kwargs=self.kwargs, gen=gen,
-                           max_retries=self.max_retries, timeout=self.timeout,
-                           created_at=self.created_at or time.time(), priority=self.priority,
+                           max_retries=self.max_retries if self.retry_limit is None
+                           else min(self.retry_limit, limits.MAX_RETRIES_MAX),  # the wire's bound
+                           timeout=self.timeout, created_at=self.created_at or time.time(), priority=self.priority,
                            rate_key=self.rate_key, concurrency_key=self.concurrency_key, trace=self.trace)
 
     def to_dict(self) -> dict[str, Any]:
@@ -349,6 +353,7 @@ class TaskType:
     key_rate_limit: str | None = None
     concurrency: int | None = None
     key_concurrency: int | None = None
+    max_retries: int | None = None  # its @task's; a retry by hand grants as many again
 
     @classmethod
     def from_json(cls, name: str, value: Any) -> TaskType:
@@ -358,7 +363,7 @@ class TaskType:
         params = [Param(**p) for p in value.get("params", [])]
         return cls(name, value.get("signature", name), params, value.get("returns"), value.get("doc"),
                    value.get("rate_limit"), value.get("key_rate_limit"), value.get("concurrency"),
-                   value.get("key_concurrency"))
+                   value.get("key_concurrency"), value.get("max_retries"))
 
 
 @dataclass(frozen=True, slots=True)

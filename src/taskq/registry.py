@@ -88,7 +88,8 @@ class TaskDefinition:
         doc = inspect.getdoc(self.fn)
         return TaskType(self.name, f"{self.name}{text}", params, returns, doc.splitlines()[0] if doc else None,
                         rate_limit=self.rate_limit, key_rate_limit=self.key_rate_limit,
-                        concurrency=self.concurrency, key_concurrency=self.key_concurrency)
+                        concurrency=self.concurrency, key_concurrency=self.key_concurrency,
+                        max_retries=self.max_retries)
 
 
 @overload

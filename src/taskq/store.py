@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from . import events, lua
-from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError, WorkflowNotFound
+from . import events, lua, query
+from .errors import StoreError, StoreUnavailable, TaskNotFound, TaskStateError, WorkflowNotFound
 from .events import Event
 from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, TaskType, WorkerInfo
 from .settings import Settings
@@ -66,12 +66,6 @@ class Finish:
     result: Any = None
     error: str | None = None
     due: float | None = None  # with status RETRYING: when the next attempt is produced
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[TaskRecord]
-    next_cursor: str | None
 
 
 # A message whose task has no flow-control limits (rate, per-key rate, concurrency, per-key concurrency).
@@ -331,9 +325,12 @@ class Store:
             raise TaskStateError(f"task {task_id} is {detail}; only failed, dead or cancelled tasks can be retried")
         if ok == 2:
             return None
-        rec = self.get(task_id)
-        return TaskMessage(id=rec.id, task=rec.task, args=rec.args, kwargs=rec.kwargs, gen=int(detail),
-                           max_retries=rec.max_retries, timeout=rec.timeout, created_at=rec.created_at or time.time())
+        return self.get(task_id).message(int(detail))
+
+    def requeue_args(self, task_id: str, *, budget: int | None, states: Iterable[TaskState] = ()) -> list[str]:
+        """``lua.REQUEUE``'s arguments; with ``states`` it refuses a task in any other state."""
+        return [self.prefix, task_id, repr(time.time()), self._maxlen, "" if budget is None else str(budget),
+                ",".join(s.value for s in states)]
 
     def unqueue(self, task_id: str, gen: int) -> None:
         """Undo ``requeue`` after Kafka refused the message."""
@@ -357,60 +354,29 @@ class Store:
         return [TaskRecord.from_hash(h) if h else None for h in rows]
 
     def list_tasks(
-        self, *, status: TaskState | None = None, task: str | None = None, limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page:
-        """A page of tasks, newest first. ``cursor`` is the ``next_cursor`` of the page before."""
-        if status is not None:
-            index = self.key("idx", "state", status.value)
-        elif task is not None:
-            index = self.key("idx", "task", task)
-        else:
-            index = self.key("idx", "all")
-        need_task_filter = status is not None and task is not None
-        max_score: str = "+inf"
-        after_id: str | None = None
-        if cursor:
-            score_s, sep, after_id = cursor.partition(":")
-            try:
-                max_score = repr(float(score_s))
-            except ValueError:
-                max_score = ""
-            if not sep or max_score in ("", "nan", "inf", "-inf") or max_score != score_s:
-                raise InvalidTask(f"cursor {cursor!r} is invalid: pass back the next_cursor of the previous page")
-        out: list[TaskRecord] = []
-        batch = max(limit * 2, 50)
-        last_score, last_id = None, None
+        self, filt: query.TaskFilter | None = None, *, status: TaskState | None = None, task: str | None = None,
+        limit: int = 50, cursor: str | None = None, count: bool = True,
+    ) -> query.Page:
+        """A page of tasks, newest first (``taskq.query``); ``status``/``task`` are shorthands of a filter.
+
+        ``cursor`` is a ``next_cursor`` or ``prev_cursor`` of an earlier page; with ``count`` the page
+        carries the filter's total (exact from the indexes, or a bounded count)."""
+        if filt is None:
+            filt = query.TaskFilter(status=status, task=task)
+        elif status is not None or task is not None:
+            raise TypeError("give a TaskFilter or status/task, not both")
         with translate_errors():
-            offset = 0
-            while len(out) < limit:
-                rows = cast(list[tuple[str, float]],
-                            self.r.zrevrangebyscore(index, max_score, "-inf", start=offset, num=batch, withscores=True))
-                if not rows:
-                    break
-                offset += len(rows)
-                candidates: list[tuple[str, float]] = []
-                for member, score in rows:
-                    if after_id is not None and repr(score) == max_score and member >= after_id:
-                        continue
-                    candidates.append((member, score))
-                records = self.get_many(m for m, _ in candidates)
-                for (member, score), rec in zip(candidates, records, strict=True):
-                    if rec is None:
-                        self.r.zrem(index, member)  # the record expired; lazily drop it
-                        continue
-                    if need_task_filter and rec.task != task:
-                        continue
-                    if status is not None and rec.status != status:
-                        continue
-                    out.append(rec)
-                    last_score, last_id = score, member
-                    if len(out) >= limit:
-                        break
-                if len(rows) < batch:
-                    break
-        more = len(out) >= limit and last_score is not None
-        return Page(out, f"{last_score!r}:{last_id}" if more else None)
+            return query.list_page(self.r, self.key, filt, limit=limit, cursor=cursor, count=count)
+
+    def task_names(self, *, prefix: str | None = None) -> dict[str, int]:
+        """Every task name with tasks in Redis (``prefix``: those starting with it) and its task count."""
+        with translate_errors():
+            names = sorted(n for n in cast(set[str], self.r.smembers(self.key("task-names")))
+                           if prefix is None or n.startswith(prefix))
+            pipe = self.r.pipeline(transaction=False)
+            for name in names:
+                pipe.zcard(self.key("idx", "task", name))
+            return {name: int(n) for name, n in zip(names, pipe.execute(), strict=True) if n}
 
     def counts(self) -> dict[str, int]:
         with translate_errors():

@@ -12,9 +12,10 @@ from .. import limits
 from ..client import TaskRequest
 from ..errors import InvalidTask, SubmitFailed
 from ..models import TaskRecord, TaskState
+from ..query import TaskFilter
 from ..submitter import Submission
 from .deps import ClientDep
-from .schemas import BatchSubmitted, SubmitBody, Submitted, TaskPage
+from .schemas import BatchSubmitted, BulkBody, BulkDone, PurgeBody, SubmitBody, Submitted, TaskName, TaskNames, TaskPage
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 MAX_BATCH = limits.BATCH_MAX
@@ -112,13 +113,49 @@ def submit_batch(bodies: list[SubmitBody], request: Request, client: ClientDep) 
 def list_tasks(
     client: ClientDep,
     status_: Annotated[TaskState | None, Query(alias="status")] = None,
-    task: Annotated[str | None, Query(max_length=200)] = None,
+    task: Annotated[str | None, Query(max_length=limits.TASK_NAME_MAX)] = None,
+    task_prefix: Annotated[str | None, Query(max_length=limits.TASK_NAME_MAX)] = None,
+    worker: Annotated[str | None, Query(max_length=limits.TASK_NAME_MAX)] = None,
+    since: Annotated[float | None, Query(ge=0, description="Created at or after (epoch seconds)")] = None,
+    until: Annotated[float | None, Query(ge=0, description="Created at or before (epoch seconds)")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="In the args, kwargs, error or id")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=300, pattern=r"^[0-9eE.+-]+:[0-9a-zA-Z_-]*$")] = None,
+    cursor: Annotated[str | None, Query(max_length=500, pattern=r"^b?[0-9eE.+-]+:")] = None,
 ) -> TaskPage:
-    """Tasks newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    page = client.list_tasks(status=status_, task=task, limit=limit, cursor=cursor)
-    return TaskPage(items=page.items, next_cursor=page.next_cursor)
+    """Tasks newest first that match every filter given, with the filter's total; pass
+    ``next_cursor`` or ``prev_cursor`` back as ``cursor`` for the next or previous page."""
+    filt = TaskFilter(status=status_, task=task, task_prefix=task_prefix, worker=worker, since=since, until=until,
+                      q=q)
+    page = client.list_tasks(filt, limit=limit, cursor=cursor)
+    return TaskPage(items=page.items, next_cursor=page.next_cursor, prev_cursor=page.prev_cursor,
+                    total=page.total, total_exact=page.total_exact)
+
+
+@router.get("/names", response_model=TaskNames)
+def task_names(
+    client: ClientDep, prefix: Annotated[str | None, Query(max_length=limits.TASK_NAME_MAX)] = None,
+) -> TaskNames:
+    """Every task name that has tasks in Redis, with its task count (a filter's dropdown)."""
+    return TaskNames(names=[TaskName(name=n, total=c) for n, c in client.task_names(prefix=prefix).items()])
+
+
+# Declared before /{task_id}/...: "bulk" is never taken for a task id here.
+@router.post("/bulk/retry", response_model=BulkDone)
+def bulk_retry(body: BulkBody, client: ClientDep) -> BulkDone:
+    """Retry every failed or dead task the filter matches (``status``: failed, dead or cancelled)."""
+    return BulkDone(**client.retry_all(body.filter(), dry_run=body.dry_run).to_dict())
+
+
+@router.post("/bulk/cancel", response_model=BulkDone)
+def bulk_cancel(body: BulkBody, client: ClientDep) -> BulkDone:
+    """Cancel every queued or retrying task the filter matches."""
+    return BulkDone(**client.cancel_all(body.filter(), dry_run=body.dry_run).to_dict())
+
+
+@router.post("/bulk/purge", response_model=BulkDone)
+def bulk_purge(body: PurgeBody, client: ClientDep) -> BulkDone:
+    """Delete the finished tasks the filter matches that finished more than ``older_than`` seconds ago."""
+    return BulkDone(**client.purge(body.filter(), older_than=body.older_than, dry_run=body.dry_run).to_dict())
 
 
 @router.get("/{task_id}", response_model=TaskRecord)
