@@ -76,12 +76,12 @@ def run(client: Client, filt: query.TaskFilter, states: frozenset[TaskState], ac
             if take and not dry_run:
                 done += act(take)
             if progress is not None:
-                progress(BulkResult(matched, done, matched - done, dry_run, False, cap))
+                progress(BulkResult(matched, done, 0 if dry_run else matched - done, dry_run, False, cap))
             if matched >= cap:
                 capped = len(take) < len(chunk) or scan.more()
                 break
         capped = capped or (not scan.exhausted and matched < cap)
-    return BulkResult(matched, done, matched - done, dry_run, capped, cap)
+    return BulkResult(matched, done, 0 if dry_run else matched - done, dry_run, capped, cap)
 
 
 def retry_budgets(client: Client, names: Collection[str]) -> dict[str, int]:
