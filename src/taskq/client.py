@@ -272,6 +272,18 @@ class Client:
     def submit_request_nowait(self, req: TaskRequest, *, known_tasks: Sequence[str] | None = None) -> Submission:
         """``submit_nowait`` for a prepared request; with ``known_tasks`` other names are refused."""
         msg = self._message(req, known_tasks)
+        spans = tracing.submitting([msg])
+        if spans is None:
+            return self._submit_nowait(req, msg)
+        try:
+            sub = self._submit_nowait(req, spans.messages[0])
+        except BaseException as exc:
+            spans.end(exc)
+            raise
+        sub.add_done_callback(lambda s: _end_spans(spans, s))  # the span lasts until Kafka's answer
+        return sub
+
+    def _submit_nowait(self, req: TaskRequest, msg: TaskMessage) -> Submission:
         self.store.check_room()  # before Kafka: a task is never produced with no room to record it
         release = None
         if req.idempotency_key is not None:
@@ -309,6 +321,13 @@ class Client:
         if not requests:
             return []
         messages = [self._message(r, known_tasks) for r in requests]
+        spans = tracing.submitting(messages)
+        if spans is None:
+            return self._submit_many(requests, messages)
+        with spans:
+            return self._submit_many(requests, spans.messages)
+
+    def _submit_many(self, requests: Sequence[TaskRequest], messages: list[TaskMessage]) -> list[str]:
         self.store.check_room()  # before Kafka: a task is never produced with no room to record it
         ids = [m.id for m in messages]
         fresh: list[int] = []
@@ -492,6 +511,15 @@ class Client:
             self.store.unqueue(task_id, msg.gen)
             raise
         return self.store.get(task_id)
+
+
+def _end_spans(spans: tracing.Submitting, sub: Submission) -> None:
+    try:
+        sub.result(0)
+    except TaskqError as exc:
+        spans.end(exc)
+        return
+    spans.end()
 
 
 def _poll(read: Callable[[], T | None], *, timeout: float, what: str) -> T:

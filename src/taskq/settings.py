@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     kafka_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "ERROR", description="Log level of the Kafka client library inside workers (DEBUG to diagnose group joins)."
     )
+    # Off by default: tracing costs nothing until asked for (docs/settings.md, Tracing).
+    tracing: str = Field(
+        "none", description="Span exporter the worker and the API install: none, console, otlp (needs taskq[otlp]) "
+                            "or jsonl:<path> (one JSON object per finished span).",
+    )
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Worker /metrics port; off when unset.")
     metrics_host: str = Field(
         "0.0.0.0",  # noqa: S104 - in a pod Prometheus scrapes the pod IP
@@ -108,6 +113,13 @@ class Settings(BaseSettings):
         if not v:
             raise ValueError("prefix must not be empty")
         return v if v.endswith(":") else v + ":"
+
+    @field_validator("tracing")
+    @classmethod
+    def _known_exporter(cls, v: str) -> str:
+        if v in ("none", "console", "otlp") or (v.startswith("jsonl:") and v != "jsonl:"):
+            return v
+        raise ValueError(f"tracing {v!r} is unknown: use none, console, otlp or jsonl:<path>")
 
     @field_validator("tasks_modules", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+from .. import __version__, tracing
 from ..client import Client
 from ..errors import TaskqError
 from ..metrics import ApiMetrics
@@ -89,8 +89,10 @@ async def _empty_receive() -> Message:
 def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        flush_spans = tracing.configure(settings, service="taskq-api")  # TASKQ_TRACING; off by default
         yield
         await app.state.client.aclose()
+        flush_spans()
 
     # Responses with a response model go through pydantic-core straight to JSON bytes, which current
     # FastAPI (0.165 here) documents as faster than ORJSONResponse and deprecates that class for.

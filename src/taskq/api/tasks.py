@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from .. import limits
+from .. import limits, tracing
 from ..client import TaskRequest
 from ..errors import InvalidTask, SubmitFailed
 from ..models import TaskRecord, TaskState
@@ -21,17 +21,27 @@ router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 MAX_BATCH = limits.BATCH_MAX
 
 
-def _request(body: SubmitBody) -> TaskRequest:
+def _trace(request: Request) -> str | None:
+    """The parent of the task's spans: the current span, else the caller's ``traceparent`` header.
+
+    With a tracer provider FastAPI's own request span (a child of the header's context) is current;
+    without one the header passes on as it is. An invalid header is ignored (a new trace, as W3C says)."""
+    return tracing.current_traceparent() or tracing.valid_traceparent(request.headers.get("traceparent"))
+
+
+def _request(body: SubmitBody, trace: str | None = None) -> TaskRequest:
     return TaskRequest(body.task, body.args, body.kwargs, max_retries=body.max_retries, timeout=body.timeout,
                        key=body.key, delay=body.delay, idempotency_key=body.idempotency_key,
-                       priority=body.priority, rate_key=body.rate_key, concurrency_key=body.concurrency_key)
+                       priority=body.priority, rate_key=body.rate_key, concurrency_key=body.concurrency_key,
+                       trace=trace)
 
 
 def _submit(request: Request, client: ClientDep, bodies: list[SubmitBody]) -> list[str]:
     try:
         # None while no live worker advertises its tasks: accept, the worker decides.
         known = client.known_tasks([b.task for b in bodies])
-        ids = client.submit_many([_request(b) for b in bodies], known_tasks=known)
+        trace = _trace(request)
+        ids = client.submit_many([_request(b, trace) for b in bodies], known_tasks=known)
     except InvalidTask as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     for b in bodies:
@@ -62,7 +72,7 @@ async def submit_task(body: SubmitBody, request: Request, client: ClientDep) -> 
         await run_in_threadpool(client.known_tasks, [body.task])
     if client.store.memory_check_due():
         await run_in_threadpool(client.store.check_room)  # 503 if Redis is full (cached for a second)
-    req, known = _request(body), client.known_tasks([body.task])
+    req, known = _request(body, _trace(request)), client.known_tasks([body.task])
     try:
         if client.enqueue_blocks:
             sub = await run_in_threadpool(lambda: client.submit_request_nowait(req, known_tasks=known))

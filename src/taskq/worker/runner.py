@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from .. import tracing
 from ..context import TaskContext
 from ..errors import BrokerError, InvalidMessage, StoreError, TaskqError
 from ..kafka import Consumer, Producer, Record, Transport, transport
@@ -196,6 +197,7 @@ class Worker:
 
     def run(self) -> bool:
         """Serve until ``stop()``; returns False if tasks were still running when the grace ran out."""
+        flush_spans = tracing.configure(self.settings, service="taskq-worker")  # TASKQ_TRACING; off by default
         self._wait_for_dependencies()
         if self._producer is None:
             return True  # stopped while waiting
@@ -230,6 +232,7 @@ class Worker:
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.stop)
             self._producer.close()
+            flush_spans()
             self.log.info("stopped")
         return clean
 
@@ -356,7 +359,7 @@ class Worker:
             self._dead_letters.undecodable(rec, str(exc))
             self._tracker.finished(rec.partition, rec.offset)
             return
-        self._to_start.append(_Item(rec.partition, rec.offset, epoch, msg))
+        self._to_start.append(_Item(rec.partition, rec.offset, epoch, tracing.from_headers(msg, rec.headers)))
 
     def _turn(self) -> None:
         """One Redis round trip per loop turn: record finished runs and claim runs for received messages."""
@@ -599,6 +602,7 @@ class Worker:
         with self._lock:
             self._running += 1
         t0 = time.perf_counter()
+        span = tracing.start_run(item.msg, attempt=attempt, worker=self.id)  # None unless tracing is on
         try:
             defn = self.registry.find(item.msg.task)
             timeout = item.msg.timeout or (defn.timeout if defn else None)
@@ -613,6 +617,7 @@ class Worker:
         finally:
             with self._lock:
                 self._running -= 1
+        tracing.end_run(span, outcome)
         self._ran.put(_Ran(item, attempt, outcome, time.perf_counter() - t0))
         self._wake.set()
 
@@ -621,6 +626,7 @@ class Worker:
         with self._lock:
             self._running += 1
         t0 = time.perf_counter()
+        span = tracing.start_run(item.msg, attempt=attempt, worker=self.id)
         try:
             defn = self.registry.find(item.msg.task)
             timeout = item.msg.timeout or (defn.timeout if defn else None)
@@ -632,6 +638,7 @@ class Worker:
         finally:
             with self._lock:
                 self._running -= 1
+        tracing.end_run(span, outcome)
         self._ran.put(_Ran(item, attempt, outcome, time.perf_counter() - t0))
         self._wake.set()
 
