@@ -84,3 +84,9 @@ async def async_progress() -> str:
     taskq.progress(0.5, "half")
     await asyncio.sleep(0.3)
     return taskq.current().id
+
+
+@task
+def pause(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds

@@ -96,7 +96,13 @@ class Settings(BaseSettings):
     idempotency_ttl: float = Field(24 * 3600, gt=0, description="Seconds an idempotency key is remembered.")
 
     # --- API -------------------------------------------------------------
-    api_token: SecretStr | None = None
+    api_token: SecretStr | None = Field(None, description="Every /api call needs it (a bearer token or a UI sign-in).")
+    api_read_token: SecretStr | None = Field(
+        None, description="A second token that can read everything and change nothing (403 on every action).",
+    )
+    api_session_ttl: float = Field(
+        12 * 3600, ge=60, le=30 * 24 * 3600, description="Seconds a UI sign-in (POST /api/login's cookie) lasts.",
+    )
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     api_max_inflight: int = Field(
         1000, ge=1, le=1_000_000,
@@ -114,6 +120,13 @@ class Settings(BaseSettings):
             raise ValueError("prefix must not be empty")
         return v if v.endswith(":") else v + ":"
 
+    @field_validator("tasks_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [m.strip() for m in v.split(",") if m.strip()]
+        return v
+
     @field_validator("tracing")
     @classmethod
     def _known_exporter(cls, v: str) -> str:
@@ -121,12 +134,37 @@ class Settings(BaseSettings):
             return v
         raise ValueError(f"tracing {v!r} is unknown: use none, console, otlp or jsonl:<path>")
 
-    @field_validator("tasks_modules", mode="before")
+    @field_validator("api_token", "api_read_token", mode="before")
     @classmethod
-    def _split_modules(cls, v: object) -> object:
-        if isinstance(v, str):
-            return [m.strip() for m in v.split(",") if m.strip()]
-        return v
+    def _empty_token_is_unset(cls, v: object) -> object:
+        # TASKQ_API_TOKEN= (set but empty) turns auth off rather than requiring an empty token.
+        return None if v == "" else v
+
+    def lane_topic(self, priority: str) -> str:
+        """The topic of a priority lane: the tasks topic for normal, ``<tasks_topic>.<priority>`` otherwise."""
+        return self.tasks_topic if priority == "normal" else f"{self.tasks_topic}.{priority}"
+
+    def lane_topics(self) -> list[str]:
+        """Every lane's topic a worker consumes (only the tasks topic while the lanes are off)."""
+        return [self.lane_topic(p) for p in (("high", "normal", "low") if self.priority_lanes else ("normal",))]
+
+    def for_lane(self, priority: str) -> Settings:
+        """These settings as a lane's consumer sees them: its topic and its own consumer group."""
+        if priority == "normal":
+            return self
+        return self.model_copy(update={"tasks_topic": self.lane_topic(priority),
+                                       "group_id": f"{self.group_id}.{priority}", "priority_lanes": False})
+
+    @model_validator(mode="after")
+    def _check_tokens(self) -> Settings:
+        if self.api_read_token is None:
+            return self
+        if self.api_token is None:
+            raise ValueError("api_read_token (TASKQ_API_READ_TOKEN) needs api_token (TASKQ_API_TOKEN): without it "
+                             "every caller may change everything anyway")
+        if self.api_read_token.get_secret_value() == self.api_token.get_secret_value():
+            raise ValueError("api_read_token must differ from api_token: one token cannot be both read-only and not")
+        return self
 
     @model_validator(mode="after")
     def _check_timings(self) -> Settings:

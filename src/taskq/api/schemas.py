@@ -35,8 +35,9 @@ class SubmitBody(BaseModel):
         "normal", description="The lane: high tasks start before normal ones, low after (needs TASKQ_PRIORITY_LANES)")
     rate_key: str | None = Field(None, min_length=1, max_length=limits.KEY_MAX,
                                  description="Counts against the task's per-key rate limit under this key")
-    concurrency_key: str | None = Field(None, min_length=1, max_length=limits.KEY_MAX,
-                                        description="Counts against the task's per-key concurrency limit under this key")
+    concurrency_key: str | None = Field(
+        None, min_length=1, max_length=limits.KEY_MAX,
+        description="Counts against the task's per-key concurrency limit under this key")
 
 
 class Submitted(BaseModel):

@@ -160,7 +160,6 @@ class Producer:
 
     def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
              keys: Sequence[str | None] | None = None) -> None:
-        topic = topic or self.settings.tasks_topic
         done = threading.Event()
         lock = threading.Lock()
         left = [len(messages)]
@@ -177,17 +176,19 @@ class Producer:
         if not messages:
             return
         for i, m in enumerate(messages):
-            self._produce(topic, m.to_bytes(), ((keys[i] if keys else None) or m.id).encode(), on_delivery,
-                          m.headers())
+            # Each message to its priority lane's topic unless a topic is given.
+            key = ((keys[i] if keys else None) or m.id).encode()
+            self._produce(topic or self.settings.lane_topic(m.priority), m.to_bytes(), key, on_delivery, m.headers())
         # message.timeout.ms bounds every report, so this wait ends; the margin covers scheduling.
         if not done.wait(self.settings.submit_timeout + 2.0):
-            raise BrokerUnavailable(f"Kafka did not acknowledge {left[0]} message(s) to {topic} "
+            raise BrokerUnavailable(f"Kafka did not acknowledge {left[0]} message(s) to {topic or 'the tasks topic'} "
                                     f"within {self.settings.submit_timeout:g}s")
         if errors:
             raise errors[0]
 
     def send_nowait(self, message: TaskMessage, *, key: str | None, on_delivery: OnDelivery) -> None:
-        self._produce(self.settings.tasks_topic, message.to_bytes(), (key or message.id).encode(), on_delivery,
+        self._produce(self.settings.lane_topic(message.priority), message.to_bytes(), (key or message.id).encode(),
+                      on_delivery,
                       message.headers())
 
     def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
@@ -406,7 +407,7 @@ class Admin:
         s = self.settings
         with translate_errors("create topics"):
             existing = set(self._a.list_topics(timeout=timeout).topics)
-            wanted = {s.tasks_topic: s.partitions, s.dead_topic: 1}
+            wanted = {**{t: s.partitions for t in s.lane_topics()}, s.dead_topic: 1}
             missing = [NewTopic(name, parts, s.replication_factor)
                        for name, parts in wanted.items() if name not in existing]
             if not missing:
@@ -427,7 +428,7 @@ class Admin:
         s = self.settings
         while True:
             md = self._a.list_topics(timeout=max(0.5, deadline - time.monotonic()))
-            topics = [md.topics.get(s.tasks_topic), md.topics.get(s.dead_topic)]
+            topics = [md.topics.get(t) for t in (*s.lane_topics(), s.dead_topic)]
             if all(t is not None and t.error is None and t.partitions and
                    all(p.leader >= 0 for p in t.partitions.values()) for t in topics):
                 return

@@ -83,12 +83,12 @@ class MemoryProducer:
              keys: Sequence[str | None] | None = None) -> None:
         for i, m in enumerate(messages):
             key = (keys[i] if keys else None) or m.id
-            self.broker.produce(topic or self.settings.tasks_topic, m.to_bytes(), key.encode(), m.headers())
+            self.broker.produce(topic or self.settings.lane_topic(m.priority), m.to_bytes(), key.encode(), m.headers())
 
     def send_nowait(self, message: TaskMessage, *, key: str | None, on_delivery: OnDelivery) -> None:
         try:
-            self.broker.produce(self.settings.tasks_topic, message.to_bytes(), (key or message.id).encode(),
-                                message.headers())
+            self.broker.produce(self.settings.lane_topic(message.priority), message.to_bytes(),
+                                (key or message.id).encode(), message.headers())
         except BrokerError as exc:
             on_delivery(exc)
             return
@@ -179,7 +179,8 @@ class MemoryAdmin:
         self.settings = settings
 
     def ensure_topics(self, *, timeout: float = 30.0) -> None:
-        self.broker.create_topic(self.settings.tasks_topic, self.settings.partitions)
+        for topic in self.settings.lane_topics():
+            self.broker.create_topic(topic, self.settings.partitions)
         self.broker.create_topic(self.settings.dead_topic, 1)
 
     def lag(self) -> dict[int, int]:

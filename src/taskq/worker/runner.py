@@ -1,8 +1,8 @@
-"""The worker process: one Kafka consumer, a pool of task threads, a heartbeat.
+"""The worker process: one Kafka consumer per priority lane, a pool of task threads, a heartbeat.
 
 Threads:
-- the main thread owns the consumer (``taskq.kafka``'s ``Consumer``): poll, pause/resume,
-  commit (Kafka consumers are single-threaded);
+- the main thread owns the consumers (``taskq.kafka``'s ``Consumer``; one, for the normal lane,
+  unless ``priority_lanes`` is on): poll, pause/resume, commit (Kafka consumers are single-threaded);
 - ``concurrency`` task threads run functions and record outcomes in Redis;
 - a heartbeat thread keeps the worker's liveness key fresh.
 Finished offsets flow back to the main thread through a queue.
@@ -21,11 +21,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from .. import tracing
+from .. import limits, tracing
 from ..context import TaskContext
 from ..errors import BrokerError, InvalidMessage, StoreError, TaskqError
 from ..kafka import Consumer, Producer, Record, Transport, transport
@@ -56,10 +56,34 @@ BUSY_RECHECK = 0.2
 STORE_RETRY = 0.5
 
 
+# While lower lanes have work waiting, at least one start in this many goes to them (starvation guard).
+PRIORITY_SHARE = 5
+
+
+@dataclass(eq=False, slots=True)
+class _Lane:
+    """One priority lane: its topic's consumer and the partitions and offsets this worker holds in it."""
+
+    priority: str
+    rank: int  # 0 = the most urgent
+    settings: Settings  # the worker's, with the lane's topic and group
+    consumer: Consumer | None = None
+    owned: dict[int, int] = field(default_factory=dict)  # partition -> assignment epoch
+    stray: set[int] = field(default_factory=set)  # assigned in the consumer, not (yet) in owned
+    gone: set[int] = field(default_factory=set)  # in owned, no longer (or not yet) in the consumer
+    tracker: OffsetTracker = field(default_factory=OffsetTracker)
+
+    @property
+    def label(self) -> str:
+        """How log lines name it: nothing for the normal lane (its lines read as they always did)."""
+        return "" if self.priority == "normal" else f"{self.priority} lane "
+
+
 @dataclass(slots=True)
 class _Item:
     """A received message on its way to a run."""
 
+    lane: _Lane
     partition: int
     offset: int
     epoch: int
@@ -80,14 +104,15 @@ def _args_text(value: Any) -> str:
 
 
 class _Listener:
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, lane: _Lane) -> None:
         self.worker = worker
+        self.lane = lane
 
     def on_assigned(self, partitions: set[int]) -> None:
-        self.worker._assign(partitions)
+        self.worker._assign(partitions, self.lane)
 
     def on_revoked(self, partitions: set[int], *, lost: bool) -> None:
-        self.worker._revoke(partitions, lost=lost)
+        self.worker._revoke(partitions, lost=lost, lane=self.lane)
 
 
 class Worker:
@@ -123,10 +148,13 @@ class Worker:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
-        self._owned: dict[int, int] = {}  # partition -> assignment epoch
+        priorities = limits.PRIORITIES if settings.priority_lanes else ("normal",)
+        self._lanes = [_Lane(p, rank, settings.for_lane(p)) for rank, p in enumerate(priorities)]
+        self._normal = next(lane for lane in self._lanes if lane.priority == "normal")
+        if kafka is not None and len(self._lanes) > 1:
+            raise TaskqError("priority lanes need the configured Kafka client (no injected transport)")
         self._epoch = 0
-        self._stray: set[int] = set()  # assigned in the consumer, not (yet) in _owned
-        self._gone: set[int] = set()  # in _owned, no longer (or not yet) in the consumer
+        self._streak = 0  # starts in a row from the most urgent lane with work (see _pick)
         self._running = 0  # tasks executing right now (task threads update it)
         # Consumer-thread state: received but unclaimed, claimed (handed to a thread), ran but unrecorded.
         self._to_start: list[_Item] = []
@@ -137,7 +165,6 @@ class Worker:
         self._wake = threading.Event()
         self._store_failures = 0
         self._store_backoff_until = 0.0
-        self._tracker = OffsetTracker()
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"taskq-{worker_id}")
         # Prefetch one extra window so a slot freed is refilled without waiting for a fetch.
         self._window = self.concurrency * 2
@@ -168,8 +195,8 @@ class Worker:
 
     @property
     def partitions(self) -> set[int]:
-        """The partitions this worker owns now."""
-        return set(self._owned)
+        """The partitions of the tasks topic (the normal lane) this worker owns now."""
+        return set(self._normal.owned)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Worker]:
@@ -213,15 +240,20 @@ class Worker:
         if any(d.is_async for d in map(self.registry.get, self.registry.names)):
             loop = self._loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="taskq-async", daemon=True).start()
-        consumer = self.kafka.consumer(client_id=f"taskq-{self.id}", listener=_Listener(self), log_name=self.id)
+        for lane in self._lanes:
+            kafka = self.kafka if lane is self._normal else transport(lane.settings)
+            lane.consumer = kafka.consumer(client_id=f"taskq-{self.id}{'-' + lane.priority if lane.label else ''}",
+                                           listener=_Listener(self, lane), log_name=self.id)
         self.log.info("ready: concurrency %d, Kafka client %s, tasks: %s", self.concurrency,
                       self.kafka.name, ", ".join(self.registry.names))
         clean = True
         try:
-            self._serve(consumer)
-            clean = self._drain(consumer)
+            self._serve()
+            clean = self._drain()
         finally:
-            consumer.close()
+            for lane in self._lanes:
+                if lane.consumer is not None:
+                    lane.consumer.close()
             self._stopped.set()
             hb.join(timeout=self.settings.heartbeat_interval * 2)
             try:
@@ -241,11 +273,12 @@ class Worker:
         delay, said = 0.5, ""
         while not self._stopping.is_set():
             try:
-                admin = self.kafka.admin()
-                try:
-                    admin.ensure_topics()
-                finally:
-                    admin.close()
+                for lane in self._lanes:
+                    admin = (self.kafka if lane is self._normal else transport(lane.settings)).admin()
+                    try:
+                        admin.ensure_topics()
+                    finally:
+                        admin.close()
                 producer = self.kafka.producer(client_id=f"taskq-worker-{self.id}")
                 try:
                     self.store.heartbeat(self.id, **self._heartbeat_fields(), first=True)
@@ -265,7 +298,7 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     # --- consumer thread ---------------------------------------------------
-    def _serve(self, consumer: Consumer) -> None:
+    def _serve(self) -> None:
         last_commit = 0.0
         while not self._stopping.is_set():
             self._last_turn = time.monotonic()
@@ -274,9 +307,12 @@ class Worker:
             self._turn()
             # Finished offsets waiting behind a slow task do not take slots (no head-of-line
             # blocking), but the uncommitted backlog is capped to bound re-delivery after a crash.
-            free = min(self._window - self._tracker.unfinished(), MAX_BACKLOG - self._tracker.backlog())
-            paused = self._flow_control(consumer, free)
-            if paused:
+            # Each lane has its own window: a full normal lane never keeps urgent work from being fetched.
+            turn = []
+            for lane in self._lanes:
+                free = min(self._window - lane.tracker.unfinished(), MAX_BACKLOG - lane.tracker.backlog())
+                turn.append((lane, free, self._flow_control(lane, free)))
+            if all(paused for _, _, paused in turn):
                 # Nothing may be fetched until a run finishes: wait for that, not for Kafka. (Waiting in
                 # poll() here capped a worker at about concurrency/BUSY_POLL_MS tasks per second.)
                 self._wake.wait(BUSY_POLL_MS / 1000)
@@ -284,51 +320,65 @@ class Worker:
             else:
                 busy = self._claimed or self._to_start or self._to_record
                 timeout = BUSY_POLL_MS if busy else POLL_TIMEOUT_MS
-            try:
-                batch = consumer.poll(timeout, max(free, 1))
-            except BrokerError as exc:
-                self.log.warning("poll failed: %s", exc)
+            # One wait per turn: the last lane that may fetch waits, the others only take what is there.
+            waiter = max((i for i, (_, _, paused) in enumerate(turn) if not paused), default=-1)
+            failed = False
+            for i, (lane, free, _) in enumerate(turn):
+                assert lane.consumer is not None
+                try:
+                    batch = lane.consumer.poll(timeout if i == waiter else 0, max(free, 1))
+                except BrokerError as exc:
+                    self.log.warning("%spoll failed: %s", lane.label, exc)
+                    failed = True
+                    continue
+                if batch:
+                    self._receive_all(lane, batch)
+            if failed:
                 time.sleep(0.5)
                 continue
-            if batch:
-                self._receive_all(consumer, batch)
+            if self._to_start:
                 self._collect_ran()
                 self._turn()
             now = time.monotonic()
             if now - last_commit >= COMMIT_INTERVAL:
-                consumer.maintain(paused=paused)
-                self._reconcile(consumer)
-                self._commit(consumer)
+                for lane, _, paused in turn:
+                    assert lane.consumer is not None
+                    lane.consumer.maintain(paused=paused)
+                    self._reconcile(lane)
+                    self._commit(lane)
                 last_commit = now
 
-    def _flow_control(self, consumer: Consumer, free: int) -> bool:
+    def _flow_control(self, lane: _Lane, free: int) -> bool:
         """Pause every assigned partition while the window is full, resume them all once it is not.
 
         Decided from the consumer's own paused set on every turn: partitions assigned during a pause
         arrive unpaused and partitions kept through a rebalance stay paused, so a remembered flag
         drifts (it once left kept partitions paused for good while new ones flowed). Returns whether paused.
         """
+        assert lane.consumer is not None
         try:
             if free <= 0:
-                consumer.pause_all()
+                lane.consumer.pause_all()
                 return True
-            consumer.resume_all()
+            lane.consumer.resume_all()
         except BrokerError as exc:  # e.g. mid-rebalance; the next turn decides again
             self.log.debug("pause/resume failed: %s", exc)
         return False
 
-    def _receive_all(self, consumer: Consumer, batch: list[Record]) -> None:
+    def _receive_all(self, lane: _Lane, batch: list[Record]) -> None:
         """Take a fetched batch, partition by partition."""
         by_partition: dict[int, list[Record]] = {}
         for rec in batch:
             by_partition.setdefault(rec.partition, []).append(rec)
         for partition, records in by_partition.items():
-            self._receive_partition(consumer, partition, records)
+            self._receive_partition(lane, partition, records)
 
-    def _receive_partition(self, consumer: Consumer, partition: int, records: list[Record]) -> None:
+    def _receive_partition(self, lane: _Lane, partition: int, records: list[Record]) -> None:
         """Take fetched records of one partition, if the partition is ours."""
+        consumer = lane.consumer
+        assert consumer is not None
         with self._lock:
-            epoch = self._owned.get(partition)
+            epoch = lane.owned.get(partition)
         if epoch is None:
             # If the consumer still holds the partition, its assignment callback has not run yet (or was
             # missed): adopt it now. Dropping the records would move the consumer's position past them,
@@ -341,25 +391,26 @@ class Worker:
                 held = False
             if not held:
                 return
-            self.log.warning("records of partition %d arrived before its assignment callback; adopting it", partition)
-            self._assign({partition})
+            self.log.warning("records of %spartition %d arrived before its assignment callback; adopting it",
+                             lane.label, partition)
+            self._assign({partition}, lane)
             with self._lock:
-                epoch = self._owned.get(partition)
+                epoch = lane.owned.get(partition)
             if epoch is None:
                 return
         for rec in records:
-            self._receive(rec, epoch)
+            self._receive(lane, rec, epoch)
 
-    def _receive(self, rec: Record, epoch: int) -> None:
-        self._tracker.received(rec.partition, rec.offset)
+    def _receive(self, lane: _Lane, rec: Record, epoch: int) -> None:
+        lane.tracker.received(rec.partition, rec.offset)
         try:
             msg = TaskMessage.from_bytes(rec.value or b"")
         except InvalidMessage as exc:
             assert self._dead_letters is not None
             self._dead_letters.undecodable(rec, str(exc))
-            self._tracker.finished(rec.partition, rec.offset)
+            lane.tracker.finished(rec.partition, rec.offset)
             return
-        self._to_start.append(_Item(rec.partition, rec.offset, epoch, tracing.from_headers(msg, rec.headers)))
+        self._to_start.append(_Item(lane, rec.partition, rec.offset, epoch, tracing.from_headers(msg, rec.headers)))
 
     def _turn(self) -> None:
         """One Redis round trip per loop turn: record finished runs and claim runs for received messages."""
@@ -386,18 +437,45 @@ class Worker:
         """Received messages to claim now: as many as there are free task threads."""
         if not self._to_start:
             return []
-        with self._lock:
-            epochs = dict(self._owned)
         # Messages of partitions revoked meanwhile are left to their new owner.
-        self._to_start = [i for i in self._to_start if epochs.get(i.partition) == i.epoch]
+        self._to_start = [i for i in self._to_start if self._ours(i)]
         room = self.concurrency - self._claimed
-        return [i for i in self._to_start if i.not_before <= now][: max(room, 0)]
+        if room <= 0:
+            return []
+        ready = [i for i in self._to_start if i.not_before <= now]
+        return ready[:room] if len(self._lanes) == 1 else self._pick(ready, room)
+
+    def _pick(self, ready: list[_Item], room: int) -> list[_Item]:
+        """Up to ``room`` messages, the most urgent lane first; while lower lanes have work waiting,
+        every PRIORITY_SHARE-th start goes to one of them in turn, so a flood of urgent work slows
+        the others down but never stops them. Within a lane, arrival order."""
+        by_rank: dict[int, list[_Item]] = {}
+        for item in ready:
+            by_rank.setdefault(item.lane.rank, []).append(item)
+        for items in by_rank.values():
+            items.reverse()  # pop() takes the oldest
+        out: list[_Item] = []
+        while len(out) < room:
+            ranks = sorted(r for r, items in by_rank.items() if items)
+            if not ranks:
+                break
+            rank = ranks[0]
+            if len(ranks) > 1 and self._streak >= PRIORITY_SHARE - 1:
+                rank = ranks[1 + (len(out) % (len(ranks) - 1))]
+                self._streak = 0
+            elif len(ranks) > 1:
+                self._streak += 1
+            out.append(by_rank[rank].pop())
+        return out
+
+    def _ours(self, item: _Item) -> bool:
+        """Whether the item's partition is still held in the assignment it arrived in."""
+        with self._lock:
+            return item.lane.owned.get(item.partition) == item.epoch
 
     def _started(self, due: list[_Item], decisions: list[StartDecision], now: float) -> None:
         done_ids = {id(i) for i in due}
         verbose = self.log.isEnabledFor(logging.INFO)
-        with self._lock:
-            epochs = dict(self._owned)
         for item, d in zip(due, decisions, strict=True):
             if d.action == "busy" or (d.action == "run" and item.msg.id in self._active):
                 # Another live worker runs it (its partition moved mid-run), or this one does (a duplicate
@@ -407,8 +485,8 @@ class Worker:
             elif d.action == "skip":
                 self.log.info("Skipped Task ID: %s (%s)", item.msg.id, d.detail)
                 self.metrics.skipped(item.msg.task)
-                if epochs.get(item.partition) == item.epoch:  # revoked meanwhile: not ours to commit
-                    self._tracker.finished(item.partition, item.offset)
+                if self._ours(item):  # revoked meanwhile: not ours to commit
+                    item.lane.tracker.finished(item.partition, item.offset)
             elif d.action == "held":
                 # A flow-control limit holds it back: it waits in Redis, not in this worker's window.
                 if self.log.isEnabledFor(logging.DEBUG):
@@ -417,8 +495,8 @@ class Worker:
                 self.metrics.held(item.msg.task, d.detail)
                 if d.until is not None and self._scheduler is not None:
                     self._scheduler.due_at(d.until)
-                if epochs.get(item.partition) == item.epoch:
-                    self._tracker.finished(item.partition, item.offset)
+                if self._ours(item):
+                    item.lane.tracker.finished(item.partition, item.offset)
             else:
                 self._claimed += 1
                 self._active.add(item.msg.id)
@@ -470,8 +548,6 @@ class Worker:
     def _recorded(self, batch: list[_Ran], finishes: list[Finish], recorded: list[bool]) -> None:
         if not batch:
             return
-        with self._lock:
-            epochs = dict(self._owned)
         verbose = self.log.isEnabledFor(logging.INFO)
         for r, f, ok in zip(batch, finishes, recorded, strict=True):
             self.metrics.finished(r.item.msg.task, "retried" if f.status is TaskState.RETRYING else f.status.value,
@@ -489,8 +565,8 @@ class Worker:
                               self.settings.dead_topic)
             else:
                 self.log.info("Task Failed: %s", r.outcome.error)
-            if epochs.get(r.item.partition) == r.item.epoch:
-                self._tracker.finished(r.item.partition, r.item.offset)
+            if self._ours(r.item):
+                r.item.lane.tracker.finished(r.item.partition, r.item.offset)
 
     def _store_failed(self, exc: StoreError) -> None:
         self.metrics.redis_error()
@@ -504,34 +580,40 @@ class Worker:
             self.log.info("Redis is back")
         self._store_failures = 0
 
-    def _commit(self, consumer: Consumer, *, sync: bool = False) -> None:
-        positions = self._tracker.uncommitted()
-        if not positions:
+    def _commit(self, lane: _Lane, *, sync: bool = False) -> None:
+        positions = lane.tracker.uncommitted()
+        if not positions or lane.consumer is None:
             return
         try:
-            consumer.commit(positions, sync=sync)
-            self._tracker.mark_committed(positions)
+            lane.consumer.commit(positions, sync=sync)
+            lane.tracker.mark_committed(positions)
         except BrokerError as exc:
             # Mid-rebalance commits fail; the next owner skips what Redis shows finished.
             self.log.debug("commit failed: %s", exc)
 
-    def _drain(self, consumer: Consumer) -> bool:
+    def _drain(self) -> bool:
         """Graceful stop: claim nothing new, let claimed runs finish and record them, commit."""
         self._to_start = []  # unclaimed: the next owner of their partitions runs them
-        with contextlib.suppress(BrokerError):
-            consumer.pause_all()
+        consumers = [lane.consumer for lane in self._lanes if lane.consumer is not None]
+        for consumer in consumers:
+            with contextlib.suppress(BrokerError):
+                consumer.pause_all()
         deadline = time.monotonic() + self.settings.shutdown_grace
         while (self._claimed or self._to_record) and time.monotonic() < deadline:
             self._collect_ran()
             self._turn()
-            try:
-                consumer.poll(BUSY_POLL_MS, 1)  # keeps the group membership alive; paused, so it returns nothing
-            except BrokerError:
-                time.sleep(BUSY_POLL_MS / 1000)
-            self._commit(consumer)
+            for consumer in consumers:
+                try:
+                    # Keeps the group membership alive; paused, so it returns nothing.
+                    consumer.poll(BUSY_POLL_MS // len(consumers), 1)
+                except BrokerError:
+                    time.sleep(BUSY_POLL_MS / 1000)
+            for lane in self._lanes:
+                self._commit(lane)
         self._collect_ran()
         self._turn()
-        self._commit(consumer, sync=True)
+        for lane in self._lanes:
+            self._commit(lane, sync=True)
         if self._claimed or self._to_record:
             self.log.warning("shutdown grace of %.0fs ran out with %d task(s) unfinished; "
                              "they will run again elsewhere", self.settings.shutdown_grace,
@@ -539,7 +621,7 @@ class Worker:
             return False
         return True
 
-    def _reconcile(self, consumer: Consumer) -> None:
+    def _reconcile(self, lane: _Lane) -> None:
         """Make the partitions this worker runs match the consumer's assignment.
 
         The rebalance listener normally keeps them equal; this is a guard in case a callback is ever
@@ -549,43 +631,44 @@ class Worker:
         # Both directions wait for a second check (COMMIT_INTERVAL later): the IO thread changes the
         # consumer's assignment and then runs the callback, so one look can catch them mid-way. (Acting
         # at once revoked partitions that had just been assigned, and their records were dropped.)
+        assert lane.consumer is not None
         with self._lock:
-            owned = set(self._owned)
+            owned = set(lane.owned)
         try:
-            actual = consumer.assignment()
+            actual = lane.consumer.assignment()
         except BrokerError:
             return
-        stray, self._stray = self._stray, actual - owned
-        if stray & self._stray:
-            self.log.warning("the consumer owns %s without an assignment callback; adopting them",
-                             sorted(stray & self._stray))
-            self._assign(stray & self._stray)
-            self._stray = set()
-        gone, self._gone = self._gone, owned - actual
-        if gone & self._gone:
-            self.log.warning("the consumer gave up %s without a revocation callback; releasing them",
-                             sorted(gone & self._gone))
-            self._revoke(gone & self._gone, lost=False)
-            self._gone = set()
+        stray, lane.stray = lane.stray, actual - owned
+        if stray & lane.stray:
+            self.log.warning("the %sconsumer owns %s without an assignment callback; adopting them",
+                             lane.label, sorted(stray & lane.stray))
+            self._assign(stray & lane.stray, lane)
+            lane.stray = set()
+        gone, lane.gone = lane.gone, owned - actual
+        if gone & lane.gone:
+            self.log.warning("the %sconsumer gave up %s without a revocation callback; releasing them",
+                             lane.label, sorted(gone & lane.gone))
+            self._revoke(gone & lane.gone, lost=False, lane=lane)
+            lane.gone = set()
 
     # --- rebalance callbacks (consumer IO thread) ---------------------------
-    def _assign(self, partitions: set[int]) -> None:
+    def _assign(self, partitions: set[int], lane: _Lane) -> None:
         with self._lock:
             for p in partitions:
-                if p not in self._owned:
+                if p not in lane.owned:
                     self._epoch += 1
-                    self._owned[p] = self._epoch
-            owned = sorted(self._owned)
-        self.log.info("partitions assigned: %s (now %s)", sorted(partitions), owned)
+                    lane.owned[p] = self._epoch
+            owned = sorted(lane.owned)
+        self.log.info("%spartitions assigned: %s (now %s)", lane.label, sorted(partitions), owned)
 
-    def _revoke(self, partitions: set[int], *, lost: bool) -> None:
+    def _revoke(self, partitions: set[int], *, lost: bool, lane: _Lane) -> None:
         with self._lock:
             for p in partitions:
-                self._owned.pop(p, None)
-            owned = sorted(self._owned)
+                lane.owned.pop(p, None)
+            owned = sorted(lane.owned)
         for p in partitions:
-            self._tracker.forget(p)
-        self.log.info("partitions %s: %s (now %s)", "lost" if lost else "revoked",
+            lane.tracker.forget(p)
+        self.log.info("%spartitions %s: %s (now %s)", lane.label, "lost" if lost else "revoked",
                       sorted(partitions), owned)
 
     def _limits(self, msg: TaskMessage) -> tuple[str, ...]:
@@ -645,7 +728,7 @@ class Worker:
     # --- heartbeat ---------------------------------------------------------
     def _heartbeat_fields(self) -> dict[str, Any]:
         with self._lock:
-            partitions = sorted(self._owned)
+            partitions = sorted(self._normal.owned)
         return {
             "lease": self.lease,
             "partitions": partitions,

@@ -76,7 +76,7 @@ class Admin:
                 with translate_errors("create topics"):
                     admin = self._client()
                     existing = set(admin.list_topics())
-                    wanted = {s.tasks_topic: s.partitions, s.dead_topic: 1}
+                    wanted = {**{t: s.partitions for t in s.lane_topics()}, s.dead_topic: 1}
                     missing = {
                         name: {"num_partitions": parts, "replication_factor": s.replication_factor}
                         for name, parts in wanted.items() if name not in existing
@@ -190,12 +190,12 @@ class Producer:
     def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
              keys: Sequence[str | None] | None = None) -> None:
         """Produce all messages; return only once Kafka acknowledged every one of them."""
-        topic = topic or self.settings.tasks_topic
-        with translate_errors(f"produce to {topic}"):
+        with translate_errors(f"produce to {topic or self.settings.tasks_topic}"):
             p = self._live()
             futures = [
-                p.send(topic, value=m.to_bytes(), key=((keys[i] if keys else None) or m.id).encode(),
-                       headers=m.headers())
+                # Each message to its priority lane's topic unless a topic is given.
+                p.send(topic or self.settings.lane_topic(m.priority), value=m.to_bytes(),
+                       key=((keys[i] if keys else None) or m.id).encode(), headers=m.headers())
                 for i, m in enumerate(messages)
             ]
             p.flush(timeout=self.settings.submit_timeout)
@@ -205,7 +205,7 @@ class Producer:
     def send_nowait(self, message: TaskMessage, *, key: str | None, on_delivery: OnDelivery) -> None:
         """Hand one message to the producer; ``on_delivery`` runs on kafka-python's IO thread."""
         with translate_errors(f"produce to {self.settings.tasks_topic}"):
-            fut = self._live().send(self.settings.tasks_topic, value=message.to_bytes(),
+            fut = self._live().send(self.settings.lane_topic(message.priority), value=message.to_bytes(),
                                     key=(key or message.id).encode(), headers=message.headers())
         fut.add_callback(lambda _md: on_delivery(None))
         fut.add_errback(on_delivery)
