@@ -141,6 +141,18 @@ def test_strimzi_topic_partitions_equal_the_app_setting() -> None:
     assert topic["spec"]["topicName"] == cm["data"]["TASKQ_TASKS_TOPIC"]
 
 
+def test_priority_lanes_get_their_topics_and_the_setting_only_when_enabled() -> None:
+    off = docs()
+    assert [o["spec"]["topicName"] for o in off if o["kind"] == "KafkaTopic"] == ["taskq.tasks", "taskq.dead"]
+    assert find(off, "ConfigMap", "rel-taskq")["data"]["TASKQ_PRIORITY_LANES"] == "false"
+    on = docs("--set", "config.priorityLanes=true", "--set", "config.partitions=6")
+    topics = {o["spec"]["topicName"]: o["spec"]["partitions"] for o in on if o["kind"] == "KafkaTopic"}
+    assert topics == {"taskq.tasks": 6, "taskq.tasks.high": 6, "taskq.tasks.low": 6, "taskq.dead": 1}
+    cm = find(on, "ConfigMap", "rel-taskq")
+    assert cm["data"]["TASKQ_PRIORITY_LANES"] == "true"
+    assert sorted(Settings(priority_lanes=True).lane_topics()) == sorted(t for t in topics if t != "taskq.dead")
+
+
 def test_every_taskq_variable_the_chart_sets_is_a_real_setting() -> None:
     fields = {f"TASKQ_{name.upper()}" for name in Settings.model_fields} | {"TASKQ_WORKER_ID"}
     for scenario in SCENARIOS:
