@@ -266,8 +266,8 @@ def _exporter(setting: str) -> tuple[SpanExporter, bool]:
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError as exc:
-            raise ConfigError("TASKQ_TRACING=otlp needs the OTLP exporter: pip install 'taskq[otlp]' "
-                              "(opentelemetry-exporter-otlp-proto-http)") from exc
+            raise ConfigError("TASKQ_TRACING=otlp needs the OTLP exporter: install "
+                              "opentelemetry-exporter-otlp-proto-http (taskq's extra 'otlp')") from exc
         return OTLPSpanExporter(), False  # OTEL_EXPORTER_OTLP_* variables configure it
     if setting == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -294,8 +294,8 @@ def configure(settings: Settings, *, service: str) -> Callable[[], None]:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     except ImportError as exc:
-        raise ConfigError(f"TASKQ_TRACING={setting} needs the OpenTelemetry SDK: pip install 'taskq[otlp]' "
-                          "(or opentelemetry-sdk)") from exc
+        raise ConfigError(f"TASKQ_TRACING={setting} needs the OpenTelemetry SDK: install opentelemetry-sdk "
+                          "(taskq's extra 'otlp' brings it)") from exc
     exporter, each = _exporter(setting)
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):

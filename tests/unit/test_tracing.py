@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from pydantic import ValidationError
 
 from taskq import tracing
@@ -72,7 +75,7 @@ def test_without_a_provider_nothing_is_traced_and_none_is_installed() -> None:
 def test_otlp_without_its_exporter_package_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     _reset_globals()
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
-    with pytest.raises(ConfigError, match=r"pip install 'taskq\[otlp\]'"):
+    with pytest.raises(ConfigError, match="install opentelemetry-exporter-otlp-proto-http"):
         tracing.configure(Settings(tracing="otlp"), service="taskq-worker")
     assert not tracing.enabled()
 
@@ -155,3 +158,46 @@ def test_jsonl_to_a_path_that_cannot_be_opened_is_a_config_error(tmp_path: Path)
     with pytest.raises(ConfigError, match="cannot open the file"):
         tracing.configure(Settings(tracing=f"jsonl:{tmp_path}/missing/dir/spans.jsonl"), service="x")
     assert not tracing.enabled()
+
+
+def test_otlp_exports_the_spans_to_the_collector_the_otel_variables_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")  # taskq[otlp]
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            """Quiet."""
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout-worker")
+    _reset_globals()
+    try:
+        flush = tracing.configure(Settings(tracing="otlp"), service="taskq-worker")
+        run = tracing.start_run(TaskMessage(id="o1", task="add", trace=TP), attempt=1, worker="w1")
+        tracing.end_run(run, Outcome(True))
+        flush()
+        trace.get_tracer_provider().shutdown()  # type: ignore[attr-defined]
+    finally:
+        _reset_globals()
+        server.shutdown()
+        server.server_close()
+    assert received and {path for path, _ in received} == {"/v1/traces"}
+    spans, services = [], set()
+    for _, body in received:
+        req = ExportTraceServiceRequest.FromString(body)
+        for rs in req.resource_spans:
+            services |= {a.value.string_value for a in rs.resource.attributes if a.key == "service.name"}
+            spans += [s for ss in rs.scope_spans for s in ss.spans]
+    assert sorted(s.name for s in spans) == ["taskq run add", "taskq wait add"]
+    assert {s.trace_id.hex() for s in spans} == {TP[3:35]} and {s.parent_span_id.hex() for s in spans} == {TP[36:52]}
+    assert services == {"checkout-worker"}  # OTEL_SERVICE_NAME wins over taskq's default
