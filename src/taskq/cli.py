@@ -23,7 +23,6 @@ from rich.table import Table
 
 from .client import Client, parse_cli_value
 from .errors import InvalidTask, TaskqError
-from .models import TaskRecord
 from .schedules import Schedule
 from .settings import Settings, default_worker_id
 from .workflows import WorkflowNode, WorkflowRecord
@@ -143,26 +142,6 @@ def status(
         rows.insert(3, ("kwargs", _json(rec.kwargs)))
     for k, v in rows:
         typer.echo(f"{k + ':':<10} {v}")
-
-
-def _change_state(task_id: str, change: Callable[[Client, str], TaskRecord]) -> None:
-    """Apply one state change (cancel, retry) and print the task's id and new status."""
-    settings = load_settings()
-    with clear_errors(), Client(settings) as client:
-        rec = change(client, task_id)
-    typer.echo(f"{rec.id} {rec.status.value}")
-
-
-@app.command()
-def cancel(task_id: Annotated[str, typer.Argument(help="Task id")]) -> None:
-    """Cancel a queued or retrying task."""
-    _change_state(task_id, Client.cancel)
-
-
-@app.command()
-def retry(task_id: Annotated[str, typer.Argument(help="Task id")]) -> None:
-    """Queue a failed, dead or cancelled task again."""
-    _change_state(task_id, Client.retry)
 
 
 def _workflow_tree(rec: WorkflowRecord) -> Any:
@@ -317,10 +296,8 @@ def top(
     interval: Annotated[float, typer.Option("--interval", min=0.2, help="Seconds between refreshes")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit")] = False,
 ) -> None:
-    """Live view of throughput, lag, workers and the last failures (Ctrl-C to leave)."""
-    from rich.live import Live
-
-    from .top import frame
+    """Live view of throughput, lag, workers and the last failures (q or Ctrl-C to leave)."""
+    from .top import frame, run
 
     settings = load_settings()
     setup_logging(settings, kafka_level="CRITICAL")
@@ -328,13 +305,7 @@ def top(
         if once:
             Console().print(frame(client))
             return
-        try:
-            with Live(frame(client), refresh_per_second=4, screen=False) as live:
-                while True:
-                    time.sleep(interval)
-                    live.update(frame(client))
-        except KeyboardInterrupt:
-            pass
+        run(client, interval=interval)
 
 
 @app.command()
@@ -548,6 +519,10 @@ def schedule_delete(name: Annotated[str, typer.Argument(help="Schedule name")]) 
 def schedule_run(name: Annotated[str, typer.Argument(help="Schedule name")]) -> None:
     """Submit one extra run of the schedule's task now; prints its task id."""
     _schedule_change(name, Client.run_schedule_now, "submitted")
+
+
+# taskq list, retry, cancel and purge (one task, or every task a filter matches) live in their own module.
+from . import cli_tasks  # noqa: E402, F401  - registers its commands on app
 
 
 def main() -> None:
