@@ -183,6 +183,9 @@ bench: deps venv kafka $(foreach p,$(PEERS) plot,bench/.peers/$(p)/.stamp)  ## t
 bench-api: deps venv kafka  ## the HTTP submit path at 1-256 concurrent clients, with each Kafka client
 	PYTHONPATH=. $(PY) -m bench.api_load
 
+bench-flow: deps venv kafka  ## rate limit accuracy beside unlimited work, high-priority waits behind a backlog
+	PYTHONPATH=. $(PY) -m bench.flow $(BENCH_FLOW_ARGS)
+
 bench-redis: deps venv  ## Redis bytes per finished task (record, indexes, events), for sizing
 	PYTHONPATH=. $(PY) -m bench.redis_footprint
 

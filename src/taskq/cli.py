@@ -92,6 +92,13 @@ def submit(
         float | None, typer.Option("--time-limit", help="Kill the task after this many seconds")
     ] = None,
     idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", help="Same key, same task")] = None,
+    priority: Annotated[
+        str, typer.Option("--priority", help="high, normal or low (needs TASKQ_PRIORITY_LANES)")
+    ] = "normal",
+    rate_key: Annotated[str | None, typer.Option("--rate-key", help="Key of the task's per-key rate limit")] = None,
+    concurrency_key: Annotated[
+        str | None, typer.Option("--concurrency-key", help="Key of the task's per-key concurrency limit")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Submit a task. Prints its id and status, or its result with --wait."""
@@ -107,7 +114,8 @@ def submit(
     settings = load_settings()
     with clear_errors(), Client(settings) as client:
         tid = client.submit(task, *values, _max_retries=max_retries, _key=key, _delay=delay, _timeout=task_timeout,
-                            _idempotency_key=idempotency_key, **kw)
+                            _idempotency_key=idempotency_key, _priority=priority, _rate_key=rate_key,
+                            _concurrency_key=concurrency_key, **kw)
         if not wait:
             typer.echo(_json({"id": tid, "status": "queued"}) if as_json else f"{tid} queued")
             return
@@ -140,6 +148,15 @@ def status(
     ]
     if rec.kwargs:
         rows.insert(3, ("kwargs", _json(rec.kwargs)))
+    if rec.priority != "normal":
+        rows.append(("priority", rec.priority))
+    if rec.waiting_for and not rec.status.terminal:
+        rows.append(("waiting", f"{rec.waiting_for}" + (f" (due {_fmt_time(rec.eta)})" if rec.eta else "")))
+    if rec.progress is not None or rec.progress_message:
+        pct = f"{rec.progress * 100:.0f}%" if rec.progress is not None else ""
+        rows.append(("progress", " ".join(x for x in (pct, rec.progress_message or "") if x)))
+    if rec.cancel_requested and not rec.status.terminal:
+        rows.append(("cancel", "requested: the task may stop early"))
     for k, v in rows:
         typer.echo(f"{k + ':':<10} {v}")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +17,7 @@ from taskq import Client, InvalidTask, TaskRecord
 from taskq.kafka import ensure_topics
 from taskq.models import TaskState
 from taskq.settings import Settings
-from tests.helpers import WorkerFactory, wait_all, wait_for
+from tests.helpers import WorkerFactory, settings_env, wait_all, wait_for
 
 TASKS = ["--tasks", "tests.flow_tasks"]
 
@@ -243,3 +245,25 @@ def test_a_priority_lane_survives_a_killed_worker(lanes: tuple[Settings, Client]
     start_worker("w2", concurrency=2, settings_=settings, extra=TASKS)
     rec = client.wait(slow, timeout=60)
     assert rec.status is TaskState.SUCCESS and rec.attempts == 2 and rec.worker == "w2"
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "taskq", *args], env=settings_env(settings),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_cli_submits_with_flow_control_options_and_shows_progress_and_a_cancel_request(
+    settings: Settings, client: Client, start_worker: WorkerFactory
+) -> None:
+    start_worker("w1", extra=TASKS)
+    bad = _cli(settings, "submit", "free", "1", "--priority", "urgent")
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines() == ["error: priority 'urgent' is unknown: use one "
+                                                                      "of high, normal, low"], bad.stderr
+    tid = _cli(settings, "submit", "reporting", "80", "0.25", "--rate-key", "acme").stdout.split()[0]
+    wait_for(lambda: "progress:" in _cli(settings, "status", tid).stdout, timeout=30, what="progress in taskq status")
+    shown = _cli(settings, "status", tid).stdout
+    assert "step " in shown and "%" in shown
+    assert client.get(tid).rate_key == "acme"
+    res = _cli(settings, "cancel", tid)
+    assert res.returncode == 0 and res.stdout.strip() == f"{tid} running (cancel requested: the task may stop early)"
+    assert "cancel:" in _cli(settings, "status", tid).stdout
