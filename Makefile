@@ -1,5 +1,6 @@
 # taskq — everything a fresh machine needs is installed by these targets.
 #   make dev    the whole stack here: Kafka, Redis, API+UI, three workers (Ctrl-C stops it)
+#   make dev-prometheus  the same plus a Prometheus scraping it, with the chart's alert rules
 #   make test   installs what the tests need, starts Kafka/Redis on free ports, runs the suite
 #   make chaos  10,000 tasks through worker kills and Kafka/Redis restarts; prints a report
 
@@ -20,7 +21,7 @@ export TASKQ_CACHE := $(CACHE)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?=
 
-.PHONY: help dev test e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-redis soak chaos tools e2e images test-images
+.PHONY: help dev dev-prometheus prometheus test e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-flow bench-redis soak chaos tools e2e images test-images
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -34,6 +35,9 @@ deps:  ## system packages: Java (Kafka), Maven (its jars), redis-server
 
 chromium:  ## Debian's chromium for the browser tests
 	@tools/need.sh chromium:chromium
+
+prometheus:  ## Debian's prometheus and promtool: the dashboard and alert tests, make dev-prometheus
+	@tools/need.sh --no-recommends prometheus:prometheus promtool:prometheus
 
 $(VENV)/.stamp: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "error: taskq needs Python 3.11+ ('$(PYTHON)' is $$($(PYTHON) -V 2>&1)); run make PYTHON=python3.11" >&2; exit 1; }
@@ -77,6 +81,10 @@ tools: $(BIN)/helm $(BIN)/kubeconform
 dev: deps venv kafka
 	$(VENV)/bin/taskq dev --workers 3
 
+# Prometheus on a free port of 127.0.0.1 (printed), the alert rules rendered from the chart by helm.
+dev-prometheus: deps venv kafka tools prometheus
+	$(VENV)/bin/taskq dev --workers 3 --prometheus
+
 # --- checks ----------------------------------------------------------------
 # The suite runs in two pytest processes, each with its own Kafka and Redis: most tests wait on
 # session timeouts and worker restarts rather than on the CPU, so two take about half the time
@@ -85,7 +93,7 @@ PYTEST_PARALLEL ?= -n 2 --dist worksteal
 # Line coverage of src/taskq over the suite and the worker processes it starts, the total printed;
 # below pyproject.toml's fail_under the run fails. COVERAGE= runs without it (about 8% faster).
 COVERAGE ?= --cov --cov-report=term:skip-covered
-test: deps venv kafka chromium tools lint  ## ruff + mypy --strict, the whole suite with coverage, then the Kubernetes e2e
+test: deps venv kafka chromium prometheus tools lint  ## ruff + mypy --strict, the whole suite with coverage, then the Kubernetes e2e
 	@mkdir -p $(CACHE); $(MAKE) --no-print-directory e2e-prep > $(CACHE)/e2e-prep.log 2>&1 & prep=$$!; \
 	$(PY) -m pytest --ignore=tests/e2e --ignore=tests/images $(PYTEST_PARALLEL) $(COVERAGE) $(PYTEST_ARGS); rc=$$?; \
 	wait $$prep; prep_rc=$$?; sed 's/^/e2e-prep | /' $(CACHE)/e2e-prep.log; \
@@ -102,7 +110,7 @@ E2E_ARGS ?=
 e2e-prep: venv tools
 	@why=$$($(PY) -c 'from tests.e2e.cluster import can_host_cluster; print(can_host_cluster() or "")'); \
 	if [ -n "$$why" ]; then echo "e2e: skipped: $$why"; \
-	else tools/need.sh --no-recommends prometheus:prometheus && \
+	else $(MAKE) --no-print-directory prometheus && \
 	  $(MAKE) --no-print-directory cluster-deps cluster-bin cluster-images || exit 1; fi
 
 test-e2e: venv tools
@@ -139,7 +147,7 @@ test-prometheus: venv tools
 
 # Every test that needs no Kafka, Redis, Chromium or cluster (unit, chart, setup): tests/conftest.py
 # marks integration each test that uses the services fixture or lives in tests/integration or tests/chaos.
-test-fast: venv tools  ## the tests that need no services, in under a minute
+test-fast: venv tools prometheus  ## the tests that need no services, in under a minute
 	@$(PY) -m pytest tests -m "not integration and not browser and not e2e" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import lua, query
 from .errors import BrokerUnavailable, InvalidTask, TaskqError
-from .models import CANCELLABLE_STATES, RETRYABLE_STATES, TERMINAL_STATES, TaskMessage, TaskState
+from .models import CANCELLABLE_STATES, RETRYABLE_STATES, TERMINAL_STATES, TaskMessage, TaskState, TaskType
 from .store import translate_errors
 
 if TYPE_CHECKING:
@@ -84,10 +84,11 @@ def run(client: Client, filt: query.TaskFilter, states: frozenset[TaskState], ac
     return BulkResult(matched, done, 0 if dry_run else matched - done, dry_run, capped, cap)
 
 
-def retry_budgets(client: Client, names: Collection[str]) -> dict[str, int]:
+def retry_budgets(client: Client, names: Collection[str], types: dict[str, TaskType] | None = None) -> dict[str, int]:
     """The retry budget a retry by hand grants a task that names none: its ``@task``'s max_retries as
-    live workers advertise it, else ``TASKQ_DEFAULT_MAX_RETRIES``."""
-    types = client.task_types() if names else {}
+    live workers advertise it (``types``, read now when not given), else ``TASKQ_DEFAULT_MAX_RETRIES``."""
+    if types is None:
+        types = client.task_types() if names else {}
     out = {}
     for name in names:
         t = types.get(name)
@@ -103,14 +104,17 @@ def retry(client: Client, filt: query.TaskFilter, *, dry_run: bool = False,
     states = states_for("retry", filt, RETRYABLE_STATES, RETRY_DEFAULT)
     store = client.store
     retried = 0
+    types: dict[str, TaskType] | None = None  # what live workers advertise, read once per call
 
     def act(entries: list[query.Entry]) -> int:
-        nonlocal retried
+        nonlocal retried, types
         pipe = store.r.pipeline(transaction=False)
         for e in entries:
             pipe.hget(store.key("task", e.id), "task")
         names = [n or "" for n in pipe.execute()]
-        budgets = retry_budgets(client, set(names))
+        if types is None:
+            types = client.task_types()
+        budgets = retry_budgets(client, set(names), types)
         rows = store._eval_many([(store._requeue, store.requeue_args(e.id, budget=budgets[n], states=states))
                                 for e, n in zip(entries, names, strict=True)])
         scheduled = sum(1 for ok, _ in rows if ok == 2)  # a workflow's step: its scheduler produces it

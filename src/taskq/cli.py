@@ -413,13 +413,18 @@ def dev(
         "--metrics-port", min=0, max=65000, help="Worker N serves /metrics on this + N; 0: no worker metrics")] = 9100,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Module with @task functions")] = None,
     data: Annotated[Path, typer.Option("--data", help="Where Kafka and Redis keep data")] = Path(".taskq/dev"),
+    prometheus: Annotated[bool, typer.Option(
+        "--prometheus", help="Also run Debian's prometheus scraping the API and every worker, with the chart's "
+                             "alert rules")] = False,
+    prometheus_port: Annotated[int, typer.Option(
+        "--prometheus-port", min=0, max=65535, help="Prometheus' port on 127.0.0.1; 0: a free one")] = 0,
 ) -> None:
-    """Run Kafka, Redis, the API+UI and workers here; Ctrl-C stops everything."""
+    """Run Kafka, Redis, the API+UI and workers here (and Prometheus with --prometheus); Ctrl-C stops everything."""
     from .dev import DevStack
 
     stack = DevStack(root=data.resolve(), workers=workers_n, port=port, kafka_port=kafka_port,
                      redis_port=redis_port, concurrency=concurrency, tasks_modules=list(tasks or []),
-                     metrics_port=metrics_port)
+                     metrics_port=metrics_port, prometheus=prometheus, prometheus_port=prometheus_port)
     try:
         with clear_errors():
             stack.start()

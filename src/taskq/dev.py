@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .devstack import KafkaServer, RedisServer, port_in_use, python_argv, spawn, stop_process, wait_until
+from .devprometheus import DEV_NAMESPACE, PrometheusServer, chart_rules, find_prometheus
+from .devstack import KafkaServer, RedisServer, free_port, port_in_use, python_argv, spawn, stop_process, wait_until
 from .errors import ConfigError
 
 COLORS = ["36", "32", "33", "35", "34", "31", "96", "92", "93"]
@@ -26,7 +27,8 @@ class _Child:
 
 class DevStack:
     def __init__(self, *, root: Path, workers: int, port: int, kafka_port: int, redis_port: int,
-                 concurrency: int, tasks_modules: list[str], metrics_port: int = 9100) -> None:
+                 concurrency: int, tasks_modules: list[str], metrics_port: int = 9100,
+                 prometheus: bool = False, prometheus_port: int = 0) -> None:
         self.root = root
         # Worker N serves /metrics on metrics_port + N (0: none), so Prometheus can scrape each one.
         self.metrics_port = metrics_port
@@ -39,7 +41,12 @@ class DevStack:
         self.children: list[_Child] = []
         self._print_lock = threading.Lock()
         self._color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        self._width = max(8, len(f"worker{workers}"))
+        self._width = max(8, len(f"worker{workers}"), len("prometheus") if prometheus else 0)
+        # Prometheus on a free port unless one is asked for: a system Prometheus (Debian's package
+        # starts one where systemd runs) already holds 9090.
+        self.prometheus = PrometheusServer(
+            data_dir=root / "prometheus", port=prometheus_port or free_port(), scrape_interval=5.0,
+            labels={"namespace": DEV_NAMESPACE}) if prometheus else None
 
     def say(self, name: str, line: str, color: str = "0") -> None:
         label = f"{name:<{self._width}}"
@@ -83,6 +90,8 @@ class DevStack:
                   (self.kafka.controller_port, "--kafka-port", "Kafka's controller")]
         wanted += [(p, "--metrics-port", f"worker{i}'s metrics") for i in range(1, self.n_workers + 1)
                    if (p := self.worker_metrics_port(i)) is not None]
+        if self.prometheus is not None:
+            wanted.append((self.prometheus.port, "--prometheus-port", "Prometheus"))
         seen: dict[int, str] = {}
         for port, option, what in wanted:
             if port in seen:
@@ -99,8 +108,17 @@ class DevStack:
         except ValueError:
             return str(path)
 
+    def _worker_targets(self) -> list[str]:
+        """The metrics endpoints of the workers still running."""
+        return [f"127.0.0.1:{port}" for c in self.children if c.name.startswith("worker") and c.proc.poll() is None
+                and (port := self.worker_metrics_port(int(c.name.removeprefix("worker")))) is not None]
+
     def start(self) -> None:
         self._check_ports()
+        if self.prometheus is not None:
+            # Before anything starts: a missing binary or chart is one line, not a stack to stop.
+            self.prometheus.binary = find_prometheus()
+            self.prometheus.rules = chart_rules()
         t0 = time.monotonic()
         self.say("redis", f"starting on {self.redis.url} (AOF in {self._shown(self.redis.data_dir)})")
         self.redis.start()
@@ -121,6 +139,13 @@ class DevStack:
                 COLORS[i % len(COLORS)],
             )
         wait_until(lambda: port_in_use(self.port), timeout=30, what="API", proc=api.proc)
+        if self.prometheus is not None:
+            prom = self.prometheus
+            self.say("prometheus", f"starting on {prom.url} (scraping every {prom.scrape_interval:g}s; data and log "
+                                   f"in {self._shown(prom.data_dir)})")
+            prom.set_targets("taskq-api", [f"127.0.0.1:{self.port}"])
+            prom.set_targets("taskq-workers", self._worker_targets())
+            prom.start()
         self.say("dev", f"ready in {time.monotonic() - t0:.1f}s")
         self.say("dev", f"  web UI + API   http://127.0.0.1:{self.port}/   (OpenAPI: /docs)")
         self.say("dev", f"  API metrics    http://127.0.0.1:{self.port}/metrics")
@@ -130,6 +155,9 @@ class DevStack:
         for i in range(1, self.n_workers + 1):
             if (metrics := self.worker_metrics_port(i)) is not None:
                 self.say("dev", f"  worker{i} metrics http://127.0.0.1:{metrics}/metrics")
+        if self.prometheus is not None:
+            prom = self.prometheus
+            self.say("dev", f"  Prometheus     {prom.url}/   (/targets, /alerts: the chart's rules)")
         self.say("dev", "  try: taskq submit add 1 2 --wait   |   taskq workers   |   Ctrl-C stops everything")
 
     def wait(self) -> None:
@@ -143,9 +171,12 @@ class DevStack:
                 if c.proc.poll() is not None and c.name not in reported:
                     reported.add(c.name)
                     self.say("dev", f"{c.name} exited with code {c.proc.returncode}")
+                    if self.prometheus is not None and c.name.startswith("worker"):
+                        self.prometheus.set_targets("taskq-workers", self._worker_targets())
 
     def stop(self) -> None:
-        self.say("dev", "stopping: workers finish their tasks, then API, Redis, Kafka")
+        self.say("dev", "stopping: workers finish their tasks, then API, " +
+                 ("Prometheus, " if self.prometheus is not None else "") + "Redis, Kafka")
         workers = [c for c in self.children if c.name.startswith("worker")]
         for c in workers:
             if c.proc.poll() is None:
@@ -158,6 +189,8 @@ class DevStack:
         for c in self.children:
             if c.pump is not None:
                 c.pump.join(timeout=2)
+        if self.prometheus is not None:
+            self.prometheus.stop()
         self.redis.stop()
         self.kafka.stop()
         self.say("dev", "all stopped")

@@ -18,6 +18,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 # 1 ms to 10 min: short arithmetic tasks through long batch jobs.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# The outcomes of a run in taskq_tasks_finished_total's status label.
+FINISHED_STATUSES = ("success", "failed", "retried", "dead")
 
 
 class WorkerMetrics:
@@ -70,9 +72,19 @@ class WorkerMetrics:
         if children is None:
             children = self._start_children[task] = (self._started.labels(task, self.worker),
                                                       self._wait.labels(task))
+            self._zero(task)
         children[0].inc()
         children[1].observe(wait)
         self._running.set(running)
+
+    def _zero(self, task: str) -> None:
+        """Series at 0 from a task's first run on: a series born at 1 hides its first increment from
+        rate() and increase(), so the dashboard and the alerts would miss a worker's first failure,
+        retry or dead letter of the task."""
+        for status in FINISHED_STATUSES:
+            self._finished.labels(task, status, self.worker)
+        for counter in (self._dead, self._redelivered, self._skipped):
+            counter.labels(task, self.worker)
 
     def finished(self, task: str, status: str, run_seconds: float, *, running: int) -> None:
         children = self._finish_children.get((task, status))
