@@ -7,19 +7,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry import trace
 
 from taskq import task, tracing
 from taskq.client import Client
+from taskq.devstack import free_port, spawn, stop_process
 from taskq.models import TaskState
 from taskq.registry import Registry
 from taskq.settings import Settings
 from taskq.worker import Worker
-from tests.helpers import ApiServer, WorkerFactory, wait_for
+from tests.helpers import ApiServer, WorkerFactory, settings_env, wait_for
 from tests.spans import Span, finished, ids, ids_of, in_memory_spans, of_task
 
 pytestmark = pytest.mark.both_clients
@@ -165,3 +168,45 @@ def test_spans_link_across_processes_to_a_worker_writing_jsonl(settings: Setting
     assert sorted(s.name for s in got["sdk"]) == ["taskq run flaky"] * 2 + ["taskq wait flaky"] * 2
     assert {(s.trace_id, s.parent_id) for s in got["api"]} == {ids(CALLER)}
     assert all(s.attributes["taskq.worker"] == "traced-proc" for s in got["sdk"] + got["api"])
+
+
+def test_a_request_through_an_api_process_and_a_worker_process_is_one_trace(
+    settings: Settings, client: Client, start_worker: WorkerFactory, tmp_path: Path,
+) -> None:
+    """caller (this test) -> `taskq api` process -> Kafka -> `taskq worker` process, each writing jsonl."""
+    api_spans, worker_spans = tmp_path / "api.jsonl", tmp_path / "worker.jsonl"
+    start_worker("traced-w", settings_=settings.model_copy(update={"tracing": f"jsonl:{worker_spans}"}))
+    port = free_port()
+    log = tmp_path / "api.log"
+    with log.open("wb") as fh:
+        proc = spawn([sys.executable, "-m", "taskq", "api", "--port", str(port)],
+                     env=settings_env(settings.model_copy(update={"tracing": f"jsonl:{api_spans}"})), stdout=fh)
+    try:
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout=60, what=f"the API process ({log.read_text(errors='replace')})")
+        resp = httpx.post(f"http://127.0.0.1:{port}/api/tasks", json={"task": "add", "args": [4, 5]},
+                          headers={"traceparent": CALLER}, timeout=30)
+        assert resp.status_code == 202, resp.text
+        tid = resp.json()["id"]
+        assert client.wait(tid, timeout=30).status is TaskState.SUCCESS
+
+        def reached_caller() -> bool:
+            # FastAPI's request span (the submit span's grandparent) is written once the response is out.
+            in_api = _jsonl(api_spans)
+            submits = of_task(in_api, tid)["submit"]
+            return bool(submits) and _ancestors(in_api, submits[0])[-1] == ids(CALLER)[1]  # type: ignore[index]
+
+        wait_for(lambda: of_task(_jsonl(worker_spans), tid)["run"] and reached_caller(), timeout=10,
+                 what="the spans of both processes")
+    finally:
+        stop_process(proc, timeout=20)
+    in_api = _jsonl(api_spans)
+    (submit,) = of_task(in_api, tid)["submit"]
+    assert submit.trace_id == ids(CALLER)[0] and _ancestors(in_api, submit)[-1] == ids(CALLER)[1]  # type: ignore[index]
+    mine = of_task(_jsonl(worker_spans), tid)
+    assert {(s.trace_id, s.parent_id) for s in mine["wait"] + mine["run"]} == {ids_of(submit)}
