@@ -198,9 +198,12 @@ def end_run(run: Run | None, outcome: Outcome) -> None:
     span.set_attribute("taskq.outcome", "success" if outcome.ok else "cancelled" if outcome.cancelled else "failed")
     if not outcome.ok and not outcome.cancelled:
         error = outcome.error or "failed"
+        # A record's error reads "ValueError: ..." (execute.error_text); the worker's own ones are sentences.
         kind, _, message = error.partition(": ")
+        if not (message and kind.replace(".", "_").isidentifier()):
+            kind = "TaskError"
         span.set_status(Status(StatusCode.ERROR, error))
-        event: dict[str, str] = {"exception.type": kind if message else "TaskError", "exception.message": error}
+        event: dict[str, str] = {"exception.type": kind, "exception.message": error}
         if outcome.traceback:
             event["exception.stacktrace"] = outcome.traceback
         span.add_event("exception", event)

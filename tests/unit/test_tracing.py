@@ -112,6 +112,14 @@ def test_a_failed_run_has_error_status_and_the_exception() -> None:
     assert ran.attributes["taskq.outcome"] == "failed"
 
 
+def test_a_run_the_worker_could_not_start_is_an_error_of_type_task_error() -> None:
+    with in_memory_spans() as exporter:
+        run = tracing.start_run(TaskMessage(id="t4", task="add", trace=TP), attempt=1, worker="w1")
+        tracing.end_run(run, Outcome(False, error="the worker could not run the task: OSError: no fork"))
+        (raw,) = [s for s in exporter.get_finished_spans() if s.name.startswith("taskq run")]
+    assert dict(raw.events[0].attributes or {})["exception.type"] == "TaskError"
+
+
 def test_a_task_submitted_without_a_trace_runs_in_a_new_trace_of_its_own() -> None:
     with in_memory_spans() as exporter:
         run = tracing.start_run(TaskMessage(id="t3", task="add"), attempt=1, worker="w1")
