@@ -184,6 +184,30 @@ def test_secrets_never_land_in_the_configmap() -> None:
     assert token["valueFrom"]["secretKeyRef"]["key"] == "token"
 
 
+def test_the_read_only_token_comes_from_the_token_secret_when_asked_for() -> None:
+    import base64
+
+    def read_env(objs: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+        api = find(objs, "Deployment", "rel-taskq-api")["spec"]["template"]["spec"]["containers"][0]
+        return [e for e in api["env"] if e["name"] == "TASKQ_API_READ_TOKEN"]
+
+    plain = docs()
+    assert read_env(plain) == [] and "read-token" not in find(plain, "Secret", "rel-taskq-api-token")["data"]
+    generated = docs("--set", "api.auth.readOnly=true")
+    env = read_env(generated)
+    assert env == [{"name": "TASKQ_API_READ_TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": "rel-taskq-api-token", "key": "read-token"}}}]
+    data = find(generated, "Secret", "rel-taskq-api-token")["data"]
+    assert len(base64.b64decode(data["read-token"])) == 40 and data["read-token"] != data["token"]
+    given = docs("--set", "api.auth.readOnly=true", "--set", "api.auth.readToken=look-dont-touch")
+    assert base64.b64decode(find(given, "Secret", "rel-taskq-api-token")["data"]["read-token"]) == b"look-dont-touch"
+    assert "look-dont-touch" not in yaml.safe_dump(find(given, "ConfigMap", "rel-taskq"))
+    # With an existing Secret, its key read-token is used (and required).
+    existing = docs("--set", "api.auth.readOnly=true", "--set", "api.auth.existingSecret=mine")
+    assert read_env(existing)[0]["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "read-token"}
+    assert not [o for o in existing if o["kind"] == "Secret" and o["metadata"]["name"] == "rel-taskq-api-token"]
+
+
 def test_the_schema_rejects_a_misspelled_value() -> None:
     res = render("--set", "worker.concurency=8", check=False)
     assert res.returncode != 0 and "additional properties 'concurency' not allowed" in res.stderr

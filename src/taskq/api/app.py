@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,9 +18,10 @@ from .. import __version__, tracing
 from ..client import Client
 from ..errors import TaskqError
 from ..metrics import ApiMetrics
+from ..overview import FinishRate
 from ..settings import Settings
-from . import events, schedules, system, tasks, workers, workflows
-from .deps import require_token
+from . import auth, events, scheduled, schedules, system, tasks, workers, workflows
+from .auth import require_token
 from .errors import on_error, status_of
 
 
@@ -30,6 +32,26 @@ def ui_dir() -> Path | None:
         if (candidate / "index.html").exists():
             return candidate
     return None
+
+
+# The web UI's files are revalidated on every load (no build step renames them, so a cached copy
+# would outlive an upgrade) and held to their own origin: no inline script, no framing.
+UI_HEADERS = MappingProxyType({
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+})
+
+
+class UiFiles(StaticFiles):
+    """The web UI's files, with ``UI_HEADERS``."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(UI_HEADERS)
+        return response
 
 
 class BodyLimit:
@@ -101,6 +123,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.client = client or Client(settings)
     app.state.metrics = ApiMetrics(topic=settings.tasks_topic)
+    app.state.rate = FinishRate()  # the overview's finished/s over the last 10 s
     app.state.inflight = 0  # submissions waiting for Kafka (changed on the event loop only)
 
     count = on_error(app.state.metrics.kafka_error, app.state.metrics.redis_error)
@@ -123,13 +146,15 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.include_router(workers.router, dependencies=protected)
     app.include_router(schedules.router, dependencies=protected)
     app.include_router(workflows.router, dependencies=protected)
+    app.include_router(scheduled.router, dependencies=protected)
     app.include_router(events.router)
+    app.include_router(auth.router)
     app.include_router(system.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     ui = ui_dir()
     if ui is not None:
-        app.mount("/ui", StaticFiles(directory=ui, html=True), name="ui")
+        app.mount("/ui", UiFiles(directory=ui, html=True), name="ui")
 
         @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
         def index() -> RedirectResponse:

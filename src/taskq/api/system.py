@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 
 from .. import __version__, limits
 from ..errors import TaskqError
-from ..models import CANCELLABLE_STATES, RETRYABLE_STATES, TERMINAL_STATES, Stats, TaskState
+from ..models import CANCELLABLE_STATES, RETRYABLE_STATES, TERMINAL_STATES, TaskState
+from ..overview import Overview, overview
 from .deps import ClientDep, require_token
 from .tasks import MAX_BATCH
 
@@ -35,13 +36,15 @@ def readyz(client: ClientDep) -> JSONResponse:
     return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
 
 
-@router.get("/api/stats", response_model=Stats, dependencies=[Depends(require_token)])
-def stats(request: Request, client: ClientDep) -> Stats:
-    """Counts per state, finished tasks/s over the last minute, consumer lag, workers alive."""
+@router.get("/api/stats", response_model=Overview, dependencies=[Depends(require_token)])
+def stats(request: Request, client: ClientDep) -> Overview:
+    """Counts per state, consumer lag, workers alive; finished tasks/s by outcome over the last 10 s
+    (``rate``, ``finished_per_second``; ``throughput`` is the last minute's average), the oldest
+    ready task's wait (``oldest_queued_age``) and the tasks due later (``scheduled``)."""
     s = client.stats(lag_max_age=LAG_MAX_AGE)
     if s.lag is not None:
         request.app.state.metrics.observe_lag({int(p): v for p, v in s.lag.items()})
-    return s
+    return overview(s, client.store, request.app.state.rate)
 
 
 @router.get("/api/stats/series", dependencies=[Depends(require_token)])
