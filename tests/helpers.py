@@ -119,10 +119,10 @@ def wait_all(client: Client, ids: list[str], *, timeout: float) -> list:  # type
 class ApiServer:
     """The API app in a uvicorn server thread on a free loopback port."""
 
-    def __init__(self, settings: Settings, *, topics: bool = True) -> None:
+    def __init__(self, settings: Settings, *, topics: bool = True, port: int | None = None) -> None:
         if topics:
             ensure_topics(settings)
-        self.port = free_port()
+        self.port = port or free_port()  # a port of its own, or the one of a server it replaces
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -1,6 +1,9 @@
 // The Workflows view: the newest workflows, and one workflow's graph with each node's state, live.
 import { api } from "./api.js";
 import { $, badge, el, fmtTime, json } from "./dom.js";
+import { markFresh, markStale } from "./health.js";
+import { go, link } from "./router.js";
+import { session } from "./shared.js";
 
 let shown = "";  // the workflow whose graph is open ("" for none)
 let timer = null;
@@ -16,7 +19,7 @@ function graph(rec) {
       const card = el("div", { class: `wf-task ${state}`, "data-node": String(n.index), "data-state": state },
         el("div", {}, el("b", {}, n.task), " ", badge(state)),
         el("div", { class: "mono wf-value", title: body }, body));
-      if (n.task_id) card.append(el("a", { href: "#tasks", class: "mono wf-id", onclick: () => openTask(n.task_id) }, n.task_id.slice(-12)));
+      if (n.task_id) card.append(el("a", { href: link("tasks", n.task_id), class: "mono wf-id", title: n.task_id }, n.task_id.slice(-12)));
       return card;
     }
     const kids = n.children.map(draw);
@@ -31,11 +34,6 @@ function graph(rec) {
   return draw(1);
 }
 
-function openTask(id) {
-  // The Tasks view's lookup pane shows it (the task detail lives there).
-  setTimeout(() => { $("#lookup-id").value = id; $("#lookup-form").requestSubmit(); }, 0);
-}
-
 async function act(id, what) {
   try { await api(`/api/workflows/${id}/${what}`, { method: "POST" }); await loadDetail(); loadList(); }
   catch (err) { $("#workflow-detail").prepend(el("p", { class: "error", role: "alert" }, err.message)); }
@@ -46,10 +44,15 @@ async function loadDetail() {
   if (!shown) { box.hidden = true; return; }
   let rec;
   try { rec = await api(`/api/workflows/${encodeURIComponent(shown)}`); }
-  catch (err) { box.hidden = false; box.replaceChildren(el("h2", {}, "Workflow"), el("p", { class: "error", role: "alert" }, err.message)); return; }
-  const actions = el("div", {});
-  if (rec.status === "running") actions.append(el("button", { class: "secondary", onclick: () => act(rec.id, "cancel") }, "Cancel workflow"));
-  if (rec.status === "failed") actions.append(el("button", { class: "secondary", onclick: () => act(rec.id, "retry") }, "Retry from failed steps"));
+  catch (err) {
+    box.hidden = false;
+    if (box.querySelector("#workflow-status") && err.status !== 404) { markStale(box, err.message); return; }
+    box.replaceChildren(el("h2", {}, "Workflow"), el("p", { class: "error", role: "alert" }, err.message));
+    return;
+  }
+  const actions = el("div", { class: "needs-write" });
+  if (session.canWrite && rec.status === "running") actions.append(el("button", { class: "secondary", onclick: () => act(rec.id, "cancel") }, "Cancel workflow"));
+  if (session.canWrite && rec.status === "failed") actions.append(el("button", { class: "secondary", onclick: () => act(rec.id, "retry") }, "Retry from failed steps"));
   box.hidden = false;
   box.replaceChildren(
     el("h2", {}, "Workflow ", el("span", { class: "mono" }, rec.id), " ", el("span", { id: "workflow-status" }, badge(rec.status))),
@@ -60,11 +63,13 @@ async function loadDetail() {
       el("dt", {}, "finished"), el("dd", {}, fmtTime(rec.finished_at))),
     el("div", { class: "wf-graph", role: "group", "aria-label": "workflow graph" }, graph(rec)),
     actions);
+  markFresh(box);
 }
 
 async function loadList() {
   let recs;
-  try { recs = await api("/api/workflows?limit=50"); } catch { return; }
+  try { recs = await api("/api/workflows?limit=50"); } catch (err) { markStale($("#view-workflows"), err.message); return; }
+  markFresh($("#view-workflows"));
   $("#workflows-empty").hidden = recs.length > 0;
   $("#workflow-table tbody").replaceChildren(...recs.map((r) => {
     const tasks = r.nodes.filter((n) => n.kind === "task");
@@ -72,7 +77,7 @@ async function loadList() {
     const tr = el("tr", { tabindex: "0", "data-id": r.id },
       el("td", {}, badge(r.status)), el("td", { class: "mono" }, r.id), el("td", {}, `${done} / ${tasks.length}`),
       el("td", {}, fmtTime(r.created_at)), el("td", { class: "mono" }, r.error || ""));
-    const open = () => { location.hash = `#workflows/${r.id}`; };
+    const open = () => go(link("workflows", r.id));
     tr.addEventListener("click", open);
     tr.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
     return tr;

@@ -1,55 +1,25 @@
-"""The web UI in real headless Chromium (Debian's), driven by Playwright, against the real stack."""
+"""The console's first tour: submit through the form, a task's page, the live list, workers going
+lost and alive, the charts, signing in, and a workflow's graph."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import pytest
-
-from taskq.settings import Settings
-from tests.helpers import ApiServer, WorkerFactory
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Screenshots refresh the README's images only when asked (TASKQ_UPDATE_SCREENSHOTS=1), so a test run
-# leaves the work tree clean.
-DOCS = (Path(__file__).resolve().parents[2] / "docs" if os.environ.get("TASKQ_UPDATE_SCREENSHOTS")
-        else Path(tempfile.mkdtemp(prefix="taskq-screenshots-")))
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make chromium)"),
-]
+from tests.helpers import ApiServer, WorkerFactory, make_settings
+from tests.ui.conftest import DOCS, UiFactory
 
 
-@pytest.fixture
-def page(settings: Settings) -> Iterator[tuple[object, ApiServer]]:
-    from playwright.sync_api import sync_playwright
-
-    api = ApiServer(settings)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        pg = browser.new_page(viewport={"width": 1360, "height": 900})
-        pg.set_default_timeout(20_000)
-        yield pg, api
-        browser.close()
-    api.close()
-
-
-def test_submit_add_through_the_form_shows_success_and_3(page: tuple, start_worker: WorkerFactory) -> None:  # type: ignore[type-arg]
+def test_submit_add_through_the_form_shows_success_and_3(page: tuple[Any, ApiServer],
+                                                         start_worker: WorkerFactory) -> None:
     from playwright.sync_api import expect
 
     pg, api = page
     start_worker("worker1")
-    pg.goto(f"{api.url}/")
+    pg.goto(f"{api.url}/#/submit")
     expect(pg.locator("#task-type option[value=add]")).to_have_count(1)
     pg.select_option("#task-type", "add")
+    expect(pg.locator("#task-signature")).to_have_text("add(a: float, b: float) -> float")
     pg.get_by_label("a", exact=True).fill("1")
     pg.get_by_label("b", exact=True).fill("2")
     pg.get_by_role("button", name="Submit").click()
@@ -57,34 +27,40 @@ def test_submit_add_through_the_form_shows_success_and_3(page: tuple, start_work
     expect(pg.locator("#submitted [data-field=result]")).to_have_text("3")
     task_id = pg.locator("#submitted [data-field=id]").inner_text()
 
-    # Look it up by id, as the seed's "check status" did.
+    # Opened by id from the Tasks view: its own page, at the top of the window.
+    pg.goto(f"{api.url}/#/tasks")
     pg.get_by_label("Task id").fill(task_id)
-    pg.get_by_role("button", name="Look up").click()
-    expect(pg.locator("#lookup-result [data-field=status]")).to_have_text("success")
-    expect(pg.locator("#lookup-result [data-field=result]")).to_have_text("3")
+    pg.get_by_role("button", name="Open").click()
+    expect(pg).to_have_url(f"{api.url}/ui/#/tasks/{task_id}")
+    expect(pg.locator("#task-page [data-field=status]")).to_have_text("success")
+    expect(pg.locator("#task-page pre.result")).to_have_text("3")
+    assert pg.evaluate("window.scrollY") == 0
 
-    # The live table shows it; a click opens the detail with its attempt history.
+    # The live table shows new tasks; a row opens the task's page with its attempts.
+    pg.go_back()
     for i in range(4):
         api.http.post("/api/tasks", json={"task": "multiply", "args": [i, 7]})
     api.http.post("/api/tasks", json={"task": "fail", "args": ["boom"]})
     expect(pg.locator("#task-table tbody tr")).to_have_count(6)
-    pg.locator(f"#task-table tbody tr[data-id='{task_id}']").click()
-    expect(pg.locator("#task-detail")).to_contain_text("first delivery")
     pg.select_option("#filter-status", "failed")
     expect(pg.locator("#task-table tbody tr")).to_have_count(1)
+    expect(pg).to_have_url(f"{api.url}/ui/#/tasks?status=failed")
     pg.select_option("#filter-status", "")
     pg.screenshot(path=str(DOCS / "ui-tasks.png"), full_page=True)
+    pg.locator(f"#task-table tbody tr[data-id='{task_id}']").click()
+    expect(pg.locator("#attempts [data-field=reason]")).to_have_text("first delivery")
+    expect(pg.locator("#attempts [data-field=outcome]")).to_have_text("success")
 
 
 def test_a_killed_worker_turns_lost_and_alive_again_after_restart(
-    page: tuple, start_worker: WorkerFactory  # type: ignore[type-arg]
+    page: tuple[Any, ApiServer], start_worker: WorkerFactory
 ) -> None:
     from playwright.sync_api import expect
 
     pg, api = page
     w1 = start_worker("worker1")
     start_worker("worker2")
-    pg.goto(f"{api.url}/#workers")
+    pg.goto(f"{api.url}/#/workers")
     row = pg.locator("#worker-table tr[data-worker=worker1] [data-field=status]")
     expect(row).to_have_text("alive")
     w1.kill()
@@ -94,49 +70,42 @@ def test_a_killed_worker_turns_lost_and_alive_again_after_restart(
     expect(row).to_have_text("alive", timeout=15_000)
 
 
-def test_charts_view_draws_throughput(page: tuple, start_worker: WorkerFactory) -> None:  # type: ignore[type-arg]
+def test_overview_draws_throughput_and_the_counts(page: tuple[Any, ApiServer], start_worker: WorkerFactory) -> None:
     from playwright.sync_api import expect
 
     pg, api = page
     start_worker("worker1")
     api.http.post("/api/tasks/batch", json=[{"task": "add", "args": [i, 1]} for i in range(200)])
     api.http.post("/api/tasks/batch", json=[{"task": "fail", "args": ["x"]} for _ in range(20)])
-    pg.goto(f"{api.url}/#charts")
-    expect(pg.locator("#counts")).to_contain_text("success")
-    pg.wait_for_function("() => document.querySelector('#counts').textContent.includes('200')", timeout=30_000)
+    pg.goto(f"{api.url}/#charts")  # the old address opens the Overview
+    expect(pg).to_have_url(f"{api.url}/ui/#/overview")
+    expect(pg.locator("#counts [data-state=success] b")).to_have_text("200", timeout=30_000)
+    expect(pg.locator("#counts [data-state=failed] b")).to_have_text("20")
     pg.wait_for_timeout(2500)
     pg.screenshot(path=str(DOCS / "ui-charts.png"), full_page=True)
+    pg.locator("#counts [data-state=failed]").click()
+    expect(pg).to_have_url(f"{api.url}/ui/#/tasks?status=failed")
+    expect(pg.locator("#task-table tbody tr")).to_have_count(20)
 
 
-def test_token_prompt_appears_when_the_api_requires_one(
-    services: object, start_worker: WorkerFactory  # type: ignore[type-arg]
-) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_token_prompt_appears_when_the_api_requires_one(services: object, ui: UiFactory) -> None:
+    from playwright.sync_api import expect
 
-    from tests.helpers import make_settings
-
-    s = make_settings(services, api_token="letmein")  # type: ignore[arg-type]
-    api = ApiServer(s)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            pg = browser.new_page()
-            pg.goto(f"{api.url}/")
-            expect(pg.locator("#token-dialog")).to_be_visible()
-            pg.get_by_label("Token", exact=True).fill("wrong")
-            pg.get_by_role("button", name="Sign in").click()
-            expect(pg.locator("#token-error")).to_contain_text("API token")
-            pg.get_by_label("Token", exact=True).fill("letmein")
-            pg.get_by_role("button", name="Sign in").click()
-            expect(pg.locator("#token-dialog")).to_be_hidden()
-            browser.close()
-    finally:
-        api.close()
+    u = ui(make_settings(services, api_token="letmein"))  # type: ignore[arg-type]
+    pg = u.page
+    u.go()
+    expect(pg.locator("#token-dialog")).to_be_visible()
+    pg.get_by_label("Token", exact=True).fill("wrong")
+    pg.get_by_role("button", name="Sign in").click()
+    expect(pg.locator("#token-error")).to_contain_text("Wrong API token")
+    pg.get_by_label("Token", exact=True).fill("letmein")
+    pg.get_by_role("button", name="Sign in").click()
+    expect(pg.locator("#token-dialog")).to_be_hidden()
+    expect(pg.locator("#live")).to_have_class("dot on")
 
 
 def test_workflow_page_draws_the_graph_live_and_retries_from_the_failed_step(
-    page: tuple, start_worker: WorkerFactory, tmp_path: Path  # type: ignore[type-arg]
+    page: tuple[Any, ApiServer], start_worker: WorkerFactory, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -148,7 +117,8 @@ def test_workflow_page_draws_the_graph_live_and_retries_from_the_failed_step(
     res = api.http.post("/api/workflows", json=body)
     assert res.status_code == 202, res.text
     wid = res.json()["id"]
-    pg.goto(f"{api.url}/#workflows/{wid}")
+    pg.goto(f"{api.url}/#workflows/{wid}")  # the old address still opens it
+    expect(pg).to_have_url(f"{api.url}/ui/#/workflows/{wid}")
     expect(pg.locator("#workflow-status")).to_have_text("failed")
     expect(pg.locator("#workflow-detail .wf-task[data-state=success]")).to_have_count(1)
     expect(pg.locator("#workflow-detail .wf-task[data-node='4']")).to_have_attribute("data-state", "failed")
@@ -160,4 +130,4 @@ def test_workflow_page_draws_the_graph_live_and_retries_from_the_failed_step(
     pg.screenshot(path=str(DOCS / "ui-workflow.png"), full_page=True)
     # A step's task page links back to its workflow.
     pg.locator("#workflow-detail .wf-task[data-node='3'] a").click()
-    expect(pg.locator("#lookup-result")).to_contain_text(wid)
+    expect(pg.locator("#task-page")).to_contain_text(wid)

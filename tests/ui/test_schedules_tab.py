@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from taskq.client import Client
 from tests.helpers import WorkerFactory
-from tests.ui.test_browser import DOCS, page, pytestmark
-
-__all__ = ["page", "pytestmark"]
+from tests.ui.conftest import DOCS
 
 
 def test_the_schedules_tab_lists_schedules_and_pauses_resumes_and_runs_them(
@@ -19,7 +17,7 @@ def test_the_schedules_tab_lists_schedules_and_pauses_resumes_and_runs_them(
     start_worker("worker1")
     client.add_schedule("nightly-sum", "add", args=[20, 22], cron="0 3 * * *", timezone="Europe/Berlin")
     client.add_schedule("often", "add", args=[1, 1], every=3600)
-    pg.goto(f"{api.url}/#schedules")
+    pg.goto(f"{api.url}/#/schedules")
     row = pg.locator("#schedule-table tr[data-schedule=nightly-sum]")
     expect(row).to_contain_text("0 3 * * * (Europe/Berlin)")
     expect(row.locator("[data-field=next]")).to_contain_text("in ")

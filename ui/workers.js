@@ -1,0 +1,49 @@
+// The Workers view: each worker's state, heartbeat, slots and the tasks it is running now; a lost
+// worker's tasks are flagged, since Kafka hands them to another worker to run again.
+import { api } from "./api.js";
+import { $, badge, el, fmtTime, now } from "./dom.js";
+import { markFresh, markStale } from "./health.js";
+import { link } from "./router.js";
+import { workers } from "./shared.js";
+
+const RUNNING_MAX = 500;  // running tasks read at once to list them under their workers
+
+// Refresh the shared list of workers (every view's "worker lost" flag reads it).
+export async function refreshWorkers() {
+  const ws = await api("/api/workers");
+  workers.clear();
+  for (const w of ws) workers.set(w.id, w);
+  return ws;
+}
+
+function current(w, running) {
+  const mine = running ? running.filter((t) => t.worker === w.id) : null;
+  if (!mine) return w.current_tasks ? el("a", { href: link("tasks", "", { status: "running", worker: w.id }) }, `${w.current_tasks} running →`) : "–";
+  if (!mine.length) return "–";
+  const list = el("ul", { class: "current" }, ...mine.slice(0, 8).map((t) => el("li", {},
+    el("a", { href: link("tasks", t.id), class: "mono", title: t.id }, t.id.slice(0, 12)), " ", t.task,
+    w.status !== "alive" ? el("span", { class: "tag warn", "data-flag": "worker-lost" }, " worker lost — will be redelivered") : "")));
+  if (mine.length > 8) list.append(el("li", {}, el("a", { href: link("tasks", "", { status: "running", worker: w.id }) }, `all ${mine.length} →`)));
+  return list;
+}
+
+export async function loadWorkers() {
+  let ws, running = null;
+  try {
+    ws = await refreshWorkers();
+    // One read for every worker (a lost worker's tasks stay "running" until another takes them).
+    if (ws.length) {
+      try { running = (await api(`/api/tasks?status=running&limit=${RUNNING_MAX}`)).items; } catch { running = null; }
+    }
+  } catch (err) { markStale($("#view-workers"), err.message); return; }
+  const t = now();
+  $("#workers-empty").hidden = ws.length > 0;
+  $("#worker-table tbody").replaceChildren(...ws.map((w) => el("tr", { "data-worker": w.id },
+    el("td", { class: "mono" }, w.id), el("td", { "data-field": "status" }, badge(w.status)),
+    el("td", {}, w.last_heartbeat ? `${(t - w.last_heartbeat).toFixed(1)} s ago` : "–"),
+    el("td", { "data-field": "slots" }, `${w.current_tasks} / ${w.concurrency}`),
+    el("td", { "data-field": "current" }, current(w, running)),
+    el("td", {}, String(w.processed)), el("td", {}, String(w.failed)),
+    el("td", {}, w.partitions.join(", ") || "–"), el("td", {}, fmtTime(w.started_at)))));
+  markFresh($("#view-workers"));
+}
