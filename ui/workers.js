@@ -2,9 +2,10 @@
 // worker's tasks are flagged, since Kafka hands them to another worker to run again.
 import { api } from "./api.js";
 import { $, badge, el, fmtTime, now } from "./dom.js";
+import { signatureText } from "./form.js";
 import { markFresh, markStale } from "./health.js";
 import { link } from "./router.js";
-import { workers } from "./shared.js";
+import { session, workers } from "./shared.js";
 
 const RUNNING_MAX = 500;  // running tasks read at once to list them under their workers
 
@@ -27,7 +28,35 @@ function current(w, running) {
   return list;
 }
 
+async function act(path, what) {
+  try { await api(path, { method: "POST" }); $("#workers-error").textContent = ""; }
+  catch (err) { $("#workers-error").textContent = `${what}: ${err.message}`; }
+  loadWorkers();
+}
+
+// Quiet (take no new tasks, finish the running ones: before a deploy) and resume a worker.
+function workerActions(w) {
+  if (!session.canWrite || w.status !== "alive" || w.quiet === undefined) return "";
+  const what = w.quiet ? "resume" : "quiet";
+  return el("button", { class: "secondary small", onclick: () => act(`/api/workers/${encodeURIComponent(w.id)}/${what}`, `${w.id}`) },
+    w.quiet ? "Resume" : "Quiet");
+}
+
+// Task types, cluster-wide: paused ones are kept (never lost) and run in order once resumed.
+async function loadTypes() {
+  let types;
+  try { types = await api("/api/task-types"); } catch { return; }
+  $("#types-empty").hidden = types.length > 0;
+  $("#type-table tbody").replaceChildren(...types.map((t) => el("tr", { "data-type": t.name },
+    el("td", {}, t.name), el("td", { class: "mono col-args" }, signatureText(t)),
+    el("td", { "data-field": "state" }, t.paused ? [badge("paused"), t.held ? ` ${t.held} held` : ""] : badge("alive", "running")),
+    el("td", { class: "needs-write" }, session.canWrite && t.paused !== undefined
+      ? el("button", { class: "secondary small", onclick: () => act(`/api/task-types/${encodeURIComponent(t.name)}/${t.paused ? "resume" : "pause"}`, t.name) },
+        t.paused ? "Resume" : "Pause") : ""))));
+}
+
 export async function loadWorkers() {
+  loadTypes();
   let ws, running = null;
   try {
     ws = await refreshWorkers();
@@ -39,11 +68,13 @@ export async function loadWorkers() {
   const t = now();
   $("#workers-empty").hidden = ws.length > 0;
   $("#worker-table tbody").replaceChildren(...ws.map((w) => el("tr", { "data-worker": w.id },
-    el("td", { class: "mono" }, w.id), el("td", { "data-field": "status" }, badge(w.status)),
+    el("td", { class: "mono" }, w.id),
+    el("td", { "data-field": "status" }, badge(w.status), w.quiet ? [" ", badge("quiet")] : ""),
     el("td", {}, w.last_heartbeat ? `${(t - w.last_heartbeat).toFixed(1)} s ago` : "–"),
     el("td", { "data-field": "slots" }, `${w.current_tasks} / ${w.concurrency}`),
     el("td", { "data-field": "current" }, current(w, running)),
     el("td", {}, String(w.processed)), el("td", {}, String(w.failed)),
-    el("td", {}, w.partitions.join(", ") || "–"), el("td", {}, fmtTime(w.started_at)))));
+    el("td", {}, w.partitions.join(", ") || "–"), el("td", {}, fmtTime(w.started_at)),
+    el("td", { class: "needs-write" }, workerActions(w)))));
   markFresh($("#view-workers"));
 }
