@@ -124,6 +124,9 @@ onRecovered(() => {
   refreshView();
 });
 
+// Before 0.2 the UI kept the token in sessionStorage; it lives in an HttpOnly cookie now.
+sessionStorage.removeItem("taskq.token");
+
 initTasks();
 initScheduled();
 initSubmit();
