@@ -41,7 +41,7 @@ export function lineChart(canvas, points) {
   if (points.length < 2) { axes(f, max, []); return; }
   const t0 = points[0].t, t1 = points[points.length - 1].t, span = Math.max(1, t1 - t0);
   const x = (t) => f.pad.l + ((t - t0) / span) * f.iw, y = (v) => f.pad.t + f.ih - (v / max) * f.ih;
-  axes(f, max, [[x(t0) + 16, hhmm(t0)], [x(t1) - 16, hhmm(t1)]]);
+  axes(f, max, hhmm(t0) === hhmm(t1) ? [[x(t1) - 16, hhmm(t1)]] : [[x(t0) + 16, hhmm(t0)], [x(t1) - 16, hhmm(t1)]]);
   f.ctx.strokeStyle = css("--accent", "#2f5bd3"); f.ctx.lineWidth = 2; f.ctx.beginPath();
   points.forEach((p, i) => (i ? f.ctx.lineTo(x(p.t), y(p.v)) : f.ctx.moveTo(x(p.t), y(p.v))));
   f.ctx.stroke(); f.ctx.lineWidth = 1;

@@ -49,7 +49,7 @@ async function loadTypes() {
   $("#types-empty").hidden = types.length > 0;
   $("#type-table tbody").replaceChildren(...types.map((t) => el("tr", { "data-type": t.name },
     el("td", {}, t.name), el("td", { class: "mono col-args" }, signatureText(t)),
-    el("td", { "data-field": "state" }, t.paused ? [badge("paused"), t.held ? ` ${t.held} held` : ""] : badge("alive", "running")),
+    el("td", { "data-field": "state" }, t.paused ? [badge("paused"), t.held ? ` ${t.held} held` : ""] : badge("alive", "active")),
     el("td", { class: "needs-write" }, session.canWrite && t.paused !== undefined
       ? el("button", { class: "secondary small", onclick: () => act(`/api/task-types/${encodeURIComponent(t.name)}/${t.paused ? "resume" : "pause"}`, t.name) },
         t.paused ? "Resume" : "Pause") : ""))));
