@@ -302,10 +302,39 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] 
     colors = {"alive": "green", "lost": "red", "stopped": "yellow"}
     for w in infos:
         age = f"{time.time() - w.last_heartbeat:.1f}s ago" if w.last_heartbeat else "-"
-        table.add_row(w.id, f"[{colors[w.status]}]{w.status}[/]", age,
+        shown = f"[{colors[w.status]}]{w.status}[/]" + (" [yellow](quiet)[/]" if w.quiet else "")
+        table.add_row(w.id, shown, age,
                       ",".join(map(str, w.partitions)) or "-", f"{w.current_tasks}/{w.concurrency}",
                       str(w.processed), str(w.failed))
     Console().print(table)
+
+
+@app.command()
+def quiet(
+    worker_id: Annotated[str, typer.Argument(help="Worker id (taskq workers lists them)")],
+    undo: Annotated[bool, typer.Option("--resume", help="Let the worker take tasks again")] = False,
+) -> None:
+    """Stop a worker taking new tasks (it finishes its running ones and hands its partitions over), or --resume it."""
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        client.quiet_worker(worker_id, quiet=not undo)
+    typer.echo(f"{worker_id} {'resuming' if undo else 'quiet'} (the worker follows within about a second)")
+
+
+@app.command()
+def pause(
+    task: Annotated[str, typer.Argument(help="Task name")],
+    undo: Annotated[bool, typer.Option("--resume", help="Start the task type again")] = False,
+) -> None:
+    """Pause a task type cluster-wide (its tasks wait, kept and in order), or --resume it."""
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        if undo:
+            released = client.resume_task_type(task)["released"]
+            typer.echo(f"{task} resumed: {released} held task(s) released, oldest first")
+        else:
+            client.pause_task_type(task)
+            typer.echo(f"{task} paused: workers start none of its tasks until 'taskq pause {task} --resume'")
 
 
 @app.command()

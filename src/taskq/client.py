@@ -13,7 +13,7 @@ import orjson
 
 from . import bulk, limits, tracing
 from .bulk import BulkResult, Progress
-from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout
+from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout, WorkerNotFound
 from .events import Event
 from .kafka import Admin, Producer, Transport, transport
 from .models import Stats, TaskMessage, TaskRecord, TaskState, TaskType, WorkerInfo, json_problem, new_task_id
@@ -127,6 +127,32 @@ class Client:
     def workers(self) -> list[WorkerInfo]:
         """Every worker seen in the last day: alive, lost (heartbeat expired) or stopped."""
         return self.store.workers()
+
+    def quiet_worker(self, worker_id: str, *, quiet: bool = True) -> WorkerInfo:
+        """Ask a worker to take no new tasks (it finishes its running ones and hands its partitions to
+        the others, within a second), or with ``quiet=False`` to take tasks again."""
+        known = {w.id: w for w in self.workers()}
+        if worker_id not in known:
+            raise WorkerNotFound(worker_id)
+        self.store.set_quiet(worker_id, quiet)
+        return known[worker_id]
+
+    def pause_task_type(self, task: str) -> dict[str, object]:
+        """Workers stop starting tasks of ``task``; they are kept and run in order once resumed."""
+        if why := limits.task_name_problem(task):
+            raise InvalidTask(why)
+        self.store.pause_task_type(task)
+        return {"task": task, "paused": True}
+
+    def resume_task_type(self, task: str) -> dict[str, object]:
+        """Start ``task`` again; its held tasks are produced oldest first. Returns how many."""
+        if why := limits.task_name_problem(task):
+            raise InvalidTask(why)
+        return {"task": task, "paused": False, "released": self.store.resume_task_type(task)}
+
+    def paused_task_types(self) -> dict[str, int]:
+        """Paused task types and how many tasks each holds back now."""
+        return self.store.paused_task_types()
 
     def task_types(self) -> dict[str, TaskType]:
         """The tasks live workers can run, with their signatures and parameters."""

@@ -53,6 +53,14 @@ class WorkflowNotFound(TaskqError):
         self.workflow_id = workflow_id
 
 
+class WorkerNotFound(TaskqError):
+    """No worker with this id has registered (in the last day)."""
+
+    def __init__(self, worker_id: str) -> None:
+        super().__init__(f"worker {worker_id!r} not found (no heartbeat from it in the last day)")
+        self.worker_id = worker_id
+
+
 class InvalidTask(TaskqError):
     """A submission is malformed: unknown task name, bad arguments, limits exceeded."""
 

@@ -410,6 +410,12 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
   elseif st == 'retrying' then
     reason = 'retry'
   end
+  if not lost and redis.call('SISMEMBER', P..'paused-tasks', task) == 1 then
+    -- Its task type is paused: it waits, in submission order, until the type is resumed.
+    redis.call('ZADD', P..'ccw:p:'..task, 'NX', cur[6] or now, id)
+    redis.call('HSET', key, 'held', 'paused', 'heldk', 'p:'..task, 'gen', gen + 1)
+    return {'held', 'paused', ''}
+  end
   if not lost and (lim[1] ~= '' or lim[3] ~= '' or lim[5] ~= '' or lim[6] ~= '') then
     -- (A lost run's takeover already passed its limits: it re-takes its slots below.)
     local why, till = hold_back(key, id, task, rk, ck, lim, worker, lease, now)
@@ -633,6 +639,29 @@ redis.call('HSET', key, 'eta', ARGV[15])
 redis.call('ZADD', P..'scheduled', ARGV[15], id)
 event(ARGV[13], id, 'queued', ARGV[3], '', ARGV[14])
 return 1
+"""
+
+# Resume a paused task type: its held tasks go to 'scheduled' due now, oldest first, at most
+# ARGV[4] per call. ARGV: prefix, task, now, limit. Returns how many were released and how many still wait.
+TYPE_RESUME = COMMON + r"""
+local task, now = ARGV[2], tonumber(ARGV[3])
+redis.call('SREM', P..'paused-tasks', task)
+local Wq = P..'ccw:p:'..task
+local ids = redis.call('ZRANGE', Wq, 0, tonumber(ARGV[4]) - 1)
+local n = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', Wq, id)
+  local tkey = P..'task:'..id
+  local cur = redis.call('HMGET', tkey, 'status', 'heldk')
+  if (cur[1] == 'queued' or cur[1] == 'retrying') and cur[2] == 'p:'..task then
+    redis.call('HDEL', tkey, 'heldk', 'held')
+    -- 0.1 ms steps keep the submission order through 'scheduled' (equal scores sort by id; finer
+    -- steps vanish in a double's precision at today's epoch seconds).
+    redis.call('ZADD', P..'scheduled', string.format('%.4f', now + n * 0.0001), id)
+    n = n + 1
+  end
+end
+return {n, redis.call('ZCARD', Wq)}
 """
 
 # Hand the concurrency slots of holders that no longer run to waiters. ARGV: prefix, now.

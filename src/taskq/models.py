@@ -321,6 +321,7 @@ class WorkerInfo:
     concurrency: int
     tasks: list[str]
     started_at: float | None
+    quiet: bool = False  # takes no new tasks (an operator quieted it); finishes what it runs
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -353,6 +354,8 @@ class TaskType:
     key_rate_limit: str | None = None
     concurrency: int | None = None
     key_concurrency: int | None = None
+    paused: bool = False  # an operator paused the type: its tasks wait until it is resumed
+    held: int = 0  # how many of its tasks a pause holds back now
     max_retries: int | None = None  # its @task's; a retry by hand grants as many again
 
     @classmethod

@@ -6,6 +6,7 @@ builds arguments, translates redis-py errors and decodes what comes back.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -103,6 +104,7 @@ class Store:
         self._wf_retry = self.r.register_script(lua.WF_RETRY)
         self._cc_sweep = self.r.register_script(lua.CC_SWEEP)
         self._progress = self.r.register_script(lua.PROGRESS)
+        self._type_resume = self.r.register_script(lua.TYPE_RESUME)
         self._ttl_ms = str(int(settings.result_ttl * 1000))
         self._ttl_success_ms = str(int((settings.result_ttl_success or settings.result_ttl) * 1000))
         self._maxlen = str(settings.events_maxlen)
@@ -237,6 +239,40 @@ class Store:
             ok, cxl = self._progress(args=[self.prefix, task_id, lease, "" if value is None else repr(value),
                                            message or "", self._maxlen, repr(time.time())])
         return bool(ok), cxl == "1"
+
+    # --- operator controls: pause a task type, quiet a worker --------------------
+    def pause_task_type(self, task: str) -> None:
+        """Workers stop starting tasks of ``task``: they wait (kept, in order) until it is resumed."""
+        with translate_errors():
+            self.r.sadd(self.key("paused-tasks"), task)
+
+    def resume_task_type(self, task: str, *, batch: int = 1000) -> int:
+        """Start ``task`` again; returns how many held tasks were released (oldest first)."""
+        total = 0
+        with translate_errors():
+            while True:
+                n, left = self._type_resume(args=[self.prefix, task, repr(time.time()), str(batch)])
+                total += int(n)
+                if int(left) == 0:
+                    return total
+
+    def paused_task_types(self) -> dict[str, int]:
+        """Paused task types and how many tasks each holds back."""
+        with translate_errors():
+            names = sorted(cast(set[str], self.r.smembers(self.key("paused-tasks"))))
+            pipe = self.r.pipeline(transaction=False)
+            for name in names:
+                pipe.zcard(self.key("ccw", "p", name))
+            return dict(zip(names, (int(n) for n in pipe.execute()), strict=True))
+
+    def set_quiet(self, worker: str, quiet: bool) -> None:
+        """Ask a worker to stop taking tasks (it finishes its running ones and hands its partitions
+        over) or to take them again. The worker reads it with its heartbeat, every second."""
+        with translate_errors():
+            if quiet:
+                self.r.set(self.key("quiet", worker), "1")
+            else:
+                self.r.delete(self.key("quiet", worker))
 
     def cancel_requested(self, task_id: str) -> bool:
         with translate_errors():
@@ -489,8 +525,9 @@ class Store:
     # --- workers -----------------------------------------------------------
     def heartbeat(
         self, worker: str, *, lease: str, partitions: list[int], current_tasks: int, concurrency: int,
-        tasks: dict[str, TaskType], started_at: float, first: bool = False,
-    ) -> None:
+        tasks: dict[str, TaskType], started_at: float, first: bool = False, quiet: bool = False,
+    ) -> bool:
+        """Refresh the worker's liveness and description; returns whether an operator asked it to be quiet."""
         now = time.time()
         wkey = self.key("worker", worker)
         with translate_errors():
@@ -500,6 +537,7 @@ class Store:
                 "id": worker, "lease": lease, "status": "alive", "last_heartbeat": repr(now),
                 "partitions": _dumps(sorted(partitions)), "current_tasks": current_tasks,
                 "concurrency": concurrency, "started_at": repr(started_at), "tasks": _dumps(tasks),
+                "quiet": "1" if quiet else "0",
             }
             pipe.hset(wkey, mapping=mapping)  # type: ignore[arg-type]  # values are str/int, redis-py wants Mapping
             pipe.sadd(self.key("workers"), worker)
@@ -509,7 +547,8 @@ class Store:
                     {"type": "worker", "id": worker, "status": "alive", "ts": repr(now)},
                     maxlen=self.settings.events_maxlen, approximate=True,
                 )
-            pipe.execute()
+            pipe.get(self.key("quiet", worker))
+            return bool(pipe.execute()[-1] == "1")
 
     def worker_stopped(self, worker: str, *, lease: str) -> None:
         now = time.time()
@@ -565,6 +604,7 @@ class Store:
                         concurrency=int(h.get("concurrency") or 0),
                         tasks=sorted(orjson.loads(h.get("tasks") or "{}")),
                         started_at=float(h["started_at"]) if h.get("started_at") else None,
+                        quiet=alive and h.get("quiet") == "1",
                     )
                 )
         return out
@@ -580,4 +620,7 @@ class Store:
             for raw in pipe.execute():
                 for name, value in orjson.loads(raw or "{}").items():
                     types[name] = TaskType.from_json(name, value)
+        for name, held in self.paused_task_types().items():
+            if name in types:
+                types[name] = dataclasses.replace(types[name], paused=True, held=held)
         return dict(sorted(types.items()))

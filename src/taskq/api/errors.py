@@ -14,6 +14,7 @@ from ..errors import (
     TaskqError,
     TaskStateError,
     WaitTimeout,
+    WorkerNotFound,
     WorkflowNotFound,
 )
 
@@ -21,6 +22,7 @@ from ..errors import (
 STATUS: dict[type[TaskqError], int] = {
     TaskNotFound: 404,
     WorkflowNotFound: 404,
+    WorkerNotFound: 404,
     TaskStateError: 409,
     ScheduleNotFound: 404,
     ScheduleExists: 409,

@@ -1,6 +1,8 @@
-"""/api/workers and /api/task-types."""
+"""/api/workers and /api/task-types: list them, quiet or resume a worker, pause or resume a task type."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -20,3 +22,28 @@ def list_workers(client: ClientDep) -> list[WorkerInfo]:
 def task_types(client: ClientDep) -> list[TaskType]:
     """Tasks that live workers can run: name, signature text, and each parameter (name, kind, type, default)."""
     return list(client.task_types().values())
+
+
+@router.post("/workers/{worker_id}/quiet", response_model=WorkerInfo)
+def quiet_worker(worker_id: str, client: ClientDep) -> WorkerInfo:
+    """Stop the worker taking new tasks: it finishes its running ones and hands its partitions to the
+    others within about a second (what to do before a deploy). 404 for an unknown worker."""
+    return client.quiet_worker(worker_id, quiet=True)
+
+
+@router.post("/workers/{worker_id}/resume", response_model=WorkerInfo)
+def resume_worker(worker_id: str, client: ClientDep) -> WorkerInfo:
+    """Let a quiet worker take tasks again (it rejoins the consumer group)."""
+    return client.quiet_worker(worker_id, quiet=False)
+
+
+@router.post("/task-types/{task}/pause")
+def pause_task_type(task: str, client: ClientDep) -> dict[str, Any]:
+    """Workers stop starting tasks of this type, cluster-wide; they are kept and run in order once resumed."""
+    return client.pause_task_type(task)
+
+
+@router.post("/task-types/{task}/resume")
+def resume_task_type(task: str, client: ClientDep) -> dict[str, Any]:
+    """Start the type again: its held tasks are produced oldest first; ``released`` says how many."""
+    return client.resume_task_type(task)

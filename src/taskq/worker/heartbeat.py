@@ -23,7 +23,7 @@ PRUNE_SECONDS = 60.0
 class Heartbeat:
     def __init__(self, *, store: Store, worker_id: str, fields: Callable[[], dict[str, Any]],
                  metrics: WorkerMetrics, log: Log, interval: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, on_quiet: Callable[[bool], None] | None = None) -> None:
         self.store = store
         self.worker_id = worker_id
         self.fields = fields
@@ -31,6 +31,7 @@ class Heartbeat:
         self.log = log
         self.interval = interval
         self.clock = clock
+        self.on_quiet = on_quiet  # told on every beat whether an operator wants the worker quiet
         self._failing = False
         self._last_prune = clock()
 
@@ -38,7 +39,9 @@ class Heartbeat:
         """One refresh (and a prune when due); False while Redis is unreachable."""
         fields = self.fields()
         try:
-            self.store.heartbeat(self.worker_id, **fields)
+            quiet = self.store.heartbeat(self.worker_id, **fields)
+            if self.on_quiet is not None:
+                self.on_quiet(bool(quiet))
             if self._failing:
                 self.log.info("Redis is back")
             self._failing = False

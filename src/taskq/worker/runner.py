@@ -147,6 +147,9 @@ class Worker:
 
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+        # An operator's "quiet" (read with each heartbeat): take no new tasks, finish the running ones,
+        # hand the partitions over; "resume" joins again.
+        self._quiet = threading.Event()
         self._lock = threading.Lock()
         priorities = limits.PRIORITIES if settings.priority_lanes else ("normal",)
         self._lanes = [_Lane(p, rank, settings.for_lane(p)) for rank, p in enumerate(priorities)]
@@ -229,7 +232,8 @@ class Worker:
         if self._producer is None:
             return True  # stopped while waiting
         heartbeat = Heartbeat(store=self.store, worker_id=self.id, fields=self._heartbeat_fields,
-                              metrics=self.metrics, log=self.log, interval=self.settings.heartbeat_interval)
+                              metrics=self.metrics, log=self.log, interval=self.settings.heartbeat_interval,
+                              on_quiet=self._set_quiet)
         hb = threading.Thread(target=heartbeat.run, args=(self._stopped,), name="taskq-heartbeat", daemon=True)
         hb.start()
         scheduler = self._scheduler = Scheduler(store=self.store, producer=self._producer, log=self.log)
@@ -240,20 +244,23 @@ class Worker:
         if any(d.is_async for d in map(self.registry.get, self.registry.names)):
             loop = self._loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="taskq-async", daemon=True).start()
-        for lane in self._lanes:
-            kafka = self.kafka if lane is self._normal else transport(lane.settings)
-            lane.consumer = kafka.consumer(client_id=f"taskq-{self.id}{'-' + lane.priority if lane.label else ''}",
-                                           listener=_Listener(self, lane), log_name=self.id)
-        self.log.info("ready: concurrency %d, Kafka client %s, tasks: %s", self.concurrency,
-                      self.kafka.name, ", ".join(self.registry.names))
         clean = True
         try:
-            self._serve()
-            clean = self._drain()
+            self._quiet_wait()  # quieted before it started: join only once resumed
+            while not self._stopping.is_set():
+                self._open_consumers()
+                self.log.info("ready: concurrency %d, Kafka client %s, tasks: %s", self.concurrency,
+                              self.kafka.name, ", ".join(self.registry.names))
+                self._serve()
+                clean = self._drain()
+                self._close_consumers()
+                if self._stopping.is_set():
+                    break
+                self.log.info("quiet: finished what was running, partitions handed over; taking no tasks "
+                              "until resumed")
+                self._quiet_wait()
         finally:
-            for lane in self._lanes:
-                if lane.consumer is not None:
-                    lane.consumer.close()
+            self._close_consumers()
             self._stopped.set()
             hb.join(timeout=self.settings.heartbeat_interval * 2)
             try:
@@ -267,6 +274,39 @@ class Worker:
             flush_spans()
             self.log.info("stopped")
         return clean
+
+    def _set_quiet(self, quiet: bool) -> None:
+        if quiet and not self._quiet.is_set():
+            self.log.info("quiet requested: finishing running tasks, taking no new ones")
+            self._quiet.set()
+        elif not quiet and self._quiet.is_set():
+            self.log.info("resume requested")
+            self._quiet.clear()
+
+    def _open_consumers(self) -> None:
+        for lane in self._lanes:
+            kafka = self.kafka if lane is self._normal else transport(lane.settings)
+            lane.consumer = kafka.consumer(client_id=f"taskq-{self.id}{'-' + lane.priority if lane.label else ''}",
+                                           listener=_Listener(self, lane), log_name=self.id)
+
+    def _close_consumers(self) -> None:
+        """Leave the groups; what this worker held is its next owners' (from the committed offsets)."""
+        for lane in self._lanes:
+            if lane.consumer is not None:
+                lane.consumer.close()
+                lane.consumer = None
+            with self._lock:
+                lane.owned.clear()
+            lane.stray, lane.gone, lane.tracker = set(), set(), OffsetTracker()
+
+    def _quiet_wait(self) -> None:
+        """While quiet: hold no partitions, but record runs that outlived the drain as they finish."""
+        while self._quiet.is_set() and not self._stopping.is_set():
+            self._last_turn = time.monotonic()
+            self._collect_ran()
+            self._turn()
+            self._wake.wait(0.1)
+            self._wake.clear()
 
     def _wait_for_dependencies(self) -> None:
         """Start even when Kafka or Redis is down: wait for both (a restart loop loses nothing)."""
@@ -300,7 +340,7 @@ class Worker:
     # --- consumer thread ---------------------------------------------------
     def _serve(self) -> None:
         last_commit = 0.0
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self._quiet.is_set():
             self._last_turn = time.monotonic()
             self._wake.clear()  # set by a task thread when a run finishes
             self._collect_ran()
@@ -736,4 +776,5 @@ class Worker:
             "concurrency": self.concurrency,
             "tasks": self.registry.describe(),
             "started_at": self.started_at,
+            "quiet": self._quiet.is_set(),
         }

@@ -1,0 +1,99 @@
+"""Operator controls against real Kafka, Redis and workers: pausing a task type cluster-wide (held,
+kept, run in order once resumed) and quieting a worker (it finishes its runs, hands its partitions
+over, takes none until resumed) — from the SDK, the API and the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from taskq import Client
+from taskq.models import TaskState
+from taskq.settings import Settings
+from tests.helpers import ApiServer, WorkerFactory, settings_env, wait_all, wait_for
+
+TASKS = ["--tasks", "tests.flow_tasks"]
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "taskq", *args], env=settings_env(settings),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_paused_task_type_is_held_in_order_and_runs_once_resumed(
+    settings: Settings, client: Client, start_worker: WorkerFactory
+) -> None:
+    w1 = start_worker("w1", concurrency=1, extra=TASKS)
+    res = _cli(settings, "pause", "free")
+    assert res.returncode == 0 and res.stdout.startswith("free paused"), res.stderr
+    held = [client.submit("free", i) for i in range(20)]
+    other = client.submit("whoami")
+    assert client.wait(other, timeout=30).status is TaskState.SUCCESS  # other types keep running
+    wait_for(lambda: client.paused_task_types() == {"free": 20}, timeout=30, what="twenty held tasks")
+    assert {client.get(t).status for t in held} == {TaskState.QUEUED}
+    assert client.get(held[0]).waiting_for == "paused" and client.get(held[0]).attempts == 0
+    types = client.task_types()
+    assert types["free"].paused and types["free"].held == 20 and not types["whoami"].paused
+    w1.proc.terminate()  # resumed with no worker running: what is released can be looked at
+    w1.proc.wait(timeout=30)
+    res = _cli(settings, "pause", "free", "--resume")
+    assert res.returncode == 0 and "20 held task(s) released" in res.stdout, res.stdout + res.stderr
+    due = client.store.r.zrange(client.store.key("scheduled"), 0, -1)
+    assert due == held  # released oldest first, each due now
+    start_worker("w2", concurrency=1, extra=TASKS)
+    recs = wait_all(client, held, timeout=30)
+    assert [r.result for r in recs] == list(range(20)) and all(r.attempts == 1 for r in recs)
+    assert client.paused_task_types() == {}
+
+
+def test_a_quiet_worker_finishes_its_runs_hands_its_partitions_over_and_resumes(
+    settings: Settings, client: Client, start_worker: WorkerFactory
+) -> None:
+    w1 = start_worker("w1", concurrency=2, extra=TASKS)
+    start_worker("w2", concurrency=2, extra=TASKS)
+    parts = set(range(settings.partitions))
+    wait_for(lambda: {p for w in client.workers() for p in w.partitions} == parts, timeout=60, what="both to own")
+    long = [client.submit("pause", 3.0) for _ in range(4)]
+    wait_for(lambda: any(client.get(t).worker == "w1" and client.get(t).status is TaskState.RUNNING for t in long),
+             timeout=30, what="a long task on w1")
+    on_w1 = [t for t in long if client.get(t).worker == "w1"]
+    res = _cli(settings, "quiet", "w1")
+    assert res.returncode == 0 and res.stdout.startswith("w1 quiet"), res.stderr
+
+    def handed_over() -> bool:
+        ws = {w.id: w for w in client.workers()}
+        return ws["w1"].quiet and not ws["w1"].partitions and set(ws["w2"].partitions) == parts
+
+    wait_for(handed_over, timeout=30, what="w1 quiet and w2 owning every partition")
+    recs = wait_all(client, on_w1, timeout=30)
+    assert all(r.status is TaskState.SUCCESS and r.worker == "w1" and r.attempts == 1 for r in recs)  # not re-run
+    after = [client.submit("free", i) for i in range(20)]
+    assert {r.worker for r in wait_all(client, after, timeout=30)} == {"w2"}
+    assert "quiet: finished what was running" in w1.output()
+    assert "quiet" in _cli(settings, "workers").stdout
+    client.quiet_worker("w1", quiet=False)
+    wait_for(lambda: any(w.id == "w1" and w.partitions and not w.quiet for w in client.workers()), timeout=60,
+             what="w1 to rejoin")
+    wait_all(client, long, timeout=30)
+
+
+def test_operator_controls_over_http_answer_404_and_422_for_bad_names(
+    settings: Settings, client: Client, start_worker: WorkerFactory
+) -> None:
+    start_worker("w1", extra=TASKS)
+    api = ApiServer(settings)
+    try:
+        assert api.http.post("/api/workers/nobody/quiet").status_code == 404
+        assert "not found" in api.http.post("/api/workers/nobody/resume").json()["detail"]
+        assert api.http.post("/api/task-types/9bad name/pause").status_code == 422
+        assert api.http.post("/api/task-types/free/pause").json() == {"task": "free", "paused": True}
+        tid = client.submit("free", 1)
+        wait_for(lambda: client.get(tid).waiting_for == "paused", timeout=30, what="the task to be held")
+        assert api.http.post("/api/task-types/free/resume").json() == {"task": "free", "paused": False, "released": 1}
+        assert client.wait(tid, timeout=30).result == 1
+        got = api.http.post("/api/workers/w1/quiet")
+        assert got.status_code == 200 and got.json()["id"] == "w1"
+        wait_for(lambda: next(w for w in client.workers() if w.id == "w1").quiet, timeout=10, what="w1 quiet")
+        assert api.http.post("/api/workers/w1/resume").status_code == 200
+    finally:
+        api.close()
