@@ -15,6 +15,7 @@ from kafka import KafkaConsumer
 
 from taskq.client import Client
 from taskq.devstack import free_port, spawn, stop_process
+from taskq.errors import BrokerUnavailable
 from taskq.kafka import ensure_topics
 from taskq.models import TaskMessage, TaskState
 from taskq.query import TaskFilter
@@ -260,3 +261,27 @@ def test_bulk_actions_work_behind_several_api_processes(fast: Settings, start_wo
             _until(http, ids, lambda r: r["status"] == "failed" and r["attempts"] == 2, "the retried runs")
     finally:
         stop_process(proc, timeout=20)
+
+
+class _RefusingProducer:
+    """A producer whose Kafka refuses everything (the broker is down)."""
+
+    enqueue_blocks = True
+
+    def send(self, messages: list[TaskMessage], **_: object) -> None:
+        raise BrokerUnavailable("Kafka did not acknowledge within 10s")
+
+    def close(self, timeout: float = 5.0) -> None:
+        pass
+
+
+def test_a_bulk_retry_that_kafka_refuses_leaves_the_tasks_as_they_were_and_says_so(settings: Settings) -> None:
+    with Client(settings, producer=_RefusingProducer()) as client:  # type: ignore[arg-type]
+        msgs = [TaskMessage(id=f"k{i:02d}", task="add", args=[i, 0]) for i in range(4)]
+        client.store.create(msgs)
+        client.store.start_many(msgs, worker="w", lease="L")
+        client.store.finish_many([Finish(m.id, 1, TaskState.DEAD, error="x") for m in msgs], worker="w", lease="L")
+        with pytest.raises(BrokerUnavailable, match=r"0 task\(s\) were retried before Kafka failed"):
+            client.retry_all(TaskFilter(task="add"))
+        assert {client.get(m.id).status for m in msgs} == {TaskState.DEAD}
+        assert client.retry_all(TaskFilter(task="add"), dry_run=True).matched == 4
