@@ -112,7 +112,7 @@ export async function loadTaskTypes() {
   const sel = $("#task-type");
   const was = sel.value;
   sel.replaceChildren(...taskTypes.map((t) => el("option", { value: t.name }, t.name)));
-  if (!taskTypes.length) sel.append(el("option", { value: "" }, "no worker alive: any task name"));
+  if (!taskTypes.length) sel.append(el("option", { value: "" }, "no worker alive"));
   if (was && taskTypes.some((t) => t.name === was)) sel.value = was;
   if (!fields.length || was !== sel.value) renderFields();
   return taskTypes;
