@@ -310,6 +310,38 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] 
 
 
 @app.command()
+def metrics(
+    window: Annotated[str, typer.Option("--window", help="How far back: 5m, 1h, 24h or 7d")] = "1h",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Per task type: finished runs by outcome, failure rate, p50/p95/p99 run and wait times."""
+    windows = {"5m": 300.0, "1h": 3600.0, "24h": 86400.0, "7d": 604800.0}
+    if window not in windows:
+        fail(f"--window {window!r} is not one of 5m, 1h, 24h, 7d", code=2)
+    settings = load_settings()
+    with clear_errors(), Client(settings) as client:
+        rows = client.type_metrics(window=windows[window])
+    if as_json:
+        typer.echo(_json([dataclasses.asdict(m) for m in rows]))
+        return
+    if not rows:
+        typer.echo(f"no task finished in the last {window}")
+        return
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v * 1000:.0f}ms" if v < 10 else f"{v:.1f}s"
+
+    table = Table(box=None, header_style="bold", title=f"last {window}")
+    for col in ("TASK", "DONE", "FAIL%", "RUN p50/p95/p99", "WAIT p50/p95/p99"):
+        table.add_column(col)
+    for m in rows:
+        rate = "-" if m.failure_rate is None else f"{m.failure_rate * 100:.1f}"
+        table.add_row(m.task, str(m.finished), rate, "/".join(ms(x) for x in (m.run.p50, m.run.p95, m.run.p99)),
+                      "/".join(ms(x) for x in (m.wait.p50, m.wait.p95, m.wait.p99)))
+    Console().print(table)
+
+
+@app.command()
 def quiet(
     worker_id: Annotated[str, typer.Argument(help="Worker id (taskq workers lists them)")],
     undo: Annotated[bool, typer.Option("--resume", help="Let the worker take tasks again")] = False,

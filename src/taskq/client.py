@@ -16,7 +16,17 @@ from .bulk import BulkResult, Progress
 from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout, WorkerNotFound
 from .events import Event
 from .kafka import Admin, Producer, Transport, transport
-from .models import Stats, TaskMessage, TaskRecord, TaskState, TaskType, WorkerInfo, json_problem, new_task_id
+from .models import (
+    Stats,
+    TaskMessage,
+    TaskRecord,
+    TaskState,
+    TaskType,
+    TypeMetrics,
+    WorkerInfo,
+    json_problem,
+    new_task_id,
+)
 from .query import Page, TaskFilter
 from .schedules import Schedule, ScheduleInfo, ScheduleStore
 from .settings import Settings
@@ -127,6 +137,11 @@ class Client:
     def workers(self) -> list[WorkerInfo]:
         """Every worker seen in the last day: alive, lost (heartbeat expired) or stopped."""
         return self.store.workers()
+
+    def type_metrics(self, *, window: float = 3600.0, tasks: Sequence[str] | None = None) -> list[TypeMetrics]:
+        """Per task type over the last ``window`` seconds (at most 7 days): outcomes, failure rate,
+        p50/p95/p99 run and wait times, from bounded aggregates the workers keep in Redis."""
+        return self.store.type_metrics(window=window, tasks=tasks)
 
     def quiet_worker(self, worker_id: str, *, quiet: bool = True) -> WorkerInfo:
         """Ask a worker to take no new tasks (it finishes its running ones and hands its partitions to

@@ -8,6 +8,7 @@ Key names are built inside the scripts, so this targets standalone/sentinel Redi
 
 from collections.abc import Iterable
 
+from .metrics import DURATION_BUCKETS
 from .models import CANCELLABLE_STATES, RETRYABLE_STATES, TERMINAL_STATES, TaskState
 
 
@@ -479,9 +480,49 @@ local function finish_one(id, lease, attempt, status, result, err, now, ttl, wor
     redis.call('PEXPIRE', key, ttl)
     wf_member_done(key, status, status == 'success' and result or err, now, maxlen, wf_ttl)
   end
-  return 1, cur[6]
+  return 1, cur[6], tonumber(cur[9] or now) - tonumber(cur[5] or now)
 end
 """
+
+# Per-task-type aggregates (Store.type_metrics reads them): for each finished run, counts by outcome
+# and histograms of run time and wait time (submit to start) over DURATION_BUCKETS, in per-minute
+# hashes tt:m:<task>:<minute> (kept 2 h) and per-hour ones tt:h:<task>:<hour> (kept 8 days).
+# Fields: n:<status>, r<i> / w<i> (bucket i; i = #bounds + 1 past the last), rs / ws (sums).
+# One HINCRBY per distinct field per batch, so their cost does not grow with the batch.
+TYPE_STATS = r"""
+local DURATION_BOUNDS = {@BOUNDS@}
+local function bucket_of(x)
+  for b, bound in ipairs(DURATION_BOUNDS) do
+    if x <= bound then return b end
+  end
+  return #DURATION_BOUNDS + 1
+end
+local function type_stat(stats, task, status, run, wait)
+  local t = stats[task]
+  if not t then t = {} stats[task] = t end
+  local function add(f, n) t[f] = (t[f] or 0) + n end
+  add('n:'..status, 1)
+  add('r'..bucket_of(run), 1)
+  add('w'..bucket_of(math.max(wait, 0)), 1)
+  add('rs', run)
+  add('ws', math.max(wait, 0))
+end
+local function type_stats_write(stats, now)
+  local minute, hour = math.floor(tonumber(now) / 60), math.floor(tonumber(now) / 3600)
+  for task, fields in pairs(stats) do
+    for _, k in ipairs({{P..'tt:m:'..task..':'..minute, 7200}, {P..'tt:h:'..task..':'..hour, 8 * 86400}}) do
+      for f, n in pairs(fields) do
+        if f == 'rs' or f == 'ws' then
+          redis.call('HINCRBYFLOAT', k[1], f, string.format('%.6f', n))
+        else
+          redis.call('HINCRBY', k[1], f, n)
+        end
+      end
+      redis.call('EXPIRE', k[1], k[2])
+    end
+  end
+end
+""".replace("@BOUNDS@", ", ".join(f"{b:g}" for b in DURATION_BUCKETS))  # the Prometheus histograms' buckets
 
 # ARGV: prefix, maxlen, now, then per task (stride 11): id, task, args, kwargs, created_at, max_retries, timeout,
 #   priority, rate_key, concurrency_key, traceparent.
@@ -498,21 +539,23 @@ return out
 
 # A worker's turn: record outcomes, then claim runs for received messages.
 # ARGV: prefix, worker, lease, now, ttl, maxlen, ttl_success, n_finish,
-#   n_finish x (id, attempt, status, result, error, due),
+#   n_finish x (id, attempt, status, result, error, due, run seconds),
 #   then per message (stride 18): id, gen, task, args, kwargs, created_at, max_retries, timeout, priority,
 #   rate_key, concurrency_key, traceparent, and its task's limits: rate (count, per seconds), per-key rate
 #   (count, per seconds), concurrency, per-key concurrency ('' when unset).
 # Returns n_finish of 1/0 (recorded / no longer owned), then one {action, detail[, until]} per message.
-APPLY = HOT + r"""
+APPLY = HOT + TYPE_STATS + r"""
 local worker, lease, now, ttl, maxlen, ttl_success = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local nfinish = tonumber(ARGV[8])
 local out = {}
 local counts = {}
+local stats = {}
 local i = 9
 for _ = 1, nfinish do
   local status = ARGV[i+2]
-  local ok, task = finish_one(ARGV[i], lease, ARGV[i+1], status, ARGV[i+3], ARGV[i+4], now,
+  local ok, task, wait = finish_one(ARGV[i], lease, ARGV[i+1], status, ARGV[i+3], ARGV[i+4], now,
     status == 'success' and ttl_success or ttl, worker, maxlen, ARGV[i+5], ttl)
+  if ok == 1 then type_stat(stats, task, status, tonumber(ARGV[i+6]), wait) end
   out[#out + 1] = ok
   if ok == 1 and wf_started.n > 0 then
     out[#out] = 2  -- workflow steps were started: the worker wakes its scheduler
@@ -522,8 +565,9 @@ for _ = 1, nfinish do
     counts[status] = (counts[status] or 0) + 1
     event(maxlen, ARGV[i], status, task, worker, now)
   end
-  i = i + 6
+  i = i + 7
 end
+type_stats_write(stats, now)
 if nfinish > 0 then
   local wkey = P..'worker:'..worker
   local bucket = P..'tput:'..math.floor(tonumber(now) / 10)

@@ -370,6 +370,29 @@ class TaskType:
 
 
 @dataclass(frozen=True, slots=True)
+class Timing:
+    """Percentiles of a duration (seconds) from a histogram: the bucket's upper edge interpolated."""
+
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    mean: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TypeMetrics:
+    """One task type over a window: outcomes, failure rate, run time and wait time (submit to start)."""
+
+    task: str
+    window: float  # seconds
+    counts: dict[str, int]  # finished runs by outcome: success, failed, dead, retrying, cancelled
+    finished: int
+    failure_rate: float | None  # failed + dead over the runs that ended (retried runs excluded)
+    run: Timing
+    wait: Timing
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     """The numbers an overview shows: tasks per state, finished per second, lag, live workers."""
 

@@ -20,9 +20,10 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from . import events, lua, query
-from .errors import StoreError, StoreUnavailable, TaskNotFound, TaskStateError, WorkflowNotFound
+from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError, WorkflowNotFound
 from .events import Event
-from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, TaskType, WorkerInfo
+from .metrics import DURATION_BUCKETS
+from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, TaskType, Timing, TypeMetrics, WorkerInfo
 from .settings import Settings
 from .workflows import Flat, WorkflowRecord
 
@@ -67,6 +68,33 @@ class Finish:
     result: Any = None
     error: str | None = None
     due: float | None = None  # with status RETRYING: when the next attempt is produced
+    run_seconds: float = 0.0  # how long the function ran (the per-type run-time histograms)
+
+
+# Per-type metrics are read for at most this many task names per call.
+TYPE_METRICS_MAX = 500
+
+
+def _timing(total: dict[str, float], prefix: str, sum_field: str) -> Timing:
+    """Percentiles from a DURATION_BUCKETS histogram (fields <prefix><i>), linear within a bucket."""
+    counts = [total.get(f"{prefix}{i}", 0.0) for i in range(1, len(DURATION_BUCKETS) + 2)]
+    n = sum(counts)
+    if not n:
+        return Timing(None, None, None, None)
+    edges = (0.0, *DURATION_BUCKETS)
+
+    def pct(q: float) -> float:
+        rank, seen = q * n, 0.0
+        for i, c in enumerate(counts):
+            if c and seen + c >= rank:
+                if i >= len(DURATION_BUCKETS):
+                    return DURATION_BUCKETS[-1]  # beyond the last bound: at least that long
+                lo, hi = edges[i], DURATION_BUCKETS[i]
+                return round(lo + (hi - lo) * (rank - seen) / c, 6)
+            seen += c
+        return DURATION_BUCKETS[-1]
+
+    return Timing(pct(0.5), pct(0.95), pct(0.99), round(total.get(sum_field, 0.0) / n, 6))
 
 
 # A message whose task has no flow-control limits (rate, per-key rate, concurrency, per-key concurrency).
@@ -317,7 +345,7 @@ class Store:
         args = [self.prefix, worker, lease, now, self._ttl_ms, self._maxlen, self._ttl_success_ms, str(len(outcomes))]
         for f in outcomes:
             args += [f.task_id, str(f.attempt), f.status.value, "" if f.result is None else _dumps(f.result),
-                     f.error or "", repr(f.due or 0.0)]
+                     f.error or "", repr(f.due or 0.0), repr(f.run_seconds)]
         for m in starts:
             args += [m.id, str(m.gen), *self._request_args(m), *(limits(m) if limits else NO_LIMITS)]
         (rows,) = self._eval_many([(self._apply, args)])
@@ -608,6 +636,38 @@ class Store:
                     )
                 )
         return out
+
+    def type_metrics(self, *, window: float = 3600.0, tasks: Iterable[str] | None = None) -> list[TypeMetrics]:
+        """Per task type over the last ``window`` seconds (up to 7 days), from the aggregates the
+        workers keep (lua.TYPE_STATS): minute buckets up to an hour, hour buckets beyond."""
+        if not 0 < window <= 7 * 86400:
+            raise InvalidTask("window must be above 0 and at most 7 days (604800 s)")
+        now = time.time()
+        size, kind = (60, "m") if window <= 3600 else (3600, "h")
+        first, last = int((now - window) // size) + 1, int(now // size)
+        with translate_errors():
+            known = tasks if tasks is not None else cast(set[str], self.r.smembers(self.key("task-names")))
+            names = sorted(known)
+            names = names[:TYPE_METRICS_MAX]
+            pipe = self.r.pipeline(transaction=False)
+            for name in names:
+                for b in range(first, last + 1):
+                    pipe.hgetall(self.key("tt", kind, name, str(b)))
+            rows = pipe.execute()
+        out, per = [], last - first + 1
+        for i, name in enumerate(names):
+            total: dict[str, float] = {}
+            for h in rows[i * per:(i + 1) * per]:
+                for k, v in h.items():
+                    total[k] = total.get(k, 0.0) + float(v)
+            counts = {k[2:]: int(v) for k, v in sorted(total.items()) if k.startswith("n:")}
+            ended = sum(n for st, n in counts.items() if st != "retrying")
+            bad = counts.get("failed", 0) + counts.get("dead", 0)
+            out.append(TypeMetrics(
+                task=name, window=window, counts=counts, finished=sum(counts.values()),
+                failure_rate=round(bad / ended, 4) if ended else None,
+                run=_timing(total, "r", "rs"), wait=_timing(total, "w", "ws")))
+        return [m for m in out if m.finished or tasks is not None]
 
     def task_types(self) -> dict[str, TaskType]:
         """The tasks (with signatures and parameters) advertised by the workers that are alive."""

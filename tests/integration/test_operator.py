@@ -97,3 +97,31 @@ def test_operator_controls_over_http_answer_404_and_422_for_bad_names(
         assert api.http.post("/api/workers/w1/resume").status_code == 200
     finally:
         api.close()
+
+
+def test_per_type_metrics_count_outcomes_and_give_run_and_wait_percentiles(
+    settings: Settings, client: Client, start_worker: WorkerFactory
+) -> None:
+    start_worker("w1", concurrency=4, extra=TASKS)
+    ok = [client.submit("pause", 0.06) for _ in range(20)]
+    bad = [client.submit("fail", "no", _max_retries=0) for _ in range(5)]
+    wait_all(client, ok + bad, timeout=60)
+    by_task = {m.task: m for m in client.type_metrics(window=300)}
+    pause, fail = by_task["pause"], by_task["fail"]
+    assert pause.counts == {"success": 20} and pause.finished == 20 and pause.failure_rate == 0
+    assert fail.counts == {"failed": 5} and fail.failure_rate == 1
+    assert pause.run.p50 is not None and 0.05 <= pause.run.p50 <= 0.1  # the 50-100 ms bucket
+    assert pause.run.p50 <= (pause.run.p95 or 0) <= (pause.run.p99 or 0) and 0.05 < (pause.run.mean or 0) < 0.5
+    assert pause.wait.p99 is not None and pause.wait.p99 >= 0
+    api = ApiServer(settings)
+    try:
+        got = api.http.get("/api/task-types/metrics", params={"window": "5m"})
+        assert got.status_code == 200
+        assert {m["task"]: m["counts"] for m in got.json()}["pause"] == {"success": 20}
+        assert api.http.get("/api/task-types/metrics", params={"window": "2y"}).status_code == 422
+    finally:
+        api.close()
+    table = _cli(settings, "metrics", "--window", "5m")
+    assert table.returncode == 0 and "pause" in table.stdout and "100.0" in table.stdout, table.stderr
+    wrong = _cli(settings, "metrics", "--window", "2y")
+    assert wrong.returncode == 2 and "not one of 5m, 1h, 24h, 7d" in wrong.stderr

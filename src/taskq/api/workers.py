@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from ..models import TaskType, WorkerInfo
+from ..models import TaskType, TypeMetrics, WorkerInfo
 from .deps import ClientDep
 
 router = APIRouter(prefix="/api", tags=["workers"])
@@ -22,6 +22,18 @@ def list_workers(client: ClientDep) -> list[WorkerInfo]:
 def task_types(client: ClientDep) -> list[TaskType]:
     """Tasks that live workers can run: name, signature text, and each parameter (name, kind, type, default)."""
     return list(client.task_types().values())
+
+
+WINDOWS = {"5m": 300.0, "1h": 3600.0, "24h": 86400.0, "7d": 604800.0}
+
+
+@router.get("/task-types/metrics", response_model=list[TypeMetrics])
+def type_metrics(client: ClientDep, window: Annotated[
+        Literal["5m", "1h", "24h", "7d"], Query(description="How far back: 5m, 1h, 24h or 7d")] = "1h",
+) -> list[TypeMetrics]:
+    """Per task type over the window: finished runs by outcome, failure rate (failed and dead over
+    the runs that ended), and p50/p95/p99/mean of run time and of wait time (submit to start)."""
+    return client.type_metrics(window=WINDOWS[window])
 
 
 @router.post("/workers/{worker_id}/quiet", response_model=WorkerInfo)

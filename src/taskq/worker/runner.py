@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import queue
@@ -572,7 +573,8 @@ class Worker:
         if not self._to_record:
             return [], []
         batch, self._to_record = self._to_record, []
-        finishes = [classify(r.item.msg, r.attempt, r.outcome, registry=self.registry, settings=self.settings)
+        finishes = [dataclasses.replace(classify(r.item.msg, r.attempt, r.outcome, registry=self.registry,
+                                                 settings=self.settings), run_seconds=r.elapsed)
                     for r in batch]
         assert self._dead_letters is not None
         held = [r for r, f in zip(batch, finishes, strict=True)
