@@ -366,7 +366,7 @@ class TaskType:
         params = [Param(**p) for p in value.get("params", [])]
         return cls(name, value.get("signature", name), params, value.get("returns"), value.get("doc"),
                    value.get("rate_limit"), value.get("key_rate_limit"), value.get("concurrency"),
-                   value.get("key_concurrency"), max_retries=value.get("max_retries"))
+                   value.get("key_concurrency"), value.get("max_retries"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     api_session_ttl: float = Field(
         12 * 3600, ge=60, le=30 * 24 * 3600, description="Seconds a UI sign-in (POST /api/login's cookie) lasts.",
     )
+    # Behind a proxy that ends TLS the API sees plain http: true marks the cookie Secure anyway.
+    api_cookie_secure: bool | None = Field(
+        None, description="Mark the session cookie Secure: true, false, or unset (when the request came over HTTPS).",
+    )
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     api_max_inflight: int = Field(
         1000, ge=1, le=1_000_000,

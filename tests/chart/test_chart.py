@@ -208,6 +208,17 @@ def test_the_read_only_token_comes_from_the_token_secret_when_asked_for() -> Non
     assert not [o for o in existing if o["kind"] == "Secret" and o["metadata"]["name"] == "rel-taskq-api-token"]
 
 
+def test_behind_the_tls_ingress_the_session_cookie_is_secure() -> None:
+    def env(objs: list[dict]) -> dict[str, str]:  # type: ignore[type-arg]
+        api = find(objs, "Deployment", "rel-taskq-api")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value", "") for e in api["env"]}
+
+    assert "TASKQ_API_COOKIE_SECURE" not in env(docs("--set", "api.ingress.enabled=true"))
+    tls = docs("--set", "api.ingress.enabled=true", "--set", "api.ingress.host=q.example.com",
+               "--set", "api.ingress.tlsSecret=q-tls")
+    assert env(tls)["TASKQ_API_COOKIE_SECURE"] == "true"
+
+
 def test_the_schema_rejects_a_misspelled_value() -> None:
     res = render("--set", "worker.concurency=8", check=False)
     assert res.returncode != 0 and "additional properties 'concurency' not allowed" in res.stderr

@@ -157,3 +157,13 @@ def test_the_ui_files_are_revalidated_and_kept_to_their_own_origin(api: ApiServe
         assert r.headers["x-content-type-options"] == "nosniff"
     again = api.http.get("/ui/app.js", headers={"If-None-Match": api.http.get("/ui/app.js").headers["etag"]})
     assert again.status_code == 304  # a reload costs a revalidation, not the file
+
+
+def test_behind_a_proxy_that_ends_tls_the_cookie_is_secure_when_told(services: Services) -> None:
+    a = ApiServer(make_settings(services, api_token=WRITE, api_cookie_secure=True))
+    try:
+        r = a.http.post("/api/login", json={"token": WRITE})
+        assert r.status_code == 200 and "; secure" in r.headers["set-cookie"].lower()
+        assert "; secure" in a.http.post("/api/logout").headers["set-cookie"].lower()
+    finally:
+        a.close()

@@ -131,6 +131,12 @@ class Session(BaseModel):
     via: str | None = Field(None, description="cookie, bearer, or open (no token configured)")
 
 
+def _secure(settings: Settings, request: Request) -> bool:
+    if settings.api_cookie_secure is not None:
+        return settings.api_cookie_secure
+    return request.url.scheme == "https"
+
+
 def _session(settings: Settings, role: Role | None, via: str | None, expires: float | None = None) -> Session:
     return Session(auth_required=settings.api_token is not None, role=role, can_write=role == "write",
                    expires_at=expires, via=via)
@@ -150,7 +156,8 @@ async def get_session(request: Request) -> Session:
 
 @router.post("/login", response_model=Session, responses={401: {"description": "Wrong token"}})
 async def login(body: LoginBody, request: Request, response: Response) -> Session:
-    """Trade a token for a session cookie (HttpOnly, SameSite=Strict, Secure over HTTPS, path /api)."""
+    """Trade a token for a session cookie (HttpOnly, SameSite=Strict, path /api; Secure over HTTPS or
+    with TASKQ_API_COOKIE_SECURE=true)."""
     settings: Settings = request.app.state.settings
     if settings.api_token is None:
         return _session(settings, "write", "open")
@@ -159,7 +166,7 @@ async def login(body: LoginBody, request: Request, response: Response) -> Sessio
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong API token")
     value, expires = session_value(settings, role)
     response.set_cookie(COOKIE, value, max_age=int(settings.api_session_ttl), path=COOKIE_PATH, httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+                        samesite="strict", secure=_secure(settings, request))
     return _session(settings, role, "cookie", expires)
 
 
@@ -168,5 +175,5 @@ async def logout(request: Request) -> Response:
     """End this browser's session: the cookie is deleted (it is refused anyway once it expires)."""
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")
+                           secure=_secure(request.app.state.settings, request))
     return response
