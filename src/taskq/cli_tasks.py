@@ -118,8 +118,13 @@ def list_tasks(
         for r in page.items:
             table.add_row(r.id, escape(r.task), r.status.value, str(r.attempts), escape(r.worker or "-"),
                           _fmt_time(r.created_at), escape((r.error or "-").splitlines()[0]))
-        # Piped output keeps whole lines (ids and errors), a terminal its own width.
-        Console(width=None if sys.stdout.isatty() else 200).print(table)
+        if sys.stdout.isatty():
+            Console().print(table)
+        else:  # piped: whole lines (ids and errors), without the padding of the last column
+            console = Console(width=200)
+            with console.capture() as shot:
+                console.print(table)
+            typer.echo("\n".join(line.rstrip() for line in shot.get().splitlines()))
         typer.echo(f"{len(page.items)} shown of {total}{_describe(filt)}")
     if page.next_cursor:
         typer.echo(f"next page:     --cursor {page.next_cursor}")
