@@ -82,7 +82,7 @@ def test_cancel_and_retry_print_the_new_status_and_refuse_wrong_states(
     queued = _cli(settings, "submit", "add", "1", "1").stdout.split()[0]  # no worker yet: stays queued
     assert _cli(settings, "cancel", queued).stdout.strip() == f"{queued} cancelled"
     again = _cli(settings, "cancel", queued)
-    assert again.returncode == 1 and "only queued or retrying tasks can be cancelled" in again.stderr
+    assert again.returncode == 1 and "only queued, retrying or running tasks can be cancelled" in again.stderr
     assert _cli(settings, "retry", queued).stdout.strip() == f"{queued} queued"  # still no worker
     start_worker("wr")
     wait_for(lambda: json.loads(_cli(settings, "status", queued, "--json").stdout)["status"] == "success",
