@@ -332,8 +332,18 @@ class Scan:
 
 def total(r: redis.Redis, key: Callable[..., str], p: Plan) -> tuple[int, bool]:
     """How many tasks the plan matches, and whether that is exact (see ``Page.total``)."""
+    n = exact_total(r, key, p)
+    if n is not None:
+        return n, True
+    scan = Scan(r, key, p, budget=SCAN_MAX)
+    found = sum(len(chunk) for chunk in scan.chunks())
+    return found, scan.exhausted
+
+
+def exact_total(r: redis.Redis, key: Callable[..., str], p: Plan) -> int | None:
+    """The plan's total from the indexes alone (ZCOUNT, ZINTERCARD), or None when records must be read."""
     if p.empty:
-        return 0, True
+        return 0
     if p.worker is None and p.q is None and p.finished_before is None:
         lo, hi = _score(p.lo), _score(p.hi)
         ranged = p.lo != -math.inf or p.hi != math.inf
@@ -342,7 +352,7 @@ def total(r: redis.Redis, key: Callable[..., str], p: Plan) -> tuple[int, bool]:
             pipe = r.pipeline(transaction=False)
             for k in keys:
                 pipe.zcount(k, lo, hi)
-            return sum(int(n) for n in pipe.execute()), True
+            return sum(int(n) for n in pipe.execute())
         if not ranged and len(p.state_keys) * len(p.name_keys) <= MERGE_MAX:
             pipe = r.pipeline(transaction=False)
             for k in (*p.state_keys, *p.name_keys):
@@ -353,10 +363,8 @@ def total(r: redis.Redis, key: Callable[..., str], p: Plan) -> tuple[int, bool]:
                 pipe = r.pipeline(transaction=False)
                 for s, n in pairs:
                     pipe.zintercard(2, [s, n])
-                return sum(int(x) for x in pipe.execute()), True
-    scan = Scan(r, key, p, budget=SCAN_MAX)
-    found = sum(len(chunk) for chunk in scan.chunks())
-    return found, scan.exhausted
+                return sum(int(x) for x in pipe.execute())
+    return None
 
 
 def encode_cursor(e: Entry | tuple[float, str], *, back: bool = False) -> str:
@@ -392,7 +400,9 @@ def list_page(r: redis.Redis, key: Callable[..., str], filt: TaskFilter, *, limi
         # Without record checks every entry matches: read no more than the page still needs.
         return max(1, want - len(found)) if not p.residual else BATCH
 
+    matched = 0  # matching entries met, the page's and beyond it
     for chunk in scan.chunks(size):
+        matched += len(chunk)
         found.extend(_records(r, key, chunk[: want - len(found)]))
         if len(found) >= want:
             break
@@ -420,7 +430,16 @@ def list_page(r: redis.Redis, key: Callable[..., str], filt: TaskFilter, *, limi
         prev = None
         if after is not None:
             prev = encode_cursor(rows[0][0], back=True) if rows else encode_cursor(after, back=True)
-    n, exact = total(r, key, p) if count else (None, True)
+    n: int | None = None
+    exact = True
+    if count and (n := exact_total(r, key, p)) is None:
+        if after is None:
+            # A first page walked from where a count starts: the count goes on from where it stopped.
+            for chunk in scan.chunks():
+                matched += len(chunk)
+            n, exact = matched, scan.exhausted
+        else:
+            n, exact = total(r, key, p)
     return Page(items, nxt, prev, n, exact)
 
 

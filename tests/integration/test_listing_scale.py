@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from taskq.models import TaskMessage, TaskState
+from taskq.query import TaskFilter
 from taskq.store import Store
 
 
@@ -34,4 +35,13 @@ def test_listing_pages_and_filters_over_100k_tasks(store: Store) -> None:
     timings["status+task filter"] = time.perf_counter() - began
     assert len(queued_subs.items) == 50 and all(r.task == "sub" for r in queued_subs.items)
     assert store.counts()["queued"] == n
+    # A search that matches nothing examines at most query.SCAN_MAX entries, page and count alike.
+    began = time.perf_counter()
+    none = store.list_tasks(TaskFilter(q="no such text"), limit=50)
+    timings["search, no match"] = time.perf_counter() - began
+    assert none.items == [] and none.next_cursor is not None and (none.total, none.total_exact) == (0, False)
+    began = time.perf_counter()
+    prefixed = store.list_tasks(TaskFilter(task_prefix="su", status=TaskState.QUEUED), limit=50)
+    timings["prefix+status, exact total"] = time.perf_counter() - began
+    assert (prefixed.total, prefixed.total_exact) == (n // 10, True)
     print("\n" + ", ".join(f"{k}: {v * 1000:.1f} ms" for k, v in timings.items()))
