@@ -8,6 +8,7 @@ and examines at most ``SCAN_MAX`` index entries; past either it says ``capped``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
@@ -155,8 +156,8 @@ def cancel(client: Client, filt: query.TaskFilter, *, dry_run: bool = False,
 def purge(client: Client, filt: query.TaskFilter, *, older_than: float, dry_run: bool = False,
           progress: Progress | None = None) -> BulkResult:
     """Delete the records and index entries of finished tasks that finished over ``older_than`` s ago."""
-    if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or not older_than >= 0:
-        raise InvalidTask(f"older_than must be a number of seconds >= 0, got {older_than!r}")
+    if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or not 0 <= older_than < math.inf:
+        raise InvalidTask(f"older_than must be a finite number of seconds >= 0, got {older_than!r}")
     states = states_for("purge", filt, TERMINAL_STATES)
     store = client.store
     cutoff = time.time() - older_than

@@ -135,6 +135,7 @@ def test_bulk_purge_deletes_finished_tasks_from_every_index(fast: Settings, api:
     ("retry", {"since": 10, "until": 5}, "since (10) is after until (5)"),
     ("purge", {}, "older_than: Field required"),
     ("purge", {"older_than": -1}, "older_than: Input should be greater than or equal to 0"),
+    ("purge", {"older_than": float("inf")}, "older_than must be a finite number of seconds"),
     ("cancel", {"stauts": "queued"}, "stauts: Extra inputs are not permitted"),
     ("retry", {"q": "x" * 201}, "q: String should have at most 200 characters"),
     ("retry", {"status": "nope"}, "status: Input should be"),
