@@ -56,7 +56,7 @@ export function events(onEvent, onState, onResync = () => {}) {
     const q = lastId ? `?${new URLSearchParams({ since: lastId })}` : "";
     source = new EventSource(`/api/events${q}`, { withCredentials: true });
     const handle = (e) => { lastId = e.lastEventId || lastId; onEvent(e.type, JSON.parse(e.data)); };
-    for (const kind of ["task", "worker", "workflow"]) source.addEventListener(kind, handle);
+    for (const kind of ["task", "worker", "workflow", "progress"]) source.addEventListener(kind, handle);
     source.addEventListener("ready", () => {
       onState(true);
       if (subscribed) onResync();

@@ -93,6 +93,7 @@ function onEvent(type, data) {
     loadTaskTypes().catch(() => {});
   }
   if (type === "task") { tasksEvent(data); taskEvent(data); scheduledEvent(data); }
+  if (type === "progress") taskEvent(data);  // a running task's page follows its progress
 }
 
 function setLive(on) {

@@ -11,6 +11,7 @@ export function statusBadges(t) {
   const w = t.worker && workers.get(t.worker);
   if (t.status === "running" && w && w.status !== "alive") out.push(" ", el("span", { class: "tag warn", "data-flag": "worker-lost" }, "worker lost — will be redelivered"));
   if (t.waiting_for) out.push(" ", el("span", { class: "tag" }, `waiting: ${t.waiting_for}`));
+  if (t.status === "running" && t.progress !== null && t.progress !== undefined) out.push(" ", el("span", { class: "tag", "data-flag": "progress" }, `${Math.round(t.progress * 100)} %`));
   return out;
 }
 

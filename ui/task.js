@@ -46,6 +46,8 @@ function render(t) {
   record = t;
   const actions = el("div", { class: "actions needs-write" });
   if (session.canWrite && meta.cancellable.includes(t.status)) actions.append(el("button", { class: "secondary", onclick: () => act("cancel") }, "Cancel"));
+  // A running task is asked to stop: it sees the request (taskq.current().is_cancelled()) and ends cancelled if it stops.
+  if (session.canWrite && t.status === "running" && !t.cancel_requested) actions.append(el("button", { class: "secondary", onclick: () => act("cancel") }, "Ask to stop"));
   if (session.canWrite && meta.retryable.includes(t.status)) actions.append(el("button", { class: "secondary", onclick: () => act("retry") }, "Retry"));
   const d = due(t);
   const kv = el("dl", { class: "kv" },
@@ -62,7 +64,8 @@ function render(t) {
     ...(t.timeout ? row("time limit", fmtSpan(t.timeout)) : []),
     ...(t.priority && t.priority !== "normal" ? row("priority", t.priority) : []),
     ...(t.progress !== null && t.progress !== undefined ? row("progress", el("span", {},
-      el("progress", { max: "1", value: String(t.progress) }), ` ${Math.round(t.progress * 100)} %${t.progress_message ? ` — ${t.progress_message}` : ""}`)) : []),
+      el("progress", { max: "1", value: String(t.progress) }), ` ${Math.round(t.progress * 100)} %${t.progress_message ? ` — ${t.progress_message}` : ""}`), "progress") : []),
+    ...(t.progress === null && t.progress_message ? row("progress", t.progress_message, "progress") : []),
     ...(t.cancel_requested ? row("cancel", "requested while running") : []),
     ...(t.workflow ? row("workflow", el("a", { href: link("workflows", t.workflow), class: "mono" }, t.workflow)) : []));
   const blocks = [block("Arguments", pretty(t.args), "args")];
@@ -79,7 +82,7 @@ function render(t) {
 async function act(what) {
   try {
     const t = await api(`/api/tasks/${encodeURIComponent(shown)}/${what}`, { method: "POST" });
-    note = { text: what === "cancel" ? "Cancelled." : "Queued again." };
+    note = { text: what === "retry" ? "Queued again." : t.status === "running" ? "Asked to stop: the task decides when." : "Cancelled." };
     render(t);
   } catch (err) {
     note = { text: err.message, error: true };

@@ -55,8 +55,27 @@ async function loadTypes() {
         t.paused ? "Resume" : "Pause") : ""))));
 }
 
+const secs = (v) => (v === null || v === undefined ? "–" : v < 1 ? `${Math.round(v * 1000)} ms` : `${v.toFixed(v < 10 ? 2 : 0)} s`);
+const triple = (t) => [t.p50, t.p95, t.p99].map(secs).join(" / ");
+
+// Per task type over a window: GET /api/task-types/metrics (bounded aggregates, never a task scan).
+async function loadMetrics() {
+  let rows;
+  try { rows = await api(`/api/task-types/metrics?window=${encodeURIComponent($("#metrics-window").value)}`); } catch { return; }
+  $("#metrics-empty").hidden = rows.length > 0;
+  $("#metrics-table tbody").replaceChildren(...rows.map((m) => el("tr", { "data-type": m.task },
+    el("td", {}, el("a", { href: link("tasks", "", { task: m.task }) }, m.task)),
+    el("td", { "data-field": "finished" }, String(m.finished)),
+    el("td", {}, ...Object.entries(m.counts).flatMap(([st, n]) => [badge(st, `${st} ${n}`), " "])),
+    el("td", { "data-field": "failure-rate" }, m.failure_rate === null ? "–" : `${(m.failure_rate * 100).toFixed(1)} %`),
+    el("td", { "data-field": "run" }, triple(m.run)),
+    el("td", { "data-field": "wait" }, triple(m.wait)))));
+}
+document.addEventListener("change", (e) => { if (e.target && e.target.id === "metrics-window") loadMetrics(); });
+
 export async function loadWorkers() {
   loadTypes();
+  loadMetrics();
   let ws, running = null;
   try {
     ws = await refreshWorkers();

@@ -453,7 +453,7 @@ end
 
 -- status is success | failed | dead | retrying (then ``due`` is when the retry is produced).
 -- Returns 1 and the task name when recorded, 0 when this run no longer owns the task.
-local function finish_one(id, lease, attempt, status, result, err, now, ttl, worker, maxlen, due, wf_ttl)
+local function finish_one(id, lease, attempt, status, result, err, now, ttl, worker, maxlen, due, wf_ttl, tb)
   local key = P..'task:'..id
   local cur = redis.call('HMGET', key, 'status', 'lease', 'attempts', 'history', 'created_at', 'task', 'gen',
     'worker', 'started_at')
@@ -470,12 +470,14 @@ local function finish_one(id, lease, attempt, status, result, err, now, ttl, wor
   if status == 'retrying' then
     -- A new message generation is produced when due; the current message is acknowledged.
     redis.call('HSET', key, 'status', 'retrying', 'error', err, 'gen', tonumber(cur[7] or '0') + 1, 'eta', due)
+    set_or_drop(key, 'tb', tb or '')
     store_history(key, history, false)  -- the fields no longer tell the first run (its outcome was a retry)
     redis.call('ZADD', P..'scheduled', due, id)
   else
     redis.call('HSET', key, 'status', status, 'finished_at', now)
     set_or_drop(key, 'result', result)
     set_or_drop(key, 'error', err)
+    set_or_drop(key, 'tb', tb or '')  -- the failure's whole traceback (the error is its last line)
     store_history(key, history, true)
     redis.call('PEXPIRE', key, ttl)
     wf_member_done(key, status, status == 'success' and result or err, now, maxlen, wf_ttl)
@@ -539,7 +541,7 @@ return out
 
 # A worker's turn: record outcomes, then claim runs for received messages.
 # ARGV: prefix, worker, lease, now, ttl, maxlen, ttl_success, n_finish,
-#   n_finish x (id, attempt, status, result, error, due, run seconds),
+#   n_finish x (id, attempt, status, result, error, due, run seconds, traceback),
 #   then per message (stride 18): id, gen, task, args, kwargs, created_at, max_retries, timeout, priority,
 #   rate_key, concurrency_key, traceparent, and its task's limits: rate (count, per seconds), per-key rate
 #   (count, per seconds), concurrency, per-key concurrency ('' when unset).
@@ -554,7 +556,7 @@ local i = 9
 for _ = 1, nfinish do
   local status = ARGV[i+2]
   local ok, task, wait = finish_one(ARGV[i], lease, ARGV[i+1], status, ARGV[i+3], ARGV[i+4], now,
-    status == 'success' and ttl_success or ttl, worker, maxlen, ARGV[i+5], ttl)
+    status == 'success' and ttl_success or ttl, worker, maxlen, ARGV[i+5], ttl, ARGV[i+7])
   if ok == 1 then type_stat(stats, task, status, tonumber(ARGV[i+6]), wait) end
   out[#out + 1] = ok
   if ok == 1 and wf_started.n > 0 then
@@ -565,7 +567,7 @@ for _ = 1, nfinish do
     counts[status] = (counts[status] or 0) + 1
     event(maxlen, ARGV[i], status, task, worker, now)
   end
-  i = i + 7
+  i = i + 8
 end
 type_stats_write(stats, now)
 if nfinish > 0 then

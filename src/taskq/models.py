@@ -260,6 +260,7 @@ class TaskRecord:
     cancel_requested: bool = False  # cancel was asked while it ran; the task may stop early
     waiting_for: str | None = None  # why a queued task is held back: "rate limit" | "concurrency limit"
     trace: str | None = None  # the submitter's W3C traceparent
+    traceback: str | None = None  # the latest failure's whole traceback (the error is its last line)
     # After a retry by hand: the last attempt whose failure is still retried (its fresh budget).
     retry_limit: int | None = None
 
@@ -291,6 +292,7 @@ class TaskRecord:
             cancel_requested=h.get("cxl") == "1",
             waiting_for=h.get("held") or None,
             trace=h.get("tp") or None,
+            traceback=h.get("tb") or None,
             retry_limit=int(h["retry_limit"]) if h.get("retry_limit") else None,
         )
 
@@ -366,7 +368,7 @@ class TaskType:
         params = [Param(**p) for p in value.get("params", [])]
         return cls(name, value.get("signature", name), params, value.get("returns"), value.get("doc"),
                    value.get("rate_limit"), value.get("key_rate_limit"), value.get("concurrency"),
-                   value.get("key_concurrency"), value.get("max_retries"))
+                   value.get("key_concurrency"), max_retries=value.get("max_retries"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,8 +83,8 @@ class TaskDefinition:
             return_annotation=returns or inspect.Signature.empty,
         ))
         # Annotations given as strings render quoted; the signature reads as the source does.
-        text = re.sub(r"'([^']*)'", lambda m: m.group(1) if m.group(1) in {p.type for p in params} | {returns}
-                      else m.group(0), text)
+        text = re.sub(r"'([^']*)'|\"([^\"]*)\"", lambda m: (m.group(1) or m.group(2))
+                      if (m.group(1) or m.group(2)) in {p.type for p in params} | {returns} else m.group(0), text)
         doc = inspect.getdoc(self.fn)
         return TaskType(self.name, f"{self.name}{text}", params, returns, doc.splitlines()[0] if doc else None,
                         rate_limit=self.rate_limit, key_rate_limit=self.key_rate_limit,

@@ -69,8 +69,11 @@ class Finish:
     error: str | None = None
     due: float | None = None  # with status RETRYING: when the next attempt is produced
     run_seconds: float = 0.0  # how long the function ran (the per-type run-time histograms)
+    traceback: str | None = None  # a failure's traceback, kept on the record (at most TRACEBACK_MAX)
 
 
+# A failure's traceback is kept up to its last this many characters (the innermost frames).
+TRACEBACK_MAX = 16_000
 # Per-type metrics are read for at most this many task names per call.
 TYPE_METRICS_MAX = 500
 
@@ -345,7 +348,8 @@ class Store:
         args = [self.prefix, worker, lease, now, self._ttl_ms, self._maxlen, self._ttl_success_ms, str(len(outcomes))]
         for f in outcomes:
             args += [f.task_id, str(f.attempt), f.status.value, "" if f.result is None else _dumps(f.result),
-                     f.error or "", repr(f.due or 0.0), repr(f.run_seconds)]
+                     f.error or "", repr(f.due or 0.0), repr(f.run_seconds),
+                     (f.traceback or "")[-TRACEBACK_MAX:] if f.status is not TaskState.SUCCESS else ""]
         for m in starts:
             args += [m.id, str(m.gen), *self._request_args(m), *(limits(m) if limits else NO_LIMITS)]
         (rows,) = self._eval_many([(self._apply, args)])

@@ -106,6 +106,9 @@ def test_per_type_metrics_count_outcomes_and_give_run_and_wait_percentiles(
     ok = [client.submit("pause", 0.06) for _ in range(20)]
     bad = [client.submit("fail", "no", _max_retries=0) for _ in range(5)]
     wait_all(client, ok + bad, timeout=60)
+    failed = client.get(bad[0])  # the record keeps the whole traceback; the error is its last line
+    assert failed.traceback and failed.traceback.startswith("Traceback (most recent call last)")
+    assert (failed.error or "") in failed.traceback and client.get(ok[0]).traceback is None
     by_task = {m.task: m for m in client.type_metrics(window=300)}
     pause, fail = by_task["pause"], by_task["fail"]
     assert pause.counts == {"success": 20} and pause.finished == 20 and pause.failure_rate == 0

@@ -574,7 +574,8 @@ class Worker:
             return [], []
         batch, self._to_record = self._to_record, []
         finishes = [dataclasses.replace(classify(r.item.msg, r.attempt, r.outcome, registry=self.registry,
-                                                 settings=self.settings), run_seconds=r.elapsed)
+                                                 settings=self.settings), run_seconds=r.elapsed,
+                                        traceback=r.outcome.traceback)
                     for r in batch]
         assert self._dead_letters is not None
         held = [r for r, f in zip(batch, finishes, strict=True)
