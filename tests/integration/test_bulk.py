@@ -135,7 +135,6 @@ def test_bulk_purge_deletes_finished_tasks_from_every_index(fast: Settings, api:
     ("retry", {"since": 10, "until": 5}, "since (10) is after until (5)"),
     ("purge", {}, "older_than: Field required"),
     ("purge", {"older_than": -1}, "older_than: Input should be greater than or equal to 0"),
-    ("purge", {"older_than": float("inf")}, "older_than must be a finite number of seconds"),
     ("cancel", {"stauts": "queued"}, "stauts: Extra inputs are not permitted"),
     ("retry", {"q": "x" * 201}, "q: String should have at most 200 characters"),
     ("retry", {"status": "nope"}, "status: Input should be"),
@@ -144,6 +143,12 @@ def test_bad_bulk_bodies_are_422_saying_what_is_wrong(api: httpx.Client, path: s
     r = api.post(f"/api/tasks/bulk/{path}", json=body)
     assert r.status_code == 422, r.text
     assert why in r.json()["detail"]
+
+
+def test_an_infinite_older_than_is_422(api: httpx.Client) -> None:
+    r = api.post("/api/tasks/bulk/purge", content=b'{"older_than": Infinity}',
+                 headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "older_than must be a finite number of seconds" in r.json()["detail"]
 
 
 @pytest.mark.parametrize(("params", "why"), [
