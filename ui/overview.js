@@ -13,7 +13,9 @@ export let stats = null;
 
 function renderSummary(s) {
   const parts = [`${s.workers_alive} worker${s.workers_alive === 1 ? "" : "s"} alive`, `${num(s.counts.queued)} queued`,
-                 `${num(s.counts.running)} running`, `${fmtRate(s.finished_per_second)}/s finished`];
+                 `${num(s.counts.running - (s.running_lost || 0))} running`, `${fmtRate(s.finished_per_second)}/s finished`];
+  // Runs of a worker whose heartbeat expired are not busy slots: Kafka hands them to another worker.
+  if (s.running_lost) parts.splice(3, 0, `${num(s.running_lost)} on lost workers (to be redelivered)`);
   if (s.lag_total !== null) parts.push(`lag ${num(s.lag_total)}`);
   $("#summary").textContent = parts.join(" · ");
 }

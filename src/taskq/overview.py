@@ -24,6 +24,8 @@ FINISHED = ("success", "failed", "dead")  # the outcomes that end a task ("retry
 # Queued tasks looked at, oldest first, to find the oldest one that is ready to run (delayed
 # tasks not yet due are queued too); past it the age is unknown (None).
 OLDEST_SCAN = 200
+# Running records looked at to tell runs of lost workers apart (more than the slots of any cluster).
+RUNNING_SCAN = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,9 @@ class Overview(Stats):
     finished_per_second: float = 0.0  # success + failed + dead, per second over rate_window
     oldest_queued_age: float | None = None  # seconds the oldest task ready to run has waited
     scheduled: int = 0  # delayed tasks and retries due later
+    # Of counts["running"], the runs whose worker's heartbeat expired: Kafka hands them to another
+    # worker once the group notices (session timeout), so they are not busy slots.
+    running_lost: int = 0
 
 
 class FinishRate:
@@ -128,4 +133,17 @@ def overview(stats: Stats, store: Store, rate: FinishRate) -> Overview:
         lag_total=stats.lag_total, rate=per_status, rate_window=span,
         finished_per_second=round(sum(v for s, v in per_status.items() if s in FINISHED), 3),
         oldest_queued_age=oldest_queued_age(store), scheduled=scheduled_count(store),
+        running_lost=running_on_lost_workers(store),
     )
+
+
+def running_on_lost_workers(store: Store) -> int:
+    """Running records whose worker is no longer alive (its lease expired): about to be redelivered."""
+    alive = {w.id for w in store.workers() if w.status == "alive"}
+    with translate_errors():
+        ids = cast(list[str], store.r.zrange(store.key("idx", "state", "running"), 0, RUNNING_SCAN - 1))
+        pipe = store.r.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hmget(store.key("task", tid), "status", "worker")
+        rows = cast(list[list[str | None]], pipe.execute())
+    return sum(1 for st, w in rows if st == "running" and w not in alive)

@@ -108,3 +108,18 @@ def test_scheduled_lists_delays_and_retries_soonest_first_in_pages(settings: Set
             due_page(store, cursor="1:")
     finally:
         api.close()
+
+
+def test_runs_of_a_worker_whose_heartbeat_expired_are_counted_apart(store: Store) -> None:
+    from taskq.models import TaskMessage, new_task_id
+    from taskq.overview import running_on_lost_workers
+
+    live = [TaskMessage(id=new_task_id(), task="add", args=[i, 1]) for i in range(3)]
+    ghost = [TaskMessage(id=new_task_id(), task="add", args=[i, 2]) for i in range(2)]
+    store.create(live + ghost)
+    store.heartbeat("alive-1", lease="L1", partitions=[0], current_tasks=3, concurrency=4, tasks={},
+                    started_at=0.0, first=True)
+    store.start_many(live, worker="alive-1", lease="L1")
+    store.start_many(ghost, worker="killed-1", lease="L2")  # its heartbeat never came (or expired)
+    assert store.counts()["running"] == 5
+    assert running_on_lost_workers(store) == 2
