@@ -19,7 +19,7 @@ export TASKQ_KAFKA_JARS := $(KAFKA_JARS)
 # Tests and scripts find the cache (helm, kubeconform, cluster binaries) through this, whatever CACHE is.
 export TASKQ_CACHE := $(CACHE)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: help dev dev-prometheus prometheus test e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-flow bench-redis soak chaos tools e2e images test-images
 

@@ -86,6 +86,11 @@ def test_operator_controls_over_http_answer_404_and_422_for_bad_names(
         assert api.http.post("/api/workers/nobody/quiet").status_code == 404
         assert "not found" in api.http.post("/api/workers/nobody/resume").json()["detail"]
         assert api.http.post("/api/task-types/9bad name/pause").status_code == 422
+        for body, why in (({"task": "free", "priority": "urgent"}, "priority"),
+                          ({"task": "free", "priority": "high"}, "needs the priority lanes"),
+                          ({"task": "free", "rate_key": ""}, "rate_key")):
+            got = api.http.post("/api/tasks", json=body)
+            assert got.status_code == 422 and why in got.text, (body, got.text)
         assert api.http.post("/api/task-types/free/pause").json() == {"task": "free", "paused": True}
         tid = client.submit("free", 1)
         wait_for(lambda: client.get(tid).waiting_for == "paused", timeout=30, what="the task to be held")
