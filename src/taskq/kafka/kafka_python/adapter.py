@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -297,8 +298,22 @@ class Consumer:
                 enable_incremental_fetch_sessions=False,
                 max_poll_records=500,
                 allow_auto_create_topics=False,
+                # A metadata change (a topic's partitions becoming known) triggers a rejoin; the default
+                # 5 minutes is how long a join that saw no partitions would otherwise stay empty.
+                metadata_max_age_ms=30_000,
             )
+            self._await_partitions()
             self._c.subscribe([self.topic], listener=_Listener(listener))
+
+    def _await_partitions(self, timeout: float = 10.0) -> None:
+        """Join only once this client's metadata lists the topic's partitions.
+
+        A topic created a moment ago (ensure_topics) can be missing from the first metadata answer;
+        the group leader's assignor then hands out nothing ("No partition metadata for topic"), and
+        the members sat idle until the next metadata refresh (seen: >30 s on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        while not self._c.partitions_for_topic(self.topic) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
         with translate_errors("poll"):
