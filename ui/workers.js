@@ -93,7 +93,10 @@ export async function loadWorkers() {
     el("td", { "data-field": "slots" }, `${w.current_tasks} / ${w.concurrency}`),
     el("td", { "data-field": "current" }, current(w, running)),
     el("td", {}, String(w.processed)), el("td", {}, String(w.failed)),
-    el("td", {}, w.partitions.join(", ") || "–"), el("td", {}, fmtTime(w.started_at)),
+    el("td", { "data-field": "partitions" }, w.partitions.length ? w.partitions.join(", ")
+      : w.lost_partitions && w.lost_partitions.length
+        ? el("span", { class: "tag warn" }, `${w.lost_partitions.join(", ")} — moving to the others`) : "–"),
+    el("td", {}, fmtTime(w.started_at)),
     el("td", { class: "needs-write" }, workerActions(w)))));
   markFresh($("#view-workers"));
 }

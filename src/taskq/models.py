@@ -324,6 +324,9 @@ class WorkerInfo:
     tasks: list[str]
     started_at: float | None
     quiet: bool = False  # takes no new tasks (an operator quieted it); finishes what it runs
+    # A lost worker's partitions as it last reported them: nobody owns them until the group's session
+    # timeout hands them to the others (empty for an alive or stopped worker).
+    lost_partitions: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -637,6 +637,7 @@ class Store:
                         tasks=sorted(orjson.loads(h.get("tasks") or "{}")),
                         started_at=float(h["started_at"]) if h.get("started_at") else None,
                         quiet=alive and h.get("quiet") == "1",
+                        lost_partitions=orjson.loads(h.get("partitions") or "[]") if status == "lost" else [],
                     )
                 )
         return out
