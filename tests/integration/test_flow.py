@@ -207,7 +207,7 @@ def test_high_priority_tasks_start_ahead_of_a_backlogged_normal_lane(
 ) -> None:
     settings, client = lanes
     start_worker("w1", concurrency=2, settings_=settings, extra=TASKS)
-    backlog = [client.submit_nowait("pause", 0.02) for _ in range(300)]
+    backlog = [client.submit_nowait("pause", 0.04) for _ in range(300)]
     client.flush()
     wait_for(lambda: client.get(backlog[20].id).status is TaskState.SUCCESS, timeout=30, what="the backlog to flow")
     urgent = [client.submit("pause", 0.0, _priority="high") for _ in range(10)]
@@ -216,7 +216,7 @@ def test_high_priority_tasks_start_ahead_of_a_backlogged_normal_lane(
     normal = wait_all(client, [s.id for s in backlog], timeout=120)
     assert {r.status for r in urgent_recs + normal} == {TaskState.SUCCESS}
     assert urgent_recs[0].priority == "high"
-    # 300 x 20 ms on 2 slots is 3 s of backlog; the urgent ones jumped it.
+    # 300 x 40 ms on 2 slots is 6 s of backlog; the urgent ones jumped it.
     assert waits[-1] < 1.0, waits
     assert max(r.finished_at or 0 for r in urgent_recs) < max(r.started_at or 0 for r in normal) - 0.5
 
