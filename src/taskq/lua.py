@@ -691,6 +691,7 @@ return 1
 # ARGV[4] per call. ARGV: prefix, task, now, limit. Returns how many were released and how many still wait.
 TYPE_RESUME = COMMON + r"""
 local task, now = ARGV[2], tonumber(ARGV[3])
+local base = math.floor(now * 10000)  -- 0.1 ms ticks as an integer: exact in a double, unlike now + n * 0.0001
 redis.call('SREM', P..'paused-tasks', task)
 local Wq = P..'ccw:p:'..task
 local ids = redis.call('ZRANGE', Wq, 0, tonumber(ARGV[4]) - 1)
@@ -701,9 +702,10 @@ for _, id in ipairs(ids) do
   local cur = redis.call('HMGET', tkey, 'status', 'heldk')
   if (cur[1] == 'queued' or cur[1] == 'retrying') and cur[2] == 'p:'..task then
     redis.call('HDEL', tkey, 'heldk', 'held')
-    -- 0.1 ms steps keep the submission order through 'scheduled' (equal scores sort by id; finer
-    -- steps vanish in a double's precision at today's epoch seconds).
-    redis.call('ZADD', P..'scheduled', string.format('%.4f', now + n * 0.0001), id)
+    -- 0.1 ms steps keep the submission order through 'scheduled' (equal scores sort by id). The
+    -- score is written from integers: rounding now + n * 0.0001 made neighbours equal now and then.
+    local tick = base + n
+    redis.call('ZADD', P..'scheduled', string.format('%d.%04d', math.floor(tick / 10000), tick % 10000), id)
     n = n + 1
   end
 end
