@@ -371,10 +371,11 @@ def web_ui(env: E2E, report: Report, folder: Path, screenshot: Path) -> None:
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
             page = browser.new_page()
-            page.goto(env.api_url() + "/", timeout=30000)
+            page.goto(env.api_url() + "/", timeout=30000)  # lands on the Overview
+            page.click("a[href='#/tasks']")
             page.wait_for_selector(f"#task-table tbody tr[data-id='{tid}']", timeout=30000)
-            page.click("a[href='#workers']")
-            page.wait_for_selector("#view-workers tbody tr", timeout=30000)
+            page.click("a[href='#/workers']")
+            page.wait_for_selector("#worker-table tbody tr", timeout=30000)
             page.screenshot(path=str(screenshot))
         finally:
             browser.close()
