@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -135,3 +136,9 @@ class ApiServer:
         self.http.close()
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """``taskq <args>`` in a subprocess with ``settings`` as its TASKQ_* environment."""
+    return subprocess.run([sys.executable, "-m", "taskq", *args], env=settings_env(settings),
+                          capture_output=True, text=True, timeout=60)

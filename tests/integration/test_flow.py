@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +15,7 @@ from taskq import Client, InvalidTask, TaskRecord
 from taskq.kafka import ensure_topics
 from taskq.models import TaskState
 from taskq.settings import Settings
-from tests.helpers import WorkerFactory, settings_env, wait_all, wait_for
+from tests.helpers import WorkerFactory, run_cli, wait_all, wait_for
 
 TASKS = ["--tasks", "tests.flow_tasks"]
 
@@ -247,9 +245,7 @@ def test_a_priority_lane_survives_a_killed_worker(lanes: tuple[Settings, Client]
     assert rec.status is TaskState.SUCCESS and rec.attempts == 2 and rec.worker == "w2"
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "taskq", *args], env=settings_env(settings),
-                          capture_output=True, text=True, timeout=60)
+_cli = run_cli
 
 
 def test_the_cli_submits_with_flow_control_options_and_shows_progress_and_a_cancel_request(

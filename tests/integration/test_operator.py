@@ -4,20 +4,15 @@ over, takes none until resumed) — from the SDK, the API and the CLI."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from taskq import Client
 from taskq.models import TaskState
 from taskq.settings import Settings
-from tests.helpers import ApiServer, WorkerFactory, settings_env, wait_all, wait_for
+from tests.helpers import ApiServer, WorkerFactory, run_cli, wait_all, wait_for
 
 TASKS = ["--tasks", "tests.flow_tasks"]
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "taskq", *args], env=settings_env(settings),
-                          capture_output=True, text=True, timeout=60)
+_cli = run_cli
 
 
 def test_a_paused_task_type_is_held_in_order_and_runs_once_resumed(
