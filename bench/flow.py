@@ -119,7 +119,8 @@ def priorities(kafka: KafkaServer, redis: RedisServer, kafka_client: str, logdir
         nw = [(r.started_at or 0) - (r.created_at or 0) for r in normal]
         still_backlogged = max(r.started_at or 0 for r in normal) > max(r.started_at or 0 for r in high)
         return {"kafka_client": kafka_client, "backlog": n, "high_tasks": len(high),
-                "high_wait_p50_ms": round((pct(hw, 50) or 0) * 1000, 1), "high_wait_p99_ms": round((pct(hw, 99) or 0) * 1000, 1),
+                "high_wait_p50_ms": round((pct(hw, 50) or 0) * 1000, 1),
+                "high_wait_p99_ms": round((pct(hw, 99) or 0) * 1000, 1),
                 "high_wait_max_ms": round(max(hw) * 1000, 1), "normal_wait_p50_ms": round((pct(nw, 50) or 0) * 1000, 1),
                 "normal_wait_p99_ms": round((pct(nw, 99) or 0) * 1000, 1), "normal_still_backlogged": still_backlogged}
     finally:

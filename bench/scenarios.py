@@ -137,9 +137,9 @@ class Taskq(System):
         uid = uuid.uuid4().hex[:8]
         self.settings = Settings(kafka_bootstrap=args.kafka, redis_url=args.redis_url, tasks_topic=f"bench-{uid}",
                                  group_id=f"bench-{uid}", prefix=f"bench-{uid}:", dead_topic=f"bench-dead-{uid}",
-                                 session_timeout=args.session_timeout, kafka_client=self.kafka_client,
-                                 group_protocol=self.group_protocol,
-                                 tasks_modules=["bench.taskq_tasks"])
+                                 kafka_client=self.kafka_client, group_protocol=self.group_protocol,
+                                 tasks_modules=["bench.taskq_tasks"],
+                                 **({} if args.session_timeout is None else {"session_timeout": args.session_timeout}))
         ensure_topics(self.settings)
         from tests.helpers import settings_env
 
@@ -512,7 +512,8 @@ def main() -> None:
     ap.add_argument("--kill", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--kill-at", type=float, default=5.0)
     ap.add_argument("--limit", type=float, default=600, help="give up waiting after this many seconds")
-    ap.add_argument("--session-timeout", type=float, default=10.0, help="taskq's Kafka session timeout")
+    ap.add_argument("--session-timeout", type=float, default=None,
+                    help="taskq's Kafka session timeout (default: the settings' default, as make dev runs)")
     ap.add_argument("--server-pids", type=lambda v: [int(x) for x in v.split(",")], default=[],
                     help="Kafka and Redis PIDs (for the CPU split)")
     ap.add_argument("--visibility", type=int, default=3600, help="Celery's Redis visibility_timeout (default)")

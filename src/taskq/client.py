@@ -283,6 +283,9 @@ class Client:
                **kwargs: Any) -> str:
         """Submit one task; returns its id once Kafka has acknowledged it.
 
+        Its Redis record is written right after, by the recorder thread (as for ``submit_nowait``):
+        this client's own reads (``get``, ``wait``, ``cancel``, ``retry``) wait for it, and
+        ``flush``/``close`` finish it; a worker that starts the task first writes the record itself.
         Options are underscore-prefixed so they never collide with the task's own keyword arguments.
         Given a workflow (``chain``, ``group``, ``chord``, ``sig``) it is ``submit_workflow``.
         """
@@ -293,7 +296,34 @@ class Client:
         req = TaskRequest(task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key, delay=_delay,
                           idempotency_key=_idempotency_key, priority=_priority, rate_key=_rate_key,
                           concurrency_key=_concurrency_key)
-        return self.submit_many([req])[0]
+        if req.delay:
+            return self.submit_many([req])[0]  # Redis only until due: nothing to wait for in Kafka
+        msg = self._message(req, None)
+        spans = tracing.submitting([msg])
+        if spans is None:
+            return self._submit_one(req, msg)
+        with spans:
+            return self._submit_one(req, spans.messages[0])
+
+    def _submit_one(self, req: TaskRequest, msg: TaskMessage) -> str:
+        self.store.check_room()  # before Kafka: a task is never produced with no room to record it
+        key = req.idempotency_key
+        if key is not None:
+            owner = self.store.reserve_idempotency(key, msg.id, ttl=self.settings.idempotency_ttl)
+            if owner != msg.id:
+                return owner  # submitted before: same id, nothing enqueued twice
+        try:
+            self.pipeline.submit_acked(msg, key=req.key, timeout=self.settings.submit_timeout)
+        except BaseException:
+            if key is not None:
+                self.store.release_idempotency(key, msg.id)
+            raise
+        return msg.id
+
+    def _recorded(self, task_id: str) -> None:
+        """Reads see this client's own submissions: wait until the recorder wrote ``task_id``'s record."""
+        if self._pipeline is not None:
+            self._pipeline.wait_recorded(task_id, self.settings.submit_timeout)
 
     def submit_nowait(self, task: str, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,
                       _key: str | None = None, _delay: float | None = None, _idempotency_key: str | None = None,
@@ -479,6 +509,7 @@ class Client:
 
     # --- read --------------------------------------------------------------
     def get(self, task_id: str) -> TaskRecord:
+        self._recorded(task_id)
         return self.store.get(task_id)
 
     # --- periodic schedules ----------------------------------------------------
@@ -525,6 +556,7 @@ class Client:
 
     def wait(self, task_id: str, *, timeout: float = 60.0) -> TaskRecord:
         """Block until the task reaches a terminal state."""
+        self._recorded(task_id)
         def ended() -> TaskRecord | None:
             try:
                 rec = self.store.get(task_id)
@@ -536,11 +568,13 @@ class Client:
 
     def cancel(self, task_id: str) -> TaskRecord:
         """Cancel a queued or retrying task; a worker that receives it later skips it."""
+        self._recorded(task_id)
         return self.store.cancel(task_id)
 
     def retry(self, task_id: str) -> TaskRecord:
         """Run a failed, dead or cancelled task again (same id, attempts keep counting), with a
         fresh retry budget (docs/http-api.md, "Manual retry")."""
+        self._recorded(task_id)
         rec = self.store.get(task_id)
         budget = None if rec.max_retries is not None else bulk.retry_budgets(self, [rec.task])[rec.task]
         msg = self.store.requeue(task_id, budget=budget)

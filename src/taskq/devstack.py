@@ -102,7 +102,7 @@ class KafkaServer:
     """A single-node KRaft Kafka broker run from Maven jars."""
 
     def __init__(self, *, data_dir: Path, port: int, controller_port: int, jars: Path | None = None,
-                 heap: str = "512m", quick_start: bool = True, group_session_seconds: float = 10.0) -> None:
+                 heap: str = "512m", quick_start: bool = True, group_session_seconds: float = 6.0) -> None:
         self.jars = jars or default_kafka_jars()
         # KIP-848 groups' session timeout, kept by the broker (TASKQ_SESSION_TIMEOUT's default).
         self.group_session_ms = int(group_session_seconds * 1000)

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # which every worker consumes beside the normal one and starts from first (docs/architecture.md).
     priority_lanes: bool = Field(False, description="Consume and accept the high and low priority lanes.")
     # Well under Kafka's 45 s default so a killed worker's partitions move quickly.
-    session_timeout: float = Field(10.0, ge=1.0, le=300.0)
+    session_timeout: float = Field(6.0, ge=1.0, le=300.0)
     submit_timeout: float = Field(10.0, gt=0, description="Seconds to wait for Kafka to acknowledge a submission.")
 
     # --- Redis -----------------------------------------------------------
@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # Liveness of a worker is its heartbeat key; the TTL is below session_timeout so that, when
     # Kafka hands a dead worker's partitions over, its heartbeat has already expired.
     heartbeat_interval: float = Field(1.0, gt=0)
-    heartbeat_ttl: float = Field(5.0, gt=0)
+    heartbeat_ttl: float = Field(3.0, gt=0)
     tasks_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra modules with @task functions (comma separated)."
     )

@@ -1,10 +1,13 @@
 """Pipelined submission: hand a task to Kafka and return at once; record it when Kafka acks.
 
 ``Client.submit`` waits for Kafka's acknowledgement on every call (one round trip: 1-2 ms with
-kafka-python, well under 1 ms with librdkafka). ``Client.submit_nowait`` returns a :class:`Submission` immediately: the
-producer batches messages, and a recorder thread writes the Redis records of acknowledged
-messages in pipelines. The contract of docs/architecture.md still holds: a task is visible as ``queued``
-only after Kafka acknowledged it, and a message Kafka refused leaves nothing behind.
+kafka-python, well under 1 ms with librdkafka) and leaves the Redis record to the recorder thread
+(``Pipeline.submit_acked``), so a plain submit loop pays one round trip per task, not two.
+``Client.submit_nowait`` returns a :class:`Submission` immediately: the producer batches messages,
+and the recorder thread writes the Redis records of acknowledged messages in pipelines. The
+client's own reads of a task wait until its record is written (``Pipeline.wait_recorded``).
+The contract of docs/architecture.md still holds: a task is visible as ``queued`` only after
+Kafka acknowledged it, and a message Kafka refused leaves nothing behind.
 ``Client.flush()`` waits for every outstanding submission and raises if any failed.
 """
 
@@ -17,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import SubmitFailed, TaskqError
+from .errors import BrokerUnavailable, SubmitFailed, TaskqError
 from .kafka import Producer
 from .models import TaskMessage
 from .store import Store
@@ -81,6 +84,8 @@ class _Acked:
     message: TaskMessage
     error: Exception | None
     on_fail: Callable[[], None] | None
+    # The submitter already saw the outcome (submit_acked): a failure is not counted again at flush.
+    reported: bool = False
 
 
 class Pipeline:
@@ -94,24 +99,58 @@ class Pipeline:
         self._outstanding = 0
         self._failed = 0  # since the last flush
         self._first_failure: TaskqError | None = None
+        # Acknowledged or in flight, record not written yet: the client's reads wait for these.
+        self._unrecorded: dict[str, Submission] = {}
         self._thread = threading.Thread(target=self._record_loop, name="taskq-recorder", daemon=True)
         self._thread.start()
 
     def submit(self, message: TaskMessage, *, key: str | None,
                on_fail: Callable[[], None] | None = None) -> Submission:
         sub = Submission(message.id)
+        # The report runs on the Kafka client's thread: only enqueue there.
+        self._send(sub, message, key, lambda err: self._acked.put(_Acked(sub, message, err, on_fail)))
+        return sub
+
+    def submit_acked(self, message: TaskMessage, *, key: str | None, timeout: float) -> None:
+        """Return once Kafka acknowledged ``message`` (raise if it refused); the recorder writes its record.
+
+        On a refusal nothing is left to undo here: the caller releases what it reserved."""
+        sub = Submission(message.id)
+        acked = threading.Event()
+        outcome: list[Exception | None] = []
+
+        def on_delivery(err: Exception | None) -> None:
+            outcome.append(err)
+            acked.set()
+            self._acked.put(_Acked(sub, message, err, None, reported=True))
+
+        self._send(sub, message, key, on_delivery)
+        # message.timeout.ms bounds every report, so this wait ends; the margin covers scheduling.
+        if not acked.wait(timeout + 2.0):
+            raise BrokerUnavailable(f"Kafka did not acknowledge task {message.id} within {timeout:g}s")
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def _send(self, sub: Submission, message: TaskMessage, key: str | None,
+              on_delivery: Callable[[Exception | None], None]) -> None:
         with self._cond:
             self._outstanding += 1
+            self._unrecorded[sub.id] = sub
         try:
-            # The report runs on the Kafka client's thread: only enqueue there.
-            self.producer.send_nowait(message, key=key,
-                                      on_delivery=lambda err: self._acked.put(_Acked(sub, message, err, on_fail)))
+            self.producer.send_nowait(message, key=key, on_delivery=on_delivery)
         except BaseException:
             with self._cond:
                 self._outstanding -= 1
+                self._unrecorded.pop(sub.id, None)
                 self._cond.notify_all()
             raise
-        return sub
+
+    def wait_recorded(self, task_id: str, timeout: float) -> None:
+        """Wait (at most ``timeout``) until this client's submission of ``task_id`` is recorded or failed."""
+        with self._cond:
+            sub = self._unrecorded.get(task_id)
+        if sub is not None:
+            sub._done.wait(timeout)
 
     def flush(self, timeout: float) -> None:
         """Wait until every submission so far is acknowledged and recorded; raise if any failed."""
@@ -165,6 +204,8 @@ class Pipeline:
         for a in failed:
             err = SubmitFailed(f"Kafka refused task {a.message.id}: {a.error}")
             errors.append(err)
+            if a.reported:
+                continue
             if a.on_fail is not None:
                 try:
                     a.on_fail()
@@ -174,9 +215,13 @@ class Pipeline:
             a.submission._finish(None)
         for a, error in zip(failed, errors, strict=True):
             a.submission._finish(error)
+        counted = [e for a, e in zip(failed, errors, strict=True) if not a.reported]
         with self._cond:
             self._outstanding -= len(batch)
-            self._failed += len(errors)
-            if errors and self._first_failure is None:
-                self._first_failure = errors[0]
+            for a in batch:
+                if self._unrecorded.get(a.message.id) is a.submission:
+                    del self._unrecorded[a.message.id]
+            self._failed += len(counted)
+            if counted and self._first_failure is None:
+                self._first_failure = counted[0]
             self._cond.notify_all()

@@ -286,4 +286,4 @@ def test_kip_848_with_kafka_python_is_refused_at_install() -> None:
 def test_strimzi_lets_kip_848_sessions_be_as_short_as_the_workers_session() -> None:
     config = find(docs(), "Kafka")["spec"]["kafka"]["config"]
     assert config["group.consumer.min.session.timeout.ms"] == 1000
-    assert config["group.consumer.session.timeout.ms"] == 10000
+    assert config["group.consumer.session.timeout.ms"] == 6000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -109,3 +110,48 @@ def test_an_error_leaving_the_with_block_is_not_replaced_by_a_flush_failure(
         c.submit_nowait("add", 1, 1)
         raise ValueError("the caller's own error")
     assert "1 submission(s) failed" in caplog.text
+
+
+# --- the plain submit: Kafka's ack awaited, the record written by the recorder thread ---
+
+def test_a_plain_submit_is_read_back_by_its_own_client_even_before_the_recorder_wrote_it(
+    client: Client, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with client as c:
+        real_create = c.store.create
+        started: list[str] = []
+
+        def slow_create(messages: list, **kw: object) -> object:
+            started.extend(m.id for m in messages)
+            time.sleep(0.3)  # a slow Redis: the client's reads must wait for the record anyway
+            return real_create(messages, **kw)
+
+        monkeypatch.setattr(c.store, "create", slow_create)
+        tid = c.submit("add", 1, 2)
+        assert c.get(tid).status is TaskState.QUEUED
+        assert tid in started
+        ids = [c.submit("add", i, 0) for i in range(20)]
+        assert c.cancel(ids[-1]).status is TaskState.CANCELLED
+        c.flush()
+        # Written for everyone else once flushed (close flushes too).
+        assert {store.get(i).status for i in ids[:-1]} == {TaskState.QUEUED}
+
+
+class _RefusingProducer(_FailingProducer):
+    """Kafka refuses every message as soon as it is handed over."""
+
+    def send_nowait(self, message: object, *, key: str | None, on_delivery: OnDelivery) -> None:
+        on_delivery(BrokerError("Kafka error while trying to produce: MessageSizeTooLarge"))
+
+
+def test_a_refused_plain_submit_raises_once_releases_its_idempotency_key_and_leaves_nothing(
+    settings: Settings, store: Store
+) -> None:
+    key = f"refused-{uuid.uuid4().hex}"
+    c = Client(settings, producer=_RefusingProducer())  # type: ignore[arg-type]
+    with pytest.raises(BrokerError, match="MessageSizeTooLarge"):
+        c.submit("add", 1, 2, _idempotency_key=key)
+    c.flush()  # already reported to the caller: not a second failure
+    assert store.counts().get("queued", 0) == 0
+    assert store.reserve_idempotency(key, "someone-else", ttl=60) == "someone-else"
+    c.close()

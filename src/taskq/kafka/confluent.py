@@ -79,6 +79,8 @@ def common_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
         "client.id": client_id,
         # librdkafka logs to stderr by default; route it to Python logging at the chosen level.
         "logger": logging.getLogger("kafka.librdkafka"),
+        # Requests are small and answered one by one: Nagle's algorithm would only delay them.
+        "socket.nagle.disable": True,
     }
     if settings.kafka_sasl_mechanism:
         conf["sasl.mechanism"] = settings.kafka_sasl_mechanism

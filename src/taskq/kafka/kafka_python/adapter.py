@@ -45,6 +45,16 @@ def translate_errors(what: str) -> Iterator[None]:
         raise BrokerError(f"Kafka error while trying to {what}: {exc}") from exc
 
 
+def translated(exc: Exception, what: str) -> Exception:
+    """``exc`` as ``translate_errors`` would raise it (for errors delivered to a callback)."""
+    try:
+        with translate_errors(what):
+            raise exc
+    except Exception as out:  # noqa: BLE001 - the translation is the point
+        return out
+    raise AssertionError("unreachable")
+
+
 class Admin:
     """One kafka-python admin client, reused; its calls are serialised (it is not thread-safe)."""
 
@@ -208,8 +218,9 @@ class Producer:
         with translate_errors(f"produce to {self.settings.tasks_topic}"):
             fut = self._live().send(self.settings.lane_topic(message.priority), value=message.to_bytes(),
                                     key=(key or message.id).encode(), headers=message.headers())
+        what = f"produce to {self.settings.lane_topic(message.priority)}"
         fut.add_callback(lambda _md: on_delivery(None))
-        fut.add_errback(on_delivery)
+        fut.add_errback(lambda exc: on_delivery(translated(exc, what)))
 
     def flush(self, timeout: float) -> None:
         with translate_errors("flush the producer"):
