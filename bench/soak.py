@@ -6,7 +6,10 @@ Every ``--restart-every`` seconds one worker (in turn) gets SIGTERM and is start
 minute it samples RSS, open file descriptors and threads of the API and every worker, and Redis'
 used memory; at the end it reports them at start and end, and the p99 wait (submit -> start, from
 the task records) per ``--window``. Target: flat memory and fds (growth only by records within
-their TTL) and a stable p99. Results: the terminal and ``bench/results/soak-<stamp>.json``.
+their TTL) and a stable p99. Successful records keep ``--result-ttl-success`` seconds (10 min by
+default), so Redis' memory levels off once the first ones expire instead of growing all hour; a
+sample is taken only once a restarted worker is back (registered again). Results: the terminal
+and ``bench/results/soak-<stamp>.json``.
 """
 
 from __future__ import annotations
@@ -78,13 +81,16 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200)
     ap.add_argument("--restart-every", type=float, default=600)
     ap.add_argument("--window", type=float, default=300)
+    ap.add_argument("--result-ttl-success", type=float, default=600,
+                    help="seconds a successful record is kept (TASKQ_RESULT_TTL_SUCCESS)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="taskq-soak-"))
     rds = RedisServer(data_dir=root / "redis", port=free_port())
     kafka = KafkaServer(data_dir=root / "kafka", port=free_port(), controller_port=free_port())
     rds.start()
     kafka.start()
-    settings = Settings(kafka_bootstrap=kafka.bootstrap, redis_url=rds.url, kafka_client="confluent")
+    settings = Settings(kafka_bootstrap=kafka.bootstrap, redis_url=rds.url, kafka_client="confluent",
+                        result_ttl_success=args.result_ttl_success)
     ensure_topics(settings)
     from tests.helpers import settings_env
 
@@ -102,14 +108,20 @@ def main() -> None:
     ids: list[str] = []
     r = redis.Redis.from_url(rds.url)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if len(httpx.get(f"{url}/api/workers", timeout=2).json()) >= 3:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        def wait_for_workers(ids: set[str], since: float = 0.0) -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    alive = {w["id"] for w in httpx.get(f"{url}/api/workers", timeout=2).json()
+                             if w["status"] == "alive" and (w.get("started_at") or 0) >= since}
+                    if ids <= alive:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            raise SystemExit(f"workers {sorted(ids)} did not register within 60 s")
+
+        wait_for_workers({f"w{i}" for i in range(3)})
         total = args.minutes * 60
         began = time.monotonic()
         codes: dict[int, int] = {}
@@ -126,7 +138,11 @@ def main() -> None:
                 i = turn % len(workers)
                 workers[i].send_signal(signal.SIGTERM)
                 workers[i].wait(timeout=60)
+                restarted, restarted_at = time.monotonic(), time.time()
                 workers[i] = start(["worker", "--id", f"w{i}"], f"w{i}")
+                wait_for_workers({f"w{i}"}, since=restarted_at - 1)
+                print(json.dumps({"restarted": f"w{i}", "back_after_s": round(time.monotonic() - restarted, 1)}),
+                      flush=True)
                 turn += 1
                 next_restart += args.restart_every
         time.sleep(5)
@@ -140,7 +156,11 @@ def main() -> None:
                 windows.setdefault(int((x.created_at - t0) // args.window), []).append(x.started_at - x.created_at)
         p99 = {f"{int(k * args.window)}s": round(pct(v, 99) * 1000, 1) for k, v in sorted(windows.items())}
         unfinished = sum(1 for x in recs if not x.status.terminal)
+        statuses: dict[str, int] = {}
+        for x in recs:
+            statuses[x.status.value] = statuses.get(x.status.value, 0) + 1
         report = {"args": vars(args), "codes": codes, "submitted": len(ids), "unfinished": unfinished,
+                  "records_found": len(recs), "statuses": statuses,
                   "p99_wait_ms_per_window": p99, "first": samples[0], "last": samples[-1], "samples": samples}
         out = ROOT / "bench" / "results" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
         out.write_text(json.dumps(report, indent=1))
