@@ -3,34 +3,27 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from taskq.kafka import ensure_topics
 from taskq.settings import Settings
-from tests.helpers import WorkerFactory, settings_env, wait_for
-
-
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "taskq", *args], env=settings_env(settings),
-                          capture_output=True, text=True, timeout=60)
+from tests.helpers import WorkerFactory, run_cli, wait_for
 
 
 def test_submit_wait_prints_the_result_and_the_worker_logs_classic_lines(
     settings: Settings, start_worker: WorkerFactory
 ) -> None:
     w = start_worker("worker2")
-    res = _cli(settings, "submit", "add", "1", "2", "--wait")
+    res = run_cli(settings, "submit", "add", "1", "2", "--wait")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "3"
-    res = _cli(settings, "submit", "multiply", "4", "5")
+    res = run_cli(settings, "submit", "multiply", "4", "5")
     tid, state = res.stdout.split()
     assert state == "queued" and len(tid) == 32
-    _cli(settings, "submit", "add", "0", "0", "--wait")
-    status = _cli(settings, "status", tid, "--json")
+    run_cli(settings, "submit", "add", "0", "0", "--wait")
+    status = run_cli(settings, "status", tid, "--json")
     rec = json.loads(status.stdout)
     assert rec["status"] == "success" and rec["result"] == 20
-    text = _cli(settings, "status", tid).stdout
+    text = run_cli(settings, "status", tid).stdout
     assert "status:    success" in text and "result:    20" in text
     out = w.output()
     assert f"[worker2] Received Task ID: {tid} | Task: multiply | Args: [4, 5]" in out
@@ -42,7 +35,7 @@ def test_workers_lists_alive_workers_with_partitions(settings: Settings, start_w
     start_worker("wb")
 
     def listed() -> dict:  # type: ignore[type-arg]
-        return {w["id"]: w for w in json.loads(_cli(settings, "workers", "--json").stdout)}
+        return {w["id"]: w for w in json.loads(run_cli(settings, "workers", "--json").stdout)}
 
     # Cooperative rebalancing moves partitions in two rounds: wait for the second one.
     wait_for(lambda: sorted(p for w in listed().values() for p in w["partitions"]) == list(range(settings.partitions)),
@@ -50,42 +43,42 @@ def test_workers_lists_alive_workers_with_partitions(settings: Settings, start_w
     ws = listed()
     assert ws["wa"]["status"] == ws["wb"]["status"] == "alive"
     assert sorted(ws["wa"]["partitions"] + ws["wb"]["partitions"]) == list(range(settings.partitions))
-    table = _cli(settings, "workers").stdout
+    table = run_cli(settings, "workers").stdout
     assert "wa" in table and "alive" in table and "PARTITIONS" in table
 
 
 def test_top_shows_counts_workers_and_last_failures(settings: Settings, start_worker: WorkerFactory) -> None:
     start_worker("wt")
-    _cli(settings, "submit", "fail", "kaput", "--wait")
-    res = _cli(settings, "top", "--once")
+    run_cli(settings, "submit", "fail", "kaput", "--wait")
+    res = run_cli(settings, "top", "--once")
     assert res.returncode == 0, res.stderr
     assert "failed 1" in res.stdout and "wt" in res.stdout and "RuntimeError: kaput" in res.stdout
 
 
 def test_submit_options_delay_time_limit_and_idempotency(settings: Settings, start_worker: WorkerFactory) -> None:
     start_worker("wo")
-    a = _cli(settings, "submit", "add", "1", "1", "--idempotency-key", "k1").stdout.split()[0]
-    b = _cli(settings, "submit", "add", "1", "1", "--idempotency-key", "k1").stdout.split()[0]
+    a = run_cli(settings, "submit", "add", "1", "1", "--idempotency-key", "k1").stdout.split()[0]
+    b = run_cli(settings, "submit", "add", "1", "1", "--idempotency-key", "k1").stdout.split()[0]
     assert a == b
-    res = _cli(settings, "submit", "sleep", "5", "--time-limit", "0.5", "--wait")
+    res = run_cli(settings, "submit", "sleep", "5", "--time-limit", "0.5", "--wait")
     assert res.returncode == 1 and "exceeded its time limit of 0.5s" in res.stderr
-    res = _cli(settings, "submit", "add", "2", "2", "--delay", "1", "--wait", "--json")
+    res = run_cli(settings, "submit", "add", "2", "2", "--delay", "1", "--wait", "--json")
     rec = json.loads(res.stdout)
     assert rec["result"] == 4 and rec["started_at"] - rec["created_at"] >= 1
-    assert _cli(settings, "submit", "add", "1", "--delay", "-1").returncode == 2
+    assert run_cli(settings, "submit", "add", "1", "--delay", "-1").returncode == 2
 
 
 def test_cancel_and_retry_print_the_new_status_and_refuse_wrong_states(
     settings: Settings, start_worker: WorkerFactory
 ) -> None:
     ensure_topics(settings)  # no worker has created them yet
-    queued = _cli(settings, "submit", "add", "1", "1").stdout.split()[0]  # no worker yet: stays queued
-    assert _cli(settings, "cancel", queued).stdout.strip() == f"{queued} cancelled"
-    again = _cli(settings, "cancel", queued)
+    queued = run_cli(settings, "submit", "add", "1", "1").stdout.split()[0]  # no worker yet: stays queued
+    assert run_cli(settings, "cancel", queued).stdout.strip() == f"{queued} cancelled"
+    again = run_cli(settings, "cancel", queued)
     assert again.returncode == 1 and "only queued, retrying or running tasks can be cancelled" in again.stderr
-    assert _cli(settings, "retry", queued).stdout.strip() == f"{queued} queued"  # still no worker
+    assert run_cli(settings, "retry", queued).stdout.strip() == f"{queued} queued"  # still no worker
     start_worker("wr")
-    wait_for(lambda: json.loads(_cli(settings, "status", queued, "--json").stdout)["status"] == "success",
+    wait_for(lambda: json.loads(run_cli(settings, "status", queued, "--json").stdout)["status"] == "success",
              timeout=30, what="the retried task to run")
-    assert _cli(settings, "retry", queued).returncode == 1
-    assert "not found" in _cli(settings, "cancel", "nope").stderr
+    assert run_cli(settings, "retry", queued).returncode == 1
+    assert "not found" in run_cli(settings, "cancel", "nope").stderr
