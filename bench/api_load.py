@@ -4,8 +4,12 @@ One run starts its own Kafka and Redis (devstack), then for each Kafka client an
 (``taskq api``) and three workers, and drives ``POST /api/tasks`` (``add``) from an async httpx load
 generator: each client loops submit → response for ``--seconds``. It reports submits/s and the
 latency percentiles per concurrency, and ``/api/tasks/batch`` (500 per request) for the producer's
-ceiling. Results go to the terminal and ``bench/results/api-<stamp>.json``. Numbers are only
-compared within one run (the machine is shared and noisy); nothing here is a test.
+ceiling. Each step also reports the CPU milliseconds per accepted submit of the API, the
+workers, Kafka, Redis and the load generator itself: on a 2-core machine their sum is the ceiling.
+``--quiet-workers`` asks the workers to stop taking tasks first (``taskq quiet``), so the step
+measures the API with Kafka and Redis alone. Results go to the terminal and
+``bench/results/api-<stamp>.json``. Numbers are only compared within one run (the machine is
+shared and noisy); nothing here is a test.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.scenarios import pct
+from bench.scenarios import cpu_split, pct
 from taskq.devstack import KafkaServer, RedisServer, free_port, spawn, stop_process
 from taskq.kafka import ensure_topics
 from taskq.settings import Settings
@@ -148,17 +152,28 @@ def run_client(kafka_client: str, args: argparse.Namespace, kafka: KafkaServer, 
                 pass
             time.sleep(0.3)
         asyncio.run(drive(url, 8, 3.0))  # warm-up: JIT, connections, the producer's metadata
-        rows = []
+        if args.quiet_workers:
+            for w in range(3):
+                httpx.post(f"{url}/api/workers/w{w}/quiet", timeout=10).raise_for_status()
+        servers = {"kafka": kafka.proc.pid if kafka.proc else 0, "redis": redis.proc.pid if redis.proc else 0}
+
+        def measured(run: Any, extra: dict[str, Any]) -> dict[str, Any]:
+            before = cpu_split([p.pid for p in procs[1:]], {"api": procs[0].pid, **servers})
+            row = {**asyncio.run(run), **extra}
+            after = cpu_split([p.pid for p in procs[1:]], {"api": procs[0].pid, **servers})
+            accepted = max(1.0, row["submits_per_s"] * row["seconds"])
+            row["cpu_ms_per_submit"] = {k: round((after[k] - before[k]) * 1000 / accepted, 3) for k in after}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            return row
+
+        rows: list[dict[str, Any]] = []
+        common = {"kafka_client": kafka_client, "api_workers": args.api_workers, "workers_quiet": args.quiet_workers}
         for clients in args.concurrency:
             for driver in args.drivers:
                 run = drive_raw(url, clients, args.seconds) if driver == "raw" else drive(url, clients, args.seconds)
-                row = {"driver": driver, **asyncio.run(run), "kafka_client": kafka_client,
-                       "api_workers": args.api_workers}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-        row = asyncio.run(drive(url, 4, args.seconds, batch=500)) | {"kafka_client": kafka_client}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+                measured(run, {"driver": driver, **common})
+        measured(drive(url, 4, args.seconds, batch=500), common)
         return rows
     finally:
         for p in procs:
@@ -171,12 +186,16 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,16,64,256", type=lambda v: [int(x) for x in v.split(",")])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--api-workers", type=int, default=1, help="API processes (taskq api --workers)")
+    ap.add_argument("--quiet-workers", action="store_true",
+                    help="quiet the workers before measuring: the API, Kafka and Redis alone")
     ap.add_argument("--drivers", default="raw,httpx", type=lambda v: v.split(","),
                     help="load generators: raw (asyncio streams, cheap) and/or httpx")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="taskq-bench-api-"))
     redis = RedisServer(data_dir=root / "redis", port=free_port())
-    kafka = KafkaServer(data_dir=root / "kafka", port=free_port(), controller_port=free_port())
+    # Full JIT, as in make bench (quick_start trades Kafka's CPU per request for a fast start).
+    kafka = KafkaServer(data_dir=root / "kafka", port=free_port(), controller_port=free_port(),
+                        quick_start=False, heap="1g")
     redis.start()
     kafka.start()
     rows: list[dict[str, Any]] = []
@@ -188,11 +207,14 @@ def main() -> None:
         redis.stop()
     print(f"\nAPI SUBMIT  POST /api/tasks (add), {args.seconds:g} s per step, 3 workers, "
           f"{args.api_workers} API process(es)")
-    print(f"{'client':<14}{'driver':<8}{'concurrency':>12}{'submits/s':>12}{'p50 ms':>10}{'p99 ms':>10}  statuses")
+    print(f"{'client':<14}{'driver':<8}{'concurrency':>12}{'submits/s':>12}{'p50 ms':>10}{'p99 ms':>10}"
+          "  CPU ms/submit (api, workers, kafka, redis, driver)  statuses")
     for r in rows:
         what = f"batch {r['batch']}" if r["batch"] else str(r["clients"])
+        cpu = r["cpu_ms_per_submit"]
+        split = ", ".join(f"{cpu[k]:.2f}" for k in ("api", "workers", "kafka", "redis", "client"))
         print(f"{r['kafka_client']:<14}{r.get('driver', 'httpx'):<8}{what:>12}{r['submits_per_s']:>12.0f}"
-              f"{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}  {r['codes']}")
+              f"{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}  {split:<48}  {r['codes']}")
     out = ROOT / "bench" / "results" / f"api-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"machine": os.uname().nodename, "rows": rows}, indent=1))
     print(f"wrote {out}")
