@@ -722,6 +722,28 @@ end
 return woken
 """
 
+# Drop the entries of a mixed index (idx:all, idx:task:<name>) whose record has expired, walking it
+# by score from its cursor (hash prune-cursor) up to ARGV[3]. Those indexes are trimmed by score at
+# the longest TTL; with a shorter TTL for successes their expired records' entries would stay that
+# long. ARGV: prefix, index (without prefix), upto score, limit. Returns {examined, dropped}.
+PRUNE_EXPIRED = r"""
+local P, idx, upto, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local key = P..idx
+local from = redis.call('HGET', P..'prune-cursor', idx) or '-inf'
+if from ~= '-inf' and tonumber(from) > tonumber(upto) then from = '-inf' end  -- the TTL grew
+local rows = redis.call('ZRANGEBYSCORE', key, from, upto, 'WITHSCORES', 'LIMIT', 0, limit)
+local gone = {}
+for i = 1, #rows, 2 do
+  if redis.call('EXISTS', P..'task:'..rows[i]) == 0 then gone[#gone + 1] = rows[i] end
+end
+if #gone > 0 then redis.call('ZREM', key, unpack(gone)) end
+-- A full batch continues from its last score (inclusive: ties are looked at again, not skipped).
+local cursor = upto
+if #rows == 2 * limit and rows[#rows] ~= from then cursor = rows[#rows] end
+redis.call('HSET', P..'prune-cursor', idx, cursor)
+return {#rows / 2, #gone}
+"""
+
 # A running task's progress. ARGV: prefix, id, lease, value ('' for none), message, maxlen, now.
 # Returns 1 if recorded, 0 when that run no longer owns the task, and whether cancel was requested.
 PROGRESS = COMMON + r"""

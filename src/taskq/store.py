@@ -33,6 +33,14 @@ WORKER_FORGET_AFTER = 24 * 3600.0
 # writes itself, so a task is never produced to Kafka with no room left to record it.
 MEMORY_FULL_AT = 0.98
 MEMORY_CHECK_SECONDS = 1.0
+# Index entries of expired records looked at per script call, and calls per prune (once a minute):
+# 50,000 a minute per index keeps up with ~800 tasks/s; a larger backlog is worked off over minutes.
+PRUNE_BATCH = 2000
+PRUNE_BATCHES = 25
+# How far behind the success TTL (by creation time) that walk stays: a record expires its TTL after
+# it *finished*, so entries are looked at once their tasks have had this long to wait and run. Those
+# of tasks that took longer keep their entries until the long TTL trims them (listings skip them).
+PRUNE_GRACE = 300.0
 
 
 @contextmanager
@@ -136,6 +144,7 @@ class Store:
         self._cc_sweep = self.r.register_script(lua.CC_SWEEP)
         self._progress = self.r.register_script(lua.PROGRESS)
         self._type_resume = self.r.register_script(lua.TYPE_RESUME)
+        self._prune_expired = self.r.register_script(lua.PRUNE_EXPIRED)
         self._ttl_ms = str(int(settings.result_ttl * 1000))
         self._ttl_success_ms = str(int((settings.result_ttl_success or settings.result_ttl) * 1000))
         self._maxlen = str(settings.events_maxlen)
@@ -504,6 +513,22 @@ class Store:
             gone = [name for name, n in zip(names, left[1::2], strict=True) if n == 0]
             if gone:
                 self.r.srem(self.key("task-names"), *gone)
+            if success_ttl < self.settings.result_ttl:
+                for idx in ["idx:all", *(f"idx:task:{n}" for n in names if n not in gone)]:
+                    self._prune_expired_entries(idx, upto=now - success_ttl - PRUNE_GRACE)
+
+    def _prune_expired_entries(self, idx: str, *, upto: float) -> int:
+        """Walk ``idx`` from its cursor to ``upto`` dropping entries whose record expired; how many went.
+
+        At most PRUNE_BATCHES batches of PRUNE_BATCH per call (once a minute): a backlog is worked
+        off over several calls rather than blocking Redis."""
+        dropped = 0
+        for _ in range(PRUNE_BATCHES):
+            examined, gone = self._prune_expired(args=[self.prefix, idx, repr(upto), PRUNE_BATCH])
+            dropped += int(gone)
+            if int(examined) < PRUNE_BATCH:
+                break
+        return dropped
 
     # --- workflows ---------------------------------------------------------
     def create_workflow(self, workflow_id: str, flat: Flat) -> None:

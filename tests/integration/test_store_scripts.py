@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from taskq.models import TaskMessage, TaskState
-from taskq.store import Finish, Store
+from taskq.store import PRUNE_GRACE, Finish, Store
 from tests.helpers import Services, make_settings
 
 
@@ -55,6 +57,38 @@ def test_a_start_whose_answer_was_lost_is_handed_back_to_its_own_run_only(store:
     assert len(store.get(m.id).history) == 1  # not counted as a second attempt
     # Anyone else sees a live owner.
     assert store.start_many([m], worker="w2", lease="L2")[0].action == "busy"
+
+
+def test_prune_drops_entries_of_expired_successes_from_the_mixed_indexes_when_successes_keep_less(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Successes keep 60 s, failures a week: idx:all and idx:task:<name> are trimmed by score at the
+    # week, so the entries of successes whose records expired must go by another way.
+    store = Store(make_settings(services, result_ttl_success=60))
+    monkeypatch.setattr("taskq.store.PRUNE_BATCH", 7)  # several batches and a cursor that moves
+    old = time.time() - 600
+    done = [TaskMessage(id=f"suc{i:029d}", task="add", args=[i], created_at=old + i * 0.001) for i in range(40)]
+    failed = TaskMessage(id=f"bad{0:029d}", task="add", args=[0], created_at=old)
+    fresh = TaskMessage(id=f"new{0:029d}", task="add", args=[1])
+    store.create([*done, failed, fresh])
+    store.apply([], [*done, failed], worker="w", lease="l")
+    store.apply([*(Finish(m.id, 1, TaskState.SUCCESS, 1) for m in done),
+                 Finish(failed.id, 1, TaskState.FAILED, None, "boom")], [], worker="w", lease="l")
+    r, key = store.r, store.key
+    r.delete(*(key("task", m.id) for m in done[:30]))  # their TTL ran out
+    store.prune()
+
+    def members(k: str) -> set[str]:
+        return {m.decode() if isinstance(m, bytes) else m for m in r.zrange(k, 0, -1)}
+
+    kept = {m.id for m in done[30:]} | {failed.id, fresh.id}
+    assert members(key("idx", "all")) == kept
+    assert members(key("idx", "task", "add")) == kept
+    # The walk stops short of the last PRUNE_GRACE seconds and remembers where it stopped.
+    cursor = float(r.hget(key("prune-cursor"), "idx:all"))
+    assert old + 0.04 < cursor < time.time() - 60 - PRUNE_GRACE + 5
+    assert store.list_tasks(task="add", limit=10).items[0].id == fresh.id
+    store.close()
 
 
 def test_prune_drops_old_entries_from_every_index_and_forgets_task_names_left_empty(store: Store) -> None:
