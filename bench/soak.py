@@ -5,7 +5,8 @@ tasks through the API at ``--rate`` per second (raw HTTP/1.1 keep-alive, see ``b
 Every ``--restart-every`` seconds one worker (in turn) gets SIGTERM and is started again. Each
 minute it samples RSS, open file descriptors and threads of the API and every worker, and Redis'
 used memory; at the end it reports them at start and end, and the p99 wait (submit -> start, from
-the task records) per ``--window``. Target: flat memory and fds (growth only by records within
+the task records, read a minute after submission while within their TTL) per ``--window``.
+Target: flat memory and fds (growth only by records within
 their TTL) and a stable p99. Successful records keep ``--result-ttl-success`` seconds (10 min by
 default), so Redis' memory levels off once the first ones expire instead of growing all hour; a
 sample is taken only once a restarted worker is back (registered again). Results: the terminal
@@ -123,8 +124,27 @@ def main() -> None:
 
         wait_for_workers({f"w{i}" for i in range(3)})
         total = args.minutes * 60
-        began = time.monotonic()
+        began, began_wall = time.monotonic(), time.time()
         codes: dict[int, int] = {}
+        store = Store(settings)
+        windows: dict[int, list[float]] = {}
+        statuses: dict[str, int] = {}
+        missing = [0]
+        checked = [0]
+
+        def check(batch: list[str]) -> None:
+            """Read the records of a minute's tasks while they are within their TTL: waits, outcomes."""
+            for x in store.get_many(batch):
+                checked[0] += 1
+                if x is None:
+                    missing[0] += 1
+                    continue
+                statuses[x.status.value] = statuses.get(x.status.value, 0) + 1
+                if x.started_at and x.created_at:
+                    windows.setdefault(int((x.created_at - began_wall) // args.window), []).append(
+                        x.started_at - x.created_at)
+
+        previous: list[str] = []
         next_restart, turn = args.restart_every, 0
         while (elapsed := time.monotonic() - began) < total:
             sample = {"t": round(elapsed), "redis_used_memory": int(r.info("memory")["used_memory"]),
@@ -132,8 +152,12 @@ def main() -> None:
             samples.append(sample)
             print(json.dumps(sample), flush=True)
             step = min(60.0, total - elapsed, max(1.0, next_restart - elapsed))
-            for k, v in asyncio.run(submit_at(url, args.rate, step, ids)).items():
+            fresh: list[str] = []
+            for k, v in asyncio.run(submit_at(url, args.rate, step, fresh)).items():
                 codes[k] = codes.get(k, 0) + v
+            ids.extend(fresh)
+            check(previous)  # submitted a minute or more ago: finished unless something is wrong
+            previous = fresh
             if time.monotonic() - began >= next_restart:
                 i = turn % len(workers)
                 workers[i].send_signal(signal.SIGTERM)
@@ -146,21 +170,12 @@ def main() -> None:
                 turn += 1
                 next_restart += args.restart_every
         time.sleep(5)
-        store = Store(settings)
-        recs = [x for x in store.get_many(ids) if x is not None]
+        check(previous)
         store.close()
-        windows: dict[int, list[float]] = {}
-        t0 = min((x.created_at or 0) for x in recs) if recs else 0
-        for x in recs:
-            if x.started_at and x.created_at:
-                windows.setdefault(int((x.created_at - t0) // args.window), []).append(x.started_at - x.created_at)
-        p99 = {f"{int(k * args.window)}s": round(pct(v, 99) * 1000, 1) for k, v in sorted(windows.items())}
-        unfinished = sum(1 for x in recs if not x.status.terminal)
-        statuses: dict[str, int] = {}
-        for x in recs:
-            statuses[x.status.value] = statuses.get(x.status.value, 0) + 1
+        p99 = {f"{int(k * args.window)}s": round((pct(v, 99) or 0) * 1000, 1) for k, v in sorted(windows.items())}
+        unfinished = sum(n for st, n in statuses.items() if st not in ("success", "failed", "dead", "cancelled"))
         report = {"args": vars(args), "codes": codes, "submitted": len(ids), "unfinished": unfinished,
-                  "records_found": len(recs), "statuses": statuses,
+                  "checked": checked[0], "missing": missing[0], "statuses": statuses,
                   "p99_wait_ms_per_window": p99, "first": samples[0], "last": samples[-1], "samples": samples}
         out = ROOT / "bench" / "results" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
         out.write_text(json.dumps(report, indent=1))
