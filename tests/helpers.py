@@ -6,13 +6,14 @@ builds them from the same helpers.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +102,21 @@ class WorkerProc:
 
 
 WorkerFactory = Callable[..., WorkerProc]
+
+
+def keys_on(partitions: Iterable[int], total: int, n: int) -> list[str]:
+    """``n`` task keys that land on ``partitions`` (of ``total``): both clients hash keys with the Java
+    client's murmur2 (test_kafka_seam proves it), so a test can aim tasks at one worker's partitions."""
+    from kafka.partitioner.default import murmur2
+
+    wanted, keys = set(partitions), []
+    for i in itertools.count():
+        key = f"aim-{i}"
+        if (murmur2(key.encode()) & 0x7FFFFFFF) % total in wanted:
+            keys.append(key)
+            if len(keys) == n:
+                return keys
+    raise AssertionError("itertools.count() ended")
 
 
 def wait_for(check: Callable[[], object], *, timeout: float, what: str, interval: float = 0.05) -> None:

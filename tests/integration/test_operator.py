@@ -7,7 +7,7 @@ from __future__ import annotations
 from taskq import Client
 from taskq.models import TaskState
 from taskq.settings import Settings
-from tests.helpers import ApiServer, WorkerFactory, run_cli, wait_all, wait_for
+from tests.helpers import ApiServer, WorkerFactory, keys_on, run_cli, wait_all, wait_for
 
 TASKS = ["--tasks", "tests.flow_tasks"]
 
@@ -48,7 +48,9 @@ def test_a_quiet_worker_finishes_its_runs_hands_its_partitions_over_and_resumes(
     start_worker("w2", concurrency=2, extra=TASKS)
     parts = set(range(settings.partitions))
     wait_for(lambda: {p for w in client.workers() for p in w.partitions} == parts, timeout=60, what="both to own")
-    long = [client.submit("pause", 3.0) for _ in range(4)]
+    mine = next(w.partitions for w in client.workers() if w.id == "w1")
+    long = [client.submit("pause", 3.0, _key=k) for k in keys_on(mine, settings.partitions, 2)]
+    long += [client.submit("pause", 3.0) for _ in range(2)]  # and two anywhere
     wait_for(lambda: any(client.get(t).worker == "w1" and client.get(t).status is TaskState.RUNNING for t in long),
              timeout=30, what="a long task on w1")
     on_w1 = [t for t in long if client.get(t).worker == "w1"]

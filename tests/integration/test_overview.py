@@ -54,7 +54,7 @@ def test_the_oldest_queued_age_skips_delayed_tasks_not_yet_due(client: Client, s
     assert oldest_queued_age(store) is None  # only a delayed task: nothing waits for a worker
     assert scheduled_count(store) == 1
     time.sleep(0.3)
-    client.submit("add", 3, 4)
+    client.get(client.submit("add", 3, 4))  # submit returns at Kafka's ack; get waits for its record
     age = oldest_queued_age(store)
     assert age is not None and age < 0.3
     time.sleep(0.5)
