@@ -82,9 +82,17 @@ def frame(client: Client, *, hint: bool = False) -> Group:
     return Group(*parts)
 
 
+CTRL_C = "\x03"
+
+
 class Keys:
-    """Single key presses from a terminal's stdin (cbreak mode: no Enter needed, Ctrl-C still
-    interrupts); without a terminal, ``wait`` only waits."""
+    """Single key presses from a terminal's stdin (cbreak mode: no Enter needed); without a
+    terminal, ``wait`` only waits.
+
+    Ctrl-C arrives as a key, not as SIGINT: a KeyboardInterrupt raised inside a Redis or Kafka call
+    can leave a client lock held, and closing that client then hangs. Read as a key, it quits
+    between two refreshes like ``q``.
+    """
 
     def __init__(self) -> None:
         self.fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
@@ -94,6 +102,9 @@ class Keys:
         if self.fd is not None:
             self._saved = termios.tcgetattr(self.fd)
             tty.setcbreak(self.fd)
+            mode = termios.tcgetattr(self.fd)
+            mode[6][termios.VINTR] = bytes([os.fpathconf(self.fd, "PC_VDISABLE")])  # Ctrl-Z still suspends
+            termios.tcsetattr(self.fd, termios.TCSANOW, mode)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -118,7 +129,8 @@ def run(client: Client, *, interval: float, console: Console | None = None) -> N
             while True:
                 deadline = time.monotonic() + interval
                 while (left := deadline - time.monotonic()) > 0:
-                    if "q" in keys.wait(left).lower():
+                    pressed = keys.wait(left).lower()
+                    if "q" in pressed or CTRL_C in pressed:
                         return
                 live.update(frame(client, hint=True))
     except KeyboardInterrupt:
