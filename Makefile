@@ -3,6 +3,7 @@
 #   make dev-prometheus  the same plus a Prometheus scraping it, with the chart's alert rules
 #   make test   installs what the tests need, starts Kafka/Redis on free ports, runs the suite
 #   make chaos  10,000 tasks through worker kills and Kafka/Redis restarts; prints a report
+#   make fuzz   generated poison messages against real Kafka and worker processes, for longer
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -21,7 +22,7 @@ export TASKQ_CACHE := $(CACHE)
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?= --durations=25
 
-.PHONY: help dev dev-prometheus prometheus test e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-flow bench-redis soak chaos tools e2e images test-images
+.PHONY: help dev dev-prometheus prometheus test test-ci fuzz e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-flow bench-redis soak chaos tools e2e images test-images
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -75,7 +76,7 @@ $(BIN)/helm:
 $(BIN)/kubeconform:
 	@echo "building kubeconform $(KUBECONFORM_VERSION) into $(BIN)"
 	@$(call GO_INSTALL,kubeconform,github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION))
-tools: $(BIN)/helm $(BIN)/kubeconform
+tools: $(BIN)/helm $(BIN)/kubeconform crds
 
 # --- run -------------------------------------------------------------------
 dev: deps venv kafka
@@ -93,14 +94,19 @@ PYTEST_PARALLEL ?= -n 2 --dist worksteal
 # Line coverage of src/taskq over the suite and the worker processes it starts, the total printed;
 # below pyproject.toml's fail_under the run fails. COVERAGE= runs without it (about 8% faster).
 COVERAGE ?= --cov --cov-report=term:skip-covered
-test: deps venv kafka chromium prometheus tools lint  ## ruff + mypy --strict, the whole suite with coverage, then the Kubernetes e2e
-	@mkdir -p $(CACHE); $(MAKE) --no-print-directory e2e-prep > $(CACHE)/e2e-prep.log 2>&1 & prep=$$!; \
-	$(PY) -m pytest --ignore=tests/e2e --ignore=tests/images $(PYTEST_PARALLEL) $(COVERAGE) $(PYTEST_ARGS); rc=$$?; \
-	wait $$prep; prep_rc=$$?; sed 's/^/e2e-prep | /' $(CACHE)/e2e-prep.log; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
-	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
-	if [ $$prep_rc -ne 0 ]; then echo "error: preparing the e2e cluster failed (log above)"; exit 1; fi
-	@$(MAKE) --no-print-directory test-e2e E2E_PREPARED=1
+E2E ?= 1
+export E2E
+test:  ## ruff + mypy --strict, the whole suite with coverage, then the Kubernetes e2e (E2E=0 skips it, saying so)
+	@MAKE="$(MAKE)" PY="$(PY)" CACHE="$(CACHE)" PYTEST_PARALLEL="$(PYTEST_PARALLEL)" COVERAGE="$(COVERAGE)" \
+	  PYTEST_ARGS="$(PYTEST_ARGS)" tools/test.sh
+
+# What CI runs, as CI runs it: a fresh clone of HEAD, an empty taskq cache, no terminal (a new
+# session, stdin from /dev/null), CI=true and none of this shell's other variables but PATH and HOME.
+test-ci:  ## .ci/run in a fresh clone of HEAD with CI's environment; the log is kept and its path printed
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/taskq-ci-clone.XXXXXX") && git clone -q . "$$dir" && \
+	  echo "ci clone of $$(git rev-parse --short HEAD) in $$dir; log in $$dir.log" && \
+	  env -i PATH="$$PATH" HOME="$$HOME" CI=true setsid bash "$$dir/.ci/run" </dev/null >"$$dir.log" 2>&1; rc=$$?; \
+	  tail -n 40 "$$dir.log"; rm -rf "$$dir"; exit $$rc
 
 # The e2e suite on this machine's own single-node cluster (tools/cluster): built when the machine
 # can host it (root, cgroups, containerd), images cached; the test modules start and stop the
@@ -109,7 +115,8 @@ E2E_ARGS ?=
 # What the e2e suite needs on this machine: Prometheus, the cluster's binaries and its images.
 e2e-prep: venv tools
 	@why=$$($(PY) -c 'from tests.e2e.cluster import can_host_cluster; print(can_host_cluster() or "")'); \
-	if [ -n "$$why" ]; then echo "e2e: skipped: $$why"; \
+	if [ -n "$$why" ] && [ "$(E2E)" = 0 ]; then echo "e2e: skipped (E2E=0): $$why"; \
+	elif [ -n "$$why" ]; then echo "error: this machine cannot host the e2e cluster: $$why (E2E=0 skips the e2e)" >&2; exit 1; \
 	else $(MAKE) --no-print-directory prometheus && \
 	  $(MAKE) --no-print-directory cluster-deps cluster-bin cluster-images || exit 1; fi
 
@@ -203,8 +210,17 @@ soak: deps venv kafka  ## an hour at 200 tasks/s with a worker restart every 10 
 chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and restarts
 	$(PY) -m tests.chaos.run --tasks 10000
 
+# The worker fuzz against real Kafka for longer than make test runs it, with each Kafka client:
+# FUZZ_EXAMPLES generated batches of 40-60 poison messages and 20-30 valid tasks each.
+FUZZ_EXAMPLES ?= 100
+fuzz: deps venv kafka  ## the worker fuzz on real Kafka, FUZZ_EXAMPLES batches per Kafka client (not in make test)
+	TASKQ_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_fuzz_worker.py tests/unit/test_wire_fuzz.py \
+	  --timeout=0 $(PYTEST_ARGS); rc=$$?; [ $$rc -ne 5 ] || { echo "pytest collected no tests: failing"; exit 1; }; exit $$rc
+
 clean:
 	rm -rf .taskq .pytest_cache .mypy_cache .ruff_cache
 
 # The single-node Kubernetes cluster for the e2e suite (make cluster, cluster-down, cluster-images).
 -include tools/cluster/cluster.mk
+# The custom resources' JSON schemas the chart test validates against (make crds).
+-include tools/crds/crds.mk

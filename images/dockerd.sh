@@ -1,10 +1,26 @@
 #!/usr/bin/env bash
 # Starts a Docker engine for image builds and smoke tests when none is running (this machine kind
 # has none): no iptables, no bridge, so containers use --network host or none. PID kept in a file.
+#   images/dockerd.sh        start one unless a Docker engine answers
+#   images/dockerd.sh stop   stop the one started here (by its PID file), and its containerd
 set -euo pipefail
+state=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskq}/dockerd
+if [ "${1:-}" = stop ]; then
+  pid=$(cat "$state/dockerd.pid" 2>/dev/null) || exit 0
+  kill -0 "$pid" 2>/dev/null || exit 0
+  # dockerd runs its containerd as a child: note it to check that it went too.
+  children=$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -s ' \n' ' ')
+  kill "$pid"
+  for _ in $(seq 300); do
+    alive=""
+    for p in $pid $children; do kill -0 "$p" 2>/dev/null && alive+=" $p"; done
+    [ -z "$alive" ] && { echo "dockerd stopped (pid $pid)"; exit 0; }
+    sleep 0.1
+  done
+  echo "error: dockerd (pid $pid) or its children ($alive) still run 30 s after SIGTERM" >&2; exit 1
+fi
 if docker info >/dev/null 2>&1; then exit 0; fi
 command -v dockerd >/dev/null || { echo "dockerd not found: apt-get install docker.io" >&2; exit 1; }
-state=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskq}/dockerd
 mkdir -p "$state"
 nohup dockerd --iptables=false --bridge=none --pidfile "$state/dockerd.pid" >"$state/dockerd.log" 2>&1 &
 for _ in $(seq 60); do docker info >/dev/null 2>&1 && { echo "dockerd started (pid $(cat "$state/dockerd.pid"))"; exit 0; }; sleep 1; done

@@ -38,6 +38,38 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "both_clients: run once with each Kafka client (kafka-python, confluent)")
 
 
+# A test slower than this is named at the end of the run, so a slow test is noticed when it is
+# written (a report, never a failure: the machine may be busy).
+TEST_BUDGET = float(os.environ.get("TASKQ_TEST_BUDGET", "30"))
+_durations: dict[str, float] = {}
+_skipped: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+    if report.skipped:
+        _skipped[report.nodeid] = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI proves everything it runs: a skip there fails the run (E2E=0 or --deselect leave a test out).
+    if os.environ.get("CI") and _skipped and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    over = sorted(((d, n) for n, d in _durations.items() if d > TEST_BUDGET), reverse=True)
+    if over:
+        terminalreporter.section(f"{len(over)} test(s) over the {TEST_BUDGET:.0f} s budget (setup + call + teardown)")
+        for d, n in over:
+            terminalreporter.write_line(f"{d:7.1f} s  {n}")
+    if os.environ.get("CI") and _skipped:
+        terminalreporter.section(f"{len(_skipped)} test(s) skipped in CI: the run fails")
+        for n, why in sorted(_skipped.items()):
+            terminalreporter.write_line(f"{n}: {why}")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("both_clients")
     if "kafka_client" in metafunc.fixturenames and marker is not None:

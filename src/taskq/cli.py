@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TextIO
 
 import orjson
 import typer
@@ -48,11 +48,12 @@ def load_settings(**overrides: Any) -> Settings:
         fail(f"invalid setting {where} (TASKQ_{where.upper()}): {first['msg']}", code=2)
 
 
-def setup_logging(settings: Settings, *, kafka_level: str | None = None) -> None:
-    """Logging for every command, from the settings: classic one-line messages on stdout, or
-    with time, thread and logger when Kafka's own logs are asked for (TASKQ_KAFKA_LOG_LEVEL)."""
+def setup_logging(settings: Settings, *, kafka_level: str | None = None, stream: TextIO | None = None) -> None:
+    """Logging for every command, from the settings: classic one-line messages on stdout (or
+    ``stream``), or with time, thread and logger when Kafka's own logs are asked for
+    (TASKQ_KAFKA_LOG_LEVEL)."""
     diagnose = settings.kafka_log_level != "ERROR"
-    logging.basicConfig(level=settings.log_level, stream=sys.stdout,
+    logging.basicConfig(level=settings.log_level, stream=stream or sys.stdout,
                         format="%(asctime)s %(threadName)s %(name)s %(message)s" if diagnose else "%(message)s")
     level = kafka_level or settings.kafka_log_level
     for name in ("kafka", "confluent_kafka"):
@@ -378,10 +379,11 @@ def top(
     from .top import frame, run
 
     settings = load_settings()
-    setup_logging(settings, kafka_level="CRITICAL")
+    # The frame owns stdout: a warning logged there would land inside `taskq top --once > file`.
+    setup_logging(settings, kafka_level="CRITICAL", stream=sys.stderr)
     with clear_errors(), Client(settings) as client:
         if once:
-            Console().print(frame(client))
+            Console(soft_wrap=False).print(frame(client))
             return
         run(client, interval=interval)
 

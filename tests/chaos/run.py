@@ -46,6 +46,9 @@ class Report:
     dead_letters: int = 0
     unexpected_dead: list[str] = field(default_factory=list)
     kills: int = 0
+    graceful_stops: int = 0
+    kafka_restarts: int = 0
+    redis_restarts: int = 0
     max_recovery: float = 0.0
     slowest_recovery: str = ""  # which task, for the log
     submit_errors: int = 0
@@ -73,6 +76,8 @@ class Report:
             f"{'yes' if not self.unexplained_duplicates else 'NO ' + str(self.unexplained_duplicates[:5])})",
             f"dead letters             {self.dead_letters} (expected {self.dead_expected})",
             f"worker kills (SIGKILL)   {self.kills}",
+            f"graceful stops (SIGTERM) {self.graceful_stops}",
+            f"Kafka / Redis restarts   {self.kafka_restarts} / {self.redis_restarts}",
             f"max kill -> recovery     {self.max_recovery:.1f}s {self.slowest_recovery}",
             f"submits refused (retried) {self.submit_errors}",
             f"wall time                {self.seconds:.0f}s",
@@ -199,6 +204,7 @@ class Chaos:
                 wid = self.rng.choice(sorted(self.procs))
                 self.log(f"SIGTERM {wid} (graceful)")
                 stop_process(self.procs[wid], timeout=40)
+                self.report.graceful_stops += 1
                 self.start_worker(wid)
             if frac >= plan["kafka"] and "kafka" not in done:
                 done.add("kafka")
@@ -206,6 +212,7 @@ class Chaos:
                 self.kafka.stop()
                 time.sleep(5)
                 self.kafka.start()
+                self.report.kafka_restarts += 1
                 self.log("Kafka is back")
             if frac >= plan["redis"] and "redis" not in done:
                 done.add("redis")
@@ -213,6 +220,7 @@ class Chaos:
                 self.redis.stop()
                 time.sleep(3)
                 self.redis.start()
+                self.report.redis_restarts += 1
                 self.log("Redis is back")
             stop.wait(0.2)
 

@@ -17,6 +17,10 @@ def test_nothing_accepted_is_lost_through_kills_and_broker_and_redis_restarts(ka
     root = Path(tempfile.mkdtemp(prefix="taskq-chaos-"))
     report = Chaos(tasks=500, workers=3, duration=45, root=root, seed=11, kafka_client=kafka_client).run()
     print("\n" + report.render())
+    # The faults took place: a run in which no kill caught a task in flight proves nothing.
+    assert report.kills >= 3 and report.graceful_stops == 1
+    assert report.kafka_restarts == 1 and report.redis_restarts == 1
+    assert report.duplicate_executions >= 1, "no task was running at any kill: redelivery went unproven"
     assert report.accepted == 500
     assert report.lost == 0 and report.terminal == 500
     assert report.wrong == [] and report.stuck_running == 0

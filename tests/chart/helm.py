@@ -19,7 +19,8 @@ SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
 # The e2e suites install the chart with these; they must keep rendering as the chart evolves.
 E2E_VALUES = sorted((ROOT / "tests" / "e2e").glob("values-*.yaml"))
 CACHE_BIN = default_cache_dir() / "bin"
-CRD_SCHEMAS = ROOT.parent / "shared" / "crd-schemas"
+# kubeconform-layout schemas of the custom resources, from the operators' CRDs: `make crds` (tools/crds/).
+CRD_SCHEMAS = default_cache_dir() / "crd-schemas"
 K8S_VERSION = "1.37.0"
 
 

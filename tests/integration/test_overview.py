@@ -53,13 +53,13 @@ def test_the_oldest_queued_age_skips_delayed_tasks_not_yet_due(client: Client, s
     client.submit("add", 1, 2, _delay=600)
     assert oldest_queued_age(store) is None  # only a delayed task: nothing waits for a worker
     assert scheduled_count(store) == 1
-    time.sleep(0.3)
+    before = time.time()
     client.get(client.submit("add", 3, 4))  # submit returns at Kafka's ack; get waits for its record
-    age = oldest_queued_age(store)
-    assert age is not None and age < 0.3
-    time.sleep(0.5)
-    later = oldest_queued_age(store)
-    assert later is not None and later >= age + 0.45
+    now = time.time()
+    age = oldest_queued_age(store, now=now)
+    assert age is not None and 0 <= age <= now - before + 0.01  # the ready task's wait, not the delayed one's
+    later = oldest_queued_age(store, now=now + 90)
+    assert later == pytest.approx(age + 90)
 
 
 def test_stats_carry_the_current_rate_and_the_overview_numbers(settings: Settings, start_worker: WorkerFactory,

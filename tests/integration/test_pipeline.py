@@ -55,6 +55,7 @@ def test_tasks_of_a_killed_worker_finish_elsewhere_with_a_second_attempt(
     # Read after the kill: w2 may start more between a read and the kill. Its runs stay recorded
     # as running on it until the survivors take them over (after the session timeout).
     orphans = set(_running_on(store, "w2"))
+    assert orphans, "w2 ran nothing at its kill: redelivery would go unproven"
 
     records = wait_all(client, ids, timeout=120)
     assert all(r.status == TaskState.SUCCESS for r in records), [(r.id, r.status) for r in records]
@@ -111,13 +112,13 @@ def test_a_slow_task_does_not_block_the_rest_of_its_partition(
     start_worker("w1", concurrency=4)
     slow = client.submit("sleep", 10, _key="same-partition")
     wait_for(lambda: client.get(slow).status == TaskState.RUNNING, timeout=20, what="the slow task to start")
-    t0 = time.monotonic()
     quick = client.submit_many([TaskRequest("add", (i, 1), key="same-partition") for i in range(20)])
-    records = wait_all(client, quick, timeout=9)
-    elapsed = time.monotonic() - t0
+    records = wait_all(client, quick, timeout=60)
     assert all(r.status == TaskState.SUCCESS for r in records)
-    assert client.get(slow).status == TaskState.RUNNING
-    assert elapsed < 5, f"short tasks took {elapsed:.1f}s behind a 10 s task"
+    # Behind it in its partition, yet all done while it still ran: not held back, however busy the machine.
+    slow_rec = client.get(slow)
+    assert slow_rec.status == TaskState.RUNNING or all(
+        (r.finished_at or 0) < (slow_rec.finished_at or 0) for r in records), slow_rec
 
 
 def test_a_message_redelivered_after_success_is_not_run_again(

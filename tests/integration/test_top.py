@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,18 +36,29 @@ def _failures(store: Store) -> list[str]:
     return [m.id for m in msgs]
 
 
-def test_top_fits_80_columns_and_shows_whole_task_ids(settings: Settings, store: Store) -> None:
+@pytest.mark.parametrize("columns", ["80", None])
+def test_top_once_prints_the_whole_frame_into_a_file_within_80_columns(
+    settings: Settings, store: Store, tmp_path: Path, columns: str | None
+) -> None:
+    """As a cron job or CI step runs it: no terminal, stdin from /dev/null, no TERM or LINES, stdout
+    a file; DEBUG logging on, so any log line that reached stdout would break the frame."""
     ids = _failures(store)
-    env = {**settings_env(settings), "COLUMNS": "80"}
-    res = subprocess.run([sys.executable, "-m", "taskq", "top", "--once"], env=env, capture_output=True, text=True,
-                         timeout=60)
-    assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 80, "\n".join(lines)
+    env = {k: v for k, v in settings_env(settings).items() if k not in ("TERM", "LINES", "COLUMNS")}
+    env |= {"CI": "true", "TASKQ_LOG_LEVEL": "DEBUG"} | ({"COLUMNS": columns} if columns else {})
+    out, err = tmp_path / "status.txt", tmp_path / "stderr.txt"
+    with out.open("w") as fo, err.open("w") as fe:
+        res = subprocess.run([sys.executable, "-m", "taskq", "top", "--once"], env=env, stdin=subprocess.DEVNULL,
+                             stdout=fo, stderr=fe, timeout=60, start_new_session=True)
+    text = out.read_text()
+    assert res.returncode == 0, err.read_text()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80, text
+    assert all(line[:1] in "╭│╰" for line in lines), text  # the frame only: logs go to stderr
+    assert sum(line.startswith("╭") for line in lines) == 3  # the three panels, whole
     for tid in ids:
-        assert tid in res.stdout
-    assert "dead 2" in res.stdout and "failed 1" in res.stdout and "RuntimeError: a very long" in res.stdout
-    assert "a-worker-with-a-long-host-name-12345" in res.stdout and "3/16" in res.stdout
+        assert tid in text
+    assert "dead 2" in text and "failed 1" in text and "RuntimeError: a very long" in text
+    assert "a-worker-with-a-long-host-name-12345" in text and "3/16" in text
 
 
 def _on_a_terminal(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:

@@ -272,7 +272,8 @@ def test_the_overview_rate_is_the_last_10_seconds_and_drops_to_zero_once_all_sto
     wait_all(client, ids, timeout=60)
     done = time.monotonic()
     expect(pg.locator("#ov-rate")).to_have_text("0.00/s", timeout=20_000)
-    assert time.monotonic() - done < 14  # the last 10 s (and a poll), not a minute's average
+    # The last 10 s: a minute's average would stay above zero for 60 s after the last finish.
+    assert time.monotonic() - done < 45
     assert "0.00/s finished" in pg.locator("#summary").inner_text()
     expect(pg.locator("#counts [data-state=success] b")).to_have_text("300")
     expect(pg.locator("#ov-oldest")).to_have_text("none")
