@@ -18,11 +18,21 @@ from .errors import ConfigError
 COLORS = ["36", "32", "33", "35", "34", "31", "96", "92", "93"]
 
 
+# A worker that died is started again after this back-off, doubled at each death in a row up to
+# the cap, as Kubernetes restarts a crashed pod; one that ran this long is healthy again.
+RESTART_BACKOFF, RESTART_BACKOFF_MAX, RESTART_HEALTHY = 1.0, 30.0, 60.0
+
+
 @dataclass
 class _Child:
     name: str
     proc: subprocess.Popen[bytes]
     pump: threading.Thread | None = field(default=None)
+    argv: list[str] = field(default_factory=list)
+    color: str = "0"
+    started: float = field(default_factory=time.monotonic)
+    deaths: int = 0  # in a row
+    restart_at: float | None = None
 
 
 class DevStack:
@@ -75,11 +85,22 @@ class DevStack:
         return env
 
     def _start_child(self, name: str, argv: list[str], color: str) -> _Child:
-        child = _Child(name, spawn(argv, env=self._env(), stdout=subprocess.PIPE))
+        child = _Child(name, spawn(argv, env=self._env(), stdout=subprocess.PIPE), argv=argv, color=color)
         child.pump = threading.Thread(target=self._pump, args=(child, color), daemon=True)
         child.pump.start()
         self.children.append(child)
         return child
+
+    def _restart(self, child: _Child) -> None:
+        """A dead worker's process again, under the same name (called from the main thread: a child
+        dies with the thread that spawned it)."""
+        if child.pump is not None:
+            child.pump.join(timeout=2)
+        child.proc = spawn(child.argv, env=self._env(), stdout=subprocess.PIPE)
+        child.started, child.restart_at = time.monotonic(), None
+        child.pump = threading.Thread(target=self._pump, args=(child, child.color), daemon=True)
+        child.pump.start()
+        self.say("dev", f"{child.name} restarted (pid {child.proc.pid})")
 
     def worker_metrics_port(self, i: int) -> int | None:
         return self.metrics_port + i if self.metrics_port else None
@@ -161,18 +182,37 @@ class DevStack:
         self.say("dev", "  try: taskq submit add 1 2 --wait   |   taskq workers   |   Ctrl-C stops everything")
 
     def wait(self) -> None:
-        """Block until Ctrl-C/SIGTERM; restart nothing (a dead child is reported)."""
+        """Block until Ctrl-C/SIGTERM. A worker that dies is restarted after a back-off, as a pod is;
+        another dead child (the API) is reported."""
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        reported: set[str] = set()
+        reported: set[int] = set()
         while not stop.wait(0.5):
+            self.tend()
             for c in self.children:
-                if c.proc.poll() is not None and c.name not in reported:
-                    reported.add(c.name)
+                if c.proc.poll() is not None and not c.name.startswith("worker") and c.proc.pid not in reported:
+                    reported.add(c.proc.pid)
                     self.say("dev", f"{c.name} exited with code {c.proc.returncode}")
-                    if self.prometheus is not None and c.name.startswith("worker"):
-                        self.prometheus.set_targets("taskq-workers", self._worker_targets())
+
+    def tend(self, now: float | None = None) -> None:
+        """Schedule the restart of workers that died, and restart those whose back-off is over."""
+        now = time.monotonic() if now is None else now
+        for c in self.children:
+            if not c.name.startswith("worker") or c.proc.poll() is None:
+                continue
+            if c.restart_at is None:
+                c.deaths = 1 if now - c.started >= RESTART_HEALTHY else c.deaths + 1
+                delay = min(RESTART_BACKOFF * 2 ** (c.deaths - 1), RESTART_BACKOFF_MAX)
+                c.restart_at = now + delay
+                self.say("dev", f"{c.name} exited with code {c.proc.returncode}; restarting in {delay:.0f}s"
+                                f"{f' ({c.deaths} deaths in a row)' if c.deaths > 1 else ''}")
+                if self.prometheus is not None:
+                    self.prometheus.set_targets("taskq-workers", self._worker_targets())
+            elif now >= c.restart_at:
+                self._restart(c)
+                if self.prometheus is not None:
+                    self.prometheus.set_targets("taskq-workers", self._worker_targets())
 
     def stop(self) -> None:
         self.say("dev", "stopping: workers finish their tasks, then API, " +

@@ -97,3 +97,26 @@ def traceparent_problem(value: Any) -> str | None:
                          and value[3:35] != "0" * 32 and value[36:52] != "0" * 16):
         return None
     return f"traceparent {value!r} is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)"
+
+
+MEMORY_MIN = 16 * 1024 * 1024  # below this a Python child cannot even import its task module
+_BYTES_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|k|M|G|T|Ki|Mi|Gi|Ti)?\s*$")
+_BYTE_UNITS = {None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "k": 10**3, "M": 10**6,
+               "G": 10**9, "T": 10**12, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "Ki": 2**10,
+               "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def parse_bytes(value: Any, what: str = "memory_limit") -> int | None:
+    """``512MiB``, ``2Gi``, ``1.5GB`` or a number of bytes; None stays None. Raises ValueError saying why."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    else:
+        m = _BYTES_RE.match(value) if isinstance(value, str) else None
+        if m is None:
+            raise ValueError(f"{what} {value!r} is malformed: use bytes or a size such as '512MiB' or '2Gi'")
+        n = int(float(m.group(1)) * _BYTE_UNITS[m.group(2)])
+    if n < MEMORY_MIN:
+        raise ValueError(f"{what} {value!r} is below the minimum of {MEMORY_MIN // 2**20}MiB")
+    return n

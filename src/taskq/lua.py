@@ -374,9 +374,30 @@ local function hold_back(key, id, task, rk, ck, lim, worker, lease, now)
   return nil
 end
 
--- Returns {'run', attempts} | {'skip', reason} | {'busy', owner} | {'held', why, until}
+-- A run lost with its worker ends here instead of running again: dead once the task has lost more
+-- than max_lost runs (a poison task: it kills whichever worker runs it), or cancelled when a cancel
+-- was asked while it ran. Returns {status, error}.
+local function end_lost(key, id, task, owner, history, nlost, now, maxlen, ttl, created)
+  local cancelled = redis.call('HEXISTS', key, 'cxl') == 1
+  local status = cancelled and 'cancelled' or 'dead'
+  local err = cancelled and 'cancelled: its worker was lost while running it'
+    or string.format('its worker was lost %d times while running it; last: %s', nlost, owner)
+  history[#history]['finished_at'] = tonumber(now)
+  redis.call('HDEL', key, 'lease', 'prog', 'progm', 'cxl')
+  cc_release(key, id, now)
+  move(id, 'running', status, created)
+  redis.call('HSET', key, 'status', status, 'finished_at', now, 'error', err)
+  store_history(key, history, true)
+  redis.call('PEXPIRE', key, ttl)
+  wf_member_done(key, status, err, now, maxlen, ttl)
+  event(maxlen, id, status, task, '', now)
+  return {status, err}
+end
+
+-- Returns {'run', attempts, 'lost' | ''} | {'skip', reason} | {'busy', owner} | {'held', why, until}
+--   | {'dead' | 'cancelled', error} (a lost run that ends: end_lost)
 local function start_one(id, gen, worker, lease, now, task, args, kwargs, created, max_retries, timeout,
-                         pr, rk, ck, tp, lim, maxlen)
+                         pr, rk, ck, tp, lim, maxlen, max_lost, ttl)
   gen = tonumber(gen)
   local key = P..'task:'..id
   local st = redis.call('HGET', key, 'status')
@@ -411,7 +432,28 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
   elseif st == 'retrying' then
     reason = 'retry'
   end
-  if not lost and redis.call('SISMEMBER', P..'paused-tasks', task) == 1 then
+  local history = nil
+  if lost then
+    history = implicit_history(cur[5], tonumber(cur[4] or '0'), cur[2], cur[8])
+    if #history > 0 and not history[#history]['outcome'] then history[#history]['outcome'] = 'lost' end
+    local nlost = 0
+    for _, h in ipairs(history) do
+      if h['outcome'] == 'lost' then nlost = nlost + 1 end
+    end
+    local cap = tonumber(max_lost)
+    if #history > 0 and ((cap and nlost > cap) or redis.call('HEXISTS', key, 'cxl') == 1) then
+      return end_lost(key, id, cur[7] or task, owner, history, nlost, now, maxlen, ttl, tonumber(cur[6] or now))
+    end
+  end
+  if redis.call('SISMEMBER', P..'paused-tasks', task) == 1 then
+    if lost then
+      -- Paused while its worker was lost: the lost run ends (its slots freed) and the task waits queued.
+      redis.call('HDEL', key, 'lease')
+      cc_release(key, id, now)
+      redis.call('HSET', key, 'status', 'queued')
+      store_history(key, history, true)
+      move(id, 'running', 'queued', tonumber(cur[6] or now))
+    end
     -- Its task type is paused: it waits, in submission order, until the type is resumed.
     redis.call('ZADD', P..'ccw:p:'..task, 'NX', cur[6] or now, id)
     redis.call('HSET', key, 'held', 'paused', 'heldk', 'p:'..task, 'gen', gen + 1)
@@ -438,17 +480,15 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
     redis.call('HSET', key, 'ccs', table.concat(taken, '\n'))
   end
   local attempts = tonumber(cur[4] or '0') + 1
-  local history = implicit_history(cur[5], attempts - 1, cur[2], cur[8])
-  if lost and #history > 0 and not history[#history]['outcome'] then
-    history[#history]['outcome'] = 'lost'
-  end
+  history = history or implicit_history(cur[5], attempts - 1, cur[2], cur[8])
   table.insert(history, {attempt=attempts, worker=worker, started_at=tonumber(now), reason=reason})
   redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'worker', worker, 'lease', lease,
     'started_at', now, 'gen', gen)
   store_history(key, history, true)
   move(id, st, 'running', tonumber(cur[6] or now))
   event(maxlen, id, 'running', cur[7], worker, now)
-  return {'run', attempts}
+  -- 'lost': the run before this one was lost with its worker; the worker runs this one isolated.
+  return {'run', attempts, lost and 'lost' or ''}
 end
 
 -- status is success | failed | dead | retrying (then ``due`` is when the retry is produced).
@@ -542,9 +582,10 @@ return out
 # A worker's turn: record outcomes, then claim runs for received messages.
 # ARGV: prefix, worker, lease, now, ttl, maxlen, ttl_success, n_finish,
 #   n_finish x (id, attempt, status, result, error, due, run seconds, traceback),
-#   then per message (stride 18): id, gen, task, args, kwargs, created_at, max_retries, timeout, priority,
+#   then per message: id, gen, task, args, kwargs, created_at, max_retries, timeout, priority,
 #   rate_key, concurrency_key, traceparent, and its task's limits: rate (count, per seconds), per-key rate
-#   (count, per seconds), concurrency, per-key concurrency ('' when unset).
+#   (count, per seconds), concurrency, per-key concurrency ('' when unset), and how many runs of it may be
+#   lost with their worker before it ends dead ('' for no cap): stride 19.
 # Returns n_finish of 1/0 (recorded / no longer owned), then one {action, detail[, until]} per message.
 APPLY = HOT + TYPE_STATS + r"""
 local worker, lease, now, ttl, maxlen, ttl_success = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -582,8 +623,8 @@ end
 while i <= #ARGV do
   out[#out + 1] = start_one(ARGV[i], ARGV[i+1], worker, lease, now, ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5],
     ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10], ARGV[i+11],
-    {ARGV[i+12], ARGV[i+13], ARGV[i+14], ARGV[i+15], ARGV[i+16], ARGV[i+17]}, maxlen)
-  i = i + 18
+    {ARGV[i+12], ARGV[i+13], ARGV[i+14], ARGV[i+15], ARGV[i+16], ARGV[i+17]}, maxlen, ARGV[i+18], ttl)
+  i = i + 19
 end
 return out
 """

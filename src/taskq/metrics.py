@@ -22,6 +22,21 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 FINISHED_STATUSES = ("success", "failed", "retried", "dead")
 
 
+
+# The reason label of taskq_invalid_messages_total: a few fixed values, never the message itself.
+_INVALID_REASONS = (("empty message", "empty"), ("not JSON", "not_json"),
+                    ("message is not a JSON object", "not_object"), ("unsupported wire version", "version"),
+                    ("field ", "field"), ("nested", "too_deep"), ("cannot be started", "unstartable"))
+
+
+def invalid_reason(why: str) -> str:
+    if "nested deeper" in why or "nested too deep" in why:
+        return "too_deep"
+    for prefix, label in _INVALID_REASONS:
+        if why.startswith(prefix):
+            return label
+    return "unreadable"
+
 class WorkerMetrics:
     """What one worker process exports on its ``/metrics`` port."""
 
@@ -58,10 +73,20 @@ class WorkerMetrics:
         self._redis_errors = Counter("taskq_redis_errors_total", "Failed Redis operations.", ["worker"], registry=r)
         self._kafka_errors = Counter("taskq_kafka_produce_errors_total", "Failed Kafka produce calls.",
                                      ["worker"], registry=r)
+        self._invalid = Counter("taskq_invalid_messages_total",
+                                "Messages on the tasks topic that can never run (dead-lettered), by reason.",
+                                ["reason", "worker"], registry=r)
+        self._poison = Counter("taskq_poison_tasks_total",
+                               "Tasks ended dead because their runs kept losing their worker.", ["task", "worker"],
+                               registry=r)
+        self._internal = Counter("taskq_worker_internal_errors_total",
+                                 "Unexpected errors the worker contained (isolated, logged with a traceback).",
+                                 ["worker"], registry=r)
         self._running = self._in_flight.labels(worker)
         self._running.set(0)
         self._redis_errors.labels(worker)
         self._kafka_errors.labels(worker)
+        self._internal.labels(worker)
         # Labelled children of the per-task series, looked up once per task name (hot path: two
         # .labels() calls per event cost ~5% of a worker's loop thread).
         self._start_children: dict[str, tuple[Any, Any]] = {}
@@ -106,6 +131,15 @@ class WorkerMetrics:
 
     def dead_lettered(self, task: str) -> None:
         self._dead.labels(task, self.worker).inc()
+
+    def invalid_message(self, why: str) -> None:
+        self._invalid.labels(invalid_reason(why), self.worker).inc()
+
+    def poison_task(self, task: str) -> None:
+        self._poison.labels(task, self.worker).inc()
+
+    def internal_error(self) -> None:
+        self._internal.labels(self.worker).inc()
 
     def redis_error(self) -> None:
         self._redis_errors.labels(self.worker).inc()

@@ -8,6 +8,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -49,6 +50,8 @@ def new_task_id() -> str:
 # that fit in 64 bits (what orjson writes and most JSON libraries keep exact), nesting bounded.
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 MAX_NESTING = 32
+GEN_MAX = 2**53  # Lua reads numbers as doubles: beyond this a generation no longer counts up
+CREATED_AT_MAX = 32503680000.0  # the year 3000: beyond is a bug of the producer
 
 
 def json_problem(value: Any, where: str = "args", level: int = 0) -> str | None:
@@ -150,6 +153,8 @@ class TaskMessage:
         if _LONG_DIGITS.search(raw):
             try:
                 json.loads(raw, parse_int=_exact_int)
+            except RecursionError as exc:
+                raise InvalidMessage("nested too deep to read") from exc
             except ValueError as exc:
                 raise InvalidMessage(f"not JSON: {exc}") from exc
         if not isinstance(data, dict):
@@ -167,9 +172,12 @@ class TaskMessage:
             raise InvalidMessage("field 'args' must be a list")
         if not isinstance(kwargs, dict):
             raise InvalidMessage("field 'kwargs' must be an object")
+        # The same bounds as at submit: what a worker stores and passes on must encode again.
+        if why := json_problem(args, "args") or json_problem(kwargs, "kwargs"):
+            raise InvalidMessage(f"field {why}")
         gen = data.get("gen", 0)
-        if not isinstance(gen, int) or gen < 0:
-            raise InvalidMessage("field 'gen' must be a non-negative integer")
+        if not isinstance(gen, int) or isinstance(gen, bool) or not 0 <= gen <= GEN_MAX:
+            raise InvalidMessage(f"field 'gen' must be an integer from 0 to {GEN_MAX}")
         max_retries = data.get("max_retries")
         if why := limits.max_retries_problem(max_retries):
             raise InvalidMessage(f"field 'max_retries': {why}")
@@ -177,8 +185,9 @@ class TaskMessage:
         if why := limits.timeout_problem(timeout):
             raise InvalidMessage(f"field 'timeout': {why}")
         created_at = data.get("created_at", time.time())
-        if not isinstance(created_at, (int, float)):
-            raise InvalidMessage("field 'created_at' must be a number")
+        if (not isinstance(created_at, (int, float)) or isinstance(created_at, bool)
+                or not 0 <= created_at <= CREATED_AT_MAX):
+            raise InvalidMessage(f"field 'created_at' must be a Unix time in seconds (0 to {CREATED_AT_MAX:.0f})")
         priority = data.get("priority", "normal")
         if why := limits.priority_problem(priority):
             raise InvalidMessage(f"field 'priority': {why}")
@@ -266,6 +275,47 @@ class TaskRecord:
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> TaskRecord:
+        """The record from its Redis hash. A field that cannot be read (a hash written by hand, or
+        by a bug) does not make the record unreadable: it is left out and ``error`` says which, so a
+        list page or the event stream shows the task instead of failing."""
+        try:
+            return cls._from_hash(h)
+        except (ValueError, KeyError, TypeError) as exc:
+            return cls._from_damaged_hash(h, exc)
+
+    @classmethod
+    def _from_damaged_hash(cls, h: dict[str, str], exc: Exception) -> TaskRecord:
+        bad: list[str] = []
+
+        def read(name: str, parse: Callable[[str], Any], default: Any) -> Any:
+            raw = h.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                return parse(raw)
+            except (ValueError, TypeError):
+                bad.append(name)
+                return default
+
+        status = read("status", TaskState, None)
+        if status is None and "status" not in bad:
+            bad.append("status")
+        note = f"record unreadable in part ({', '.join(bad) or type(exc).__name__}: {str(exc)[:200]})"
+        return cls(
+            id=h.get("id") or "?", task=h.get("task", ""),
+            args=read("args", orjson.loads, []), kwargs=read("kwargs", orjson.loads, {}),
+            status=status or TaskState.FAILED,
+            result=read("result", orjson.loads, None),
+            error=f"{h.get('error') or ''} [{note}]".strip(),
+            attempts=read("attempts", int, 0), worker=h.get("worker") or None,
+            created_at=read("created_at", float, None), started_at=read("started_at", float, None),
+            finished_at=read("finished_at", float, None), max_retries=read("max_retries", int, None),
+            timeout=read("timeout", float, None), history=read("history", orjson.loads, []),
+            eta=read("eta", float, None), workflow=h.get("wf") or None, priority=h.get("pr") or "normal",
+        )
+
+    @classmethod
+    def _from_hash(cls, h: dict[str, str]) -> TaskRecord:
         return cls(
             id=h["id"],
             task=h.get("task", ""),

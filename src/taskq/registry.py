@@ -56,6 +56,8 @@ class TaskDefinition:
     concurrency: int | None = None
     key_concurrency: int | None = None  # per ``concurrency_key`` given at submit
     limit_args: tuple[str, ...] = ("",) * 6  # what the start script takes (store.NO_LIMITS when none)
+    max_lost_runs: int | None = None  # None: the TASKQ_MAX_LOST_RUNS setting
+    memory_limit: int | None = None  # bytes; set: every run is in a child process with this heap limit
 
     @property
     def is_async(self) -> bool:
@@ -99,6 +101,7 @@ def task(
     *, name: str | None = None, max_retries: int | None = None, timeout: float | None = None,
     retry_backoff: float | None = None, schedule: str | Every | None = None, rate_limit: str | None = None,
     key_rate_limit: str | None = None, concurrency: int | None = None, key_concurrency: int | None = None,
+    max_lost_runs: int | None = None, memory_limit: int | str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -115,6 +118,8 @@ def task(
     key_rate_limit: str | None = None,
     concurrency: int | None = None,
     key_concurrency: int | None = None,
+    max_lost_runs: int | None = None,
+    memory_limit: int | str | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a function as a taskq task. Use bare (``@task``) or with options.
 
@@ -127,7 +132,13 @@ def task(
     caps how often it starts, ``concurrency=5`` how many run at once; ``key_rate_limit`` and
     ``key_concurrency`` do the same per key, for tasks submitted with ``rate_key=`` /
     ``concurrency_key=`` (e.g. per customer). A task over a limit waits outside the queue: it never
-    takes a worker slot or holds up other tasks. ``async def`` functions run on the worker's event loop."""
+    takes a worker slot or holds up other tasks. ``async def`` functions run on the worker's event loop.
+
+    ``max_lost_runs`` is how often a run lost with its worker (killed, out of memory, a crash in a
+    C extension) is run again before the task ends ``dead``; unset, ``TASKQ_MAX_LOST_RUNS`` (2). A run
+    after such a loss is made in a child process, so a poison task kills only that child.
+    ``memory_limit`` (``"512MiB"``, ``"2Gi"`` or bytes) runs every call in a child process whose heap
+    is capped: past it the task fails with ``MemoryError`` and the worker lives on."""
 
     def mark(f: F) -> F:
         if not callable(f):
@@ -138,6 +149,13 @@ def task(
         for why in (limits.max_retries_problem(max_retries), limits.timeout_problem(timeout)):
             if why:
                 raise ConfigError(f"@task({task_name!r}): {why}")
+        if max_lost_runs is not None and (isinstance(max_lost_runs, bool) or not isinstance(max_lost_runs, int)
+                                          or not 0 <= max_lost_runs <= 1000):
+            raise ConfigError(f"@task({task_name!r}): max_lost_runs must be an integer from 0 to 1000")
+        try:
+            memory = limits.parse_bytes(memory_limit)
+        except ValueError as exc:
+            raise ConfigError(f"@task({task_name!r}): {exc}") from None
         if retry_backoff is not None and (not isinstance(retry_backoff, (int, float)) or retry_backoff < 0):
             raise ConfigError(f"@task({task_name!r}): retry_backoff must be a number of seconds >= 0")
         backoff = float(retry_backoff) if retry_backoff is not None else None
@@ -165,7 +183,8 @@ def task(
             except InvalidTask as exc:
                 raise ConfigError(f"@task({task_name!r}): {exc}") from exc
         setattr(f, _ATTR, TaskDefinition(task_name, f, max_retries, timeout, backoff, periodic, rate_limit,
-                                         key_rate_limit, concurrency, key_concurrency, limit_args))
+                                         key_rate_limit, concurrency, key_concurrency, limit_args,
+                                         max_lost_runs, memory))
         return f
 
     return mark(fn) if fn is not None else mark

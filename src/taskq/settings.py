@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from . import limits
 
 
 def default_worker_id() -> str:
@@ -93,6 +95,16 @@ class Settings(BaseSettings):
     retry_backoff: float = Field(1.0, ge=0, description="Base of the exponential retry delay, seconds.")
     retry_backoff_max: float = Field(3600.0, ge=0, description="Cap of one retry delay, seconds.")
     max_result_bytes: int = Field(1024 * 1024, ge=16, description="Larger results fail the task.")
+    task_memory_limit: int | None = Field(
+        None, description="Memory (heap) a task run in a child process may take, e.g. 512MiB: past it the task fails "
+                          "with MemoryError instead of the worker being OOM-killed. @task(memory_limit=...) sets "
+                          "it per task and makes that task run in a child process.",
+    )
+    max_lost_runs: int = Field(
+        2, ge=0, le=1000,
+        description="How often a task is run again after its worker was lost while running it (killed, "
+                    "OOM, crash); the next loss ends it dead. @task(max_lost_runs=...) overrides it.",
+    )
     idempotency_ttl: float = Field(24 * 3600, gt=0, description="Seconds an idempotency key is remembered.")
 
     # --- API -------------------------------------------------------------
@@ -123,6 +135,11 @@ class Settings(BaseSettings):
         if not v:
             raise ValueError("prefix must not be empty")
         return v if v.endswith(":") else v + ":"
+
+    @field_validator("task_memory_limit", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> int | None:
+        return limits.parse_bytes(value or None, "TASKQ_TASK_MEMORY_LIMIT")
 
     @field_validator("tasks_modules", mode="before")
     @classmethod

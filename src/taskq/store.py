@@ -60,10 +60,13 @@ def translate_errors() -> Iterator[None]:
 class StartDecision:
     """What a worker should do with a message it received."""
 
-    action: str  # run | skip | busy | held (a flow-control limit holds it back; see lua.hold_back)
+    # run | skip | busy | held (a flow-control limit holds it back; see lua.hold_back) | dead | cancelled
+    # (a run lost with its worker ended the task: too many losses, or a cancel asked meanwhile)
+    action: str
     attempt: int = 0
     detail: str = ""
     until: float | None = None  # held by a rate limit: when its reserved slot comes
+    after_loss: bool = False  # run: the previous run was lost with its worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,13 +348,15 @@ class Store:
     def apply(self, outcomes: Sequence[Finish], starts: Sequence[TaskMessage], *, worker: str, lease: str,
               steps_started: Callable[[], None] | None = None,
               limits: Callable[[TaskMessage], Sequence[str]] | None = None,
+              max_lost_runs: Callable[[TaskMessage], int | None] | None = None,
               ) -> tuple[list[bool], list[StartDecision]]:
         """A worker's turn in one round trip: record finished runs, then claim runs for received messages.
 
         Returns, in order, whether each outcome was recorded (False: that run no longer owns the task)
         and the decision for each message. ``steps_started`` is called when an outcome started
         workflow steps (they wait in ``scheduled`` for a scheduler to produce them). ``limits`` gives a
-        message's flow-control limits as the six strings ``lua.APPLY`` takes (``NO_LIMITS`` when none).
+        message's flow-control limits as the six strings ``lua.APPLY`` takes (``NO_LIMITS`` when none);
+        ``max_lost_runs`` how many of its runs may be lost with their worker (None: no cap).
         """
         now = repr(time.time())
         args = [self.prefix, worker, lease, now, self._ttl_ms, self._maxlen, self._ttl_success_ms, str(len(outcomes))]
@@ -360,7 +365,9 @@ class Store:
                      f.error or "", repr(f.due or 0.0), repr(f.run_seconds),
                      (f.traceback or "")[-TRACEBACK_MAX:] if f.status is not TaskState.SUCCESS else ""]
         for m in starts:
-            args += [m.id, str(m.gen), *self._request_args(m), *(limits(m) if limits else NO_LIMITS)]
+            cap = max_lost_runs(m) if max_lost_runs else None
+            args += [m.id, str(m.gen), *self._request_args(m), *(limits(m) if limits else NO_LIMITS),
+                     "" if cap is None else str(cap)]
         (rows,) = self._eval_many([(self._apply, args)])
         recorded = [bool(x) for x in rows[: len(outcomes)]]
         if steps_started is not None and any(x == 2 for x in rows[: len(outcomes)]):
@@ -369,7 +376,8 @@ class Store:
         for row in rows[len(outcomes):]:
             action, detail = row[0], row[1]
             if action == "run":
-                decisions.append(StartDecision("run", attempt=int(detail)))
+                lost = len(row) > 2 and row[2] == "lost"
+                decisions.append(StartDecision("run", attempt=int(detail), after_loss=lost))
             elif action == "held":
                 until = float(row[2]) if len(row) > 2 and row[2] else None
                 decisions.append(StartDecision("held", detail=str(detail), until=until))

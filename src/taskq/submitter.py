@@ -13,6 +13,7 @@ Kafka acknowledged it, and a message Kafka refused leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -189,7 +190,14 @@ class Pipeline:
                     self._acked.put(None)  # stop after this batch
                     break
                 batch.append(nxt)
-            self._record(batch)
+            try:
+                self._record(batch)
+            except Exception:  # a bug here must not end the thread: every later wait would hang
+                log.exception("recording %d acknowledged task(s) failed unexpectedly", len(batch))
+                for a in batch:
+                    with contextlib.suppress(Exception):
+                        a.submission._finish(None if a.error is None else
+                                             SubmitFailed(f"Kafka refused task {a.message.id}: {a.error}"))
 
     def _record(self, batch: list[_Acked]) -> None:
         ok = [a for a in batch if a.error is None]

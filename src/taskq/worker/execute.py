@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import resource
 import time
 import traceback
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from ..arguments import argument_problem
 from ..context import TaskContext, running
 from ..errors import Cancelled, Retry, TaskTimeout, UnknownTask
 from ..models import TaskMessage
@@ -61,6 +63,8 @@ def run_task(registry: Registry, msg: TaskMessage, *, max_result_bytes: int | No
         defn = registry.get(msg.task)
     except UnknownTask as exc:
         return Outcome(False, error=str(exc), retryable=False)
+    if why := argument_problem(defn.fn, msg.args, msg.kwargs):
+        return Outcome(False, error=f"TypeError: {why}", retryable=False)
     if defn.is_async:
         # Outside the worker's event loop (a time-limited child process): a loop of its own.
         return asyncio.run(run_task_async(registry, msg, timeout=None, max_result_bytes=max_result_bytes, ctx=ctx))
@@ -82,6 +86,8 @@ async def run_task_async(registry: Registry, msg: TaskMessage, *, timeout: float
         defn = registry.get(msg.task)
     except UnknownTask as exc:
         return Outcome(False, error=str(exc), retryable=False)
+    if why := argument_problem(defn.fn, msg.args, msg.kwargs):
+        return Outcome(False, error=f"TypeError: {why}", retryable=False)
     t0 = time.monotonic()
     try:
         coro = defn.fn(*msg.args, **msg.kwargs)
@@ -125,7 +131,11 @@ _registries: dict[tuple[str, ...], Registry] = {}
 
 
 def _child(modules: tuple[str, ...], msg: TaskMessage, max_result_bytes: int | None, conn: Connection,
-           ctx: TaskContext | None = None, settings: Settings | None = None) -> None:
+           ctx: TaskContext | None = None, settings: Settings | None = None, memory_limit: int | None = None) -> None:
+    if memory_limit is not None:
+        # The heap (and private mappings) this child may take: past it allocations fail with
+        # MemoryError inside the task, instead of the kernel's OOM killer taking a process.
+        resource.setrlimit(resource.RLIMIT_DATA, (memory_limit, memory_limit))
     reg = _registries.get(modules)
     if reg is None:
         reg = _registries[modules] = Registry.load([m for m in modules if m != "taskq.builtins"],
@@ -143,6 +153,13 @@ def _child(modules: tuple[str, ...], msg: TaskMessage, max_result_bytes: int | N
             store.close()
 
 
+def _died(exitcode: int | None, memory_limit: int | None) -> str:
+    """Why a task's child process ended without an answer, as its record says it."""
+    how = f"was killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exited ({exitcode})"
+    hint = f"; its memory limit is {memory_limit} bytes" if memory_limit is not None else ""
+    return f"the task process {how} before it returned{hint}"
+
+
 class IsolatedRunner:
     """Runs tasks that have a time limit in killable child processes."""
 
@@ -152,12 +169,13 @@ class IsolatedRunner:
         self._ctx.set_forkserver_preload(["taskq.worker.execute", *self.modules])
 
     def run(self, msg: TaskMessage, *, timeout: float, max_result_bytes: int | None = None,
-            ctx: TaskContext | None = None, settings: Settings | None = None) -> Outcome:
+            ctx: TaskContext | None = None, settings: Settings | None = None,
+            memory_limit: int | None = None) -> Outcome:
         parent, child = self._ctx.Pipe(duplex=False)
         if ctx is not None:
             ctx = TaskContext(ctx.id, ctx.task, ctx.attempt, ctx.worker, ctx.lease, ctx.priority)  # no backend: pickled
-        proc = self._ctx.Process(target=_child, args=(self.modules, msg, max_result_bytes, child, ctx, settings),
-                                 daemon=True)
+        proc = self._ctx.Process(target=_child, daemon=True,
+                                 args=(self.modules, msg, max_result_bytes, child, ctx, settings, memory_limit))
         proc.start()
         child.close()
         try:
@@ -168,7 +186,7 @@ class IsolatedRunner:
                 except EOFError:
                     pass  # the child died without an answer (segfault, os._exit, OOM kill)
                 proc.join(timeout=5)
-                return Outcome(False, error=f"the task process died (exit code {proc.exitcode})")
+                return Outcome(False, error=_died(proc.exitcode, memory_limit))
             proc.kill()
             return Outcome(False, error=error_text(TaskTimeout(timeout)))
         finally:

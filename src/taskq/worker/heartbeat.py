@@ -60,4 +60,8 @@ class Heartbeat:
 
     def run(self, stopped: threading.Event) -> None:
         while not stopped.wait(self.interval):
-            self.beat()
+            try:
+                self.beat()
+            except Exception:  # a bug here must not silence the beat: the worker would look lost
+                self.metrics.internal_error()
+                self.log.exception("heartbeat: a beat failed unexpectedly; beating on")

@@ -54,8 +54,32 @@ def classify(msg: TaskMessage, attempt: int, out: Outcome, *, registry: Registry
     return Finish(msg.id, attempt, TaskState.FAILED, error=out.error)
 
 
+# A dead letter always fits in one Kafka message (the broker's default limit is 1 MiB): what would
+# not fit is cut, and the letter says what was cut and how big it was. Nothing is retried for ever
+# because it is too large.
+DEAD_LETTER_MAX = 900_000
+RAW_KEEP = 600_000  # raw bytes kept whole (base64 makes 800 kB of them)
+ERROR_KEEP = 8_000
+TRACEBACK_KEEP = 64_000
+PREVIEW_KEEP = 64_000
+
+
+def _cut(text: str | None, keep: int) -> str | None:
+    if text is None or len(text) <= keep:
+        return text
+    return text[:keep] + f"... [cut: {len(text) - keep} more characters]"
+
+
+def _json_or_none(value: Any) -> bytes | None:
+    try:
+        return orjson.dumps(value, default=str)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
 class DeadLetters:
-    """Writes to the dead-letter topic: tasks whose retries ran out, and undecodable messages."""
+    """Writes to the dead-letter topic: tasks whose retries ran out, poison tasks (their runs keep
+    losing their worker) and messages that can never run (undecodable, or impossible to start)."""
 
     def __init__(self, *, settings: Settings, producer: Producer, metrics: WorkerMetrics,
                  log: Log, worker_id: str) -> None:
@@ -65,16 +89,28 @@ class DeadLetters:
         self.log = log
         self.worker_id = worker_id
 
+    def _task_envelope(self, msg: TaskMessage, reason: str, **extra: Any) -> bytes:
+        """The letter of a decoded task, its arguments whole when they fit, else a preview."""
+        envelope: dict[str, Any] = {"reason": reason, "id": msg.id, "task": msg.task, "args": msg.args,
+                                    "kwargs": msg.kwargs, **extra, "worker": self.worker_id, "at": time.time()}
+        envelope["error"] = _cut(envelope.get("error"), ERROR_KEEP)
+        envelope["traceback"] = _cut(envelope.get("traceback"), TRACEBACK_KEEP)
+        body = _json_or_none(envelope)
+        if body is not None and len(body) <= DEAD_LETTER_MAX:
+            return body
+        whole = _json_or_none({"args": msg.args, "kwargs": msg.kwargs})
+        size = len(whole) if whole is not None else None
+        preview = whole[:PREVIEW_KEEP].decode(errors="replace") if whole is not None else repr(msg.args)[:PREVIEW_KEEP]
+        envelope |= {"args": None, "kwargs": None, "arguments_preview": preview, "arguments_bytes": size,
+                     "cut": "the arguments did not fit in a dead letter: see arguments_preview"}
+        return orjson.dumps(envelope, default=str)
+
     def exhausted(self, msg: TaskMessage, out: Outcome, attempts: int) -> bool:
         """The dead letter of a run whose retries are exhausted; False if Kafka refused it."""
-        envelope: dict[str, Any] = {
-            "reason": "retries exhausted", "id": msg.id, "task": msg.task, "args": msg.args, "kwargs": msg.kwargs,
-            "error": out.error, "traceback": out.traceback, "attempts": attempts,
-            "worker": self.worker_id, "at": time.time(),
-        }
+        body = self._task_envelope(msg, "retries exhausted", error=out.error, traceback=out.traceback,
+                                   attempts=attempts)
         try:
-            self.producer.send_raw(self.settings.dead_topic, orjson.dumps(envelope, default=str),
-                                   key=msg.id.encode())
+            self.producer.send_raw(self.settings.dead_topic, body, key=msg.id.encode())
         except TaskqError as exc:
             self.metrics.kafka_error()
             self.log.warning("dead letter for %s not written yet (%s); will retry", msg.id, exc)
@@ -82,21 +118,38 @@ class DeadLetters:
         self.metrics.dead_lettered(msg.task)
         return True
 
+    def poison(self, msg: TaskMessage, error: str) -> None:
+        """The letter of a task ended dead because its runs kept losing their worker (the record
+        already says so: a refused write is logged, not retried)."""
+        body = self._task_envelope(msg, "worker lost too often", error=error)
+        try:
+            self.producer.send_raw(self.settings.dead_topic, body, key=msg.id.encode())
+            self.metrics.dead_lettered(msg.task)
+        except TaskqError as exc:
+            self.metrics.kafka_error()
+            self.log.error("could not dead-letter poison task %s (its record says dead): %s", msg.id, exc)
+
     def undecodable(self, rec: Record, reason: str) -> None:
         topic = self.settings.tasks_topic
         self.log.warning("undecodable message at %s[%d]@%d: %s -> %s", topic, rec.partition,
-                         rec.offset, reason, self.settings.dead_topic)
-        envelope = {
-            "reason": reason,
+                         rec.offset, _cut(reason, 300), self.settings.dead_topic)
+        raw = rec.value or b""
+        envelope: dict[str, Any] = {
+            "reason": _cut(reason, ERROR_KEEP),
             "topic": topic,
             "partition": rec.partition,
             "offset": rec.offset,
-            "value_b64": base64.b64encode(rec.value or b"").decode(),
+            "value_b64": base64.b64encode(raw[:RAW_KEEP]).decode(),
+            "value_bytes": len(raw),
+            "value_null": rec.value is None,
             "worker": self.worker_id,
             "at": time.time(),
         }
+        if len(raw) > RAW_KEEP:
+            envelope["cut"] = f"value_b64 holds the first {RAW_KEEP} of {len(raw)} bytes"
         try:
             self.producer.send_raw(self.settings.dead_topic, orjson.dumps(envelope), key=rec.key)
             self.metrics.dead_lettered("(undecodable)")
         except TaskqError as exc:
+            self.metrics.kafka_error()
             self.log.error("could not dead-letter offset %d: %s", rec.offset, exc)

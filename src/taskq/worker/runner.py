@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import limits, tracing
 from ..context import TaskContext
-from ..errors import BrokerError, InvalidMessage, StoreError, TaskqError
+from ..errors import BrokerError, InvalidMessage, StoreError, StoreUnavailable, TaskqError
 from ..kafka import Consumer, Producer, Record, Transport, transport
 from ..logs import named
 from ..metrics import WorkerMetrics
@@ -89,6 +89,7 @@ class _Item:
     offset: int
     epoch: int
     msg: TaskMessage
+    rec: Record | None = None  # as it arrived: dead-lettered whole if the message cannot be started
     not_before: float = 0.0
 
 
@@ -252,7 +253,7 @@ class Worker:
                 self._open_consumers()
                 self.log.info("ready: concurrency %d, Kafka client %s, tasks: %s", self.concurrency,
                               self.kafka.name, ", ".join(self.registry.names))
-                self._serve()
+                self._serve_contained()
                 clean = self._drain()
                 self._close_consumers()
                 if self._stopping.is_set():
@@ -339,6 +340,21 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     # --- consumer thread ---------------------------------------------------
+    def _serve_contained(self) -> None:
+        """``_serve``, resumed after an unexpected error: a bug met by one turn is logged with its
+        traceback and counted, and the worker goes on (a crash would only move the same input to the
+        next worker, and then the next: the whole fleet would go down)."""
+        while True:
+            try:
+                self._serve()
+                return
+            except Exception as exc:
+                self.metrics.internal_error()
+                self.log.error("the worker loop met an unexpected error and goes on: %s: %s",
+                               type(exc).__name__, exc, exc_info=exc)
+                if self._stopping.wait(0.5):
+                    return
+
     def _serve(self) -> None:
         last_commit = 0.0
         while not self._stopping.is_set() and not self._quiet.is_set():
@@ -445,13 +461,20 @@ class Worker:
     def _receive(self, lane: _Lane, rec: Record, epoch: int) -> None:
         lane.tracker.received(rec.partition, rec.offset)
         try:
-            msg = TaskMessage.from_bytes(rec.value or b"")
-        except InvalidMessage as exc:
-            assert self._dead_letters is not None
-            self._dead_letters.undecodable(rec, str(exc))
-            lane.tracker.finished(rec.partition, rec.offset)
+            msg = tracing.from_headers(TaskMessage.from_bytes(rec.value), rec.headers)
+        except Exception as exc:  # noqa: BLE001 - whatever the bytes do, they end as a dead letter
+            why = str(exc) if isinstance(exc, InvalidMessage) else f"unreadable: {type(exc).__name__}: {exc}"
+            self._reject(lane, rec, why)
             return
-        self._to_start.append(_Item(lane, rec.partition, rec.offset, epoch, tracing.from_headers(msg, rec.headers)))
+        self._to_start.append(_Item(lane, rec.partition, rec.offset, epoch, msg, rec))
+
+    def _reject(self, lane: _Lane, rec: Record, why: str) -> None:
+        """A message that can never run: to the dead-letter topic with its raw bytes; its offset is done."""
+        assert self._dead_letters is not None
+        self.metrics.invalid_message(why)
+        self._dead_letters.undecodable(rec, why)
+        if lane.owned.get(rec.partition) is not None:
+            lane.tracker.finished(rec.partition, rec.offset)
 
     def _turn(self) -> None:
         """One Redis round trip per loop turn: record finished runs and claim runs for received messages."""
@@ -463,16 +486,60 @@ class Worker:
         if not batch and not due:
             return
         try:
-            recorded, decisions = self.store.apply(finishes, [i.msg for i in due], worker=self.id, lease=self.lease,
-                                                   steps_started=self._scheduler.wake if self._scheduler else None,
-                                                   limits=self._limits)
-        except StoreError as exc:
+            recorded, decisions = self._apply(finishes, due)
+        except StoreUnavailable as exc:
             self._to_record = batch + self._to_record
             self._store_failed(exc)
+            return
+        # Anything else (a script refusing an input, an input that cannot be encoded) is about the
+        # turn's content, not Redis: retrying it whole would stall the partition behind it for good.
+        except Exception as exc:  # noqa: BLE001 - one bad outcome or message must not end the worker
+            self._isolate(batch, finishes, due, exc)
             return
         self._store_ok()
         self._recorded(batch, finishes, recorded)
         self._started(due, decisions, now)
+
+    def _apply(self, finishes: list[Finish], due: list[_Item]) -> tuple[list[bool], list[StartDecision]]:
+        return self.store.apply(finishes, [i.msg for i in due], worker=self.id, lease=self.lease,
+                                steps_started=self._scheduler.wake if self._scheduler else None,
+                                limits=self._limits, max_lost_runs=self._max_lost_runs)
+
+    def _isolate(self, batch: list[_Ran], finishes: list[Finish], due: list[_Item], exc: Exception) -> None:
+        """A turn failed for a reason that is not Redis being away: something in it cannot be stored.
+        Redo it item by item; an outcome that still fails is recorded as a failure saying why, and a
+        message that still fails is dead-lettered whole. The rest goes on as usual."""
+        self.metrics.internal_error()
+        self.log.error("a turn of %d outcome(s) and %d message(s) failed (%s: %s); redoing it one by one",
+                       len(finishes), len(due), type(exc).__name__, exc, exc_info=exc)
+        for r, f in zip(batch, finishes, strict=True):
+            try:
+                recorded, _ = self._apply([f], [])
+            except StoreUnavailable:
+                self._to_record.append(r)  # Redis went away meanwhile: the usual retry
+                continue
+            except Exception as one:  # noqa: BLE001
+                plain = Finish(f.task_id, f.attempt, TaskState.FAILED, run_seconds=f.run_seconds,
+                               error=f"its outcome could not be recorded: {type(one).__name__}: {str(one)[:500]}")
+                try:
+                    recorded, _ = self._apply([plain], [])
+                except Exception as again:  # noqa: BLE001 - nothing more to try: the run is redone later
+                    self.log.error("the outcome of %s cannot be recorded (%s); its message runs again after "
+                                   "a restart", f.task_id, again)
+                    continue
+                f = plain
+            self._recorded([r], [f], recorded)
+        for item in due:
+            try:
+                _, decisions = self._apply([], [item])
+            except StoreUnavailable:
+                continue  # stays in _to_start: claimed on a later turn
+            except Exception as one:  # noqa: BLE001
+                self._to_start = [i for i in self._to_start if i is not item]
+                if item.rec is not None and self._ours(item):
+                    self._reject(item.lane, item.rec, f"cannot be started: {type(one).__name__}: {str(one)[:500]}")
+                continue
+            self._started([item], decisions, time.monotonic())
 
     def _due_starts(self, now: float) -> list[_Item]:
         """Received messages to claim now: as many as there are free task threads."""
@@ -528,6 +595,15 @@ class Worker:
                 self.metrics.skipped(item.msg.task)
                 if self._ours(item):  # revoked meanwhile: not ours to commit
                     item.lane.tracker.finished(item.partition, item.offset)
+            elif d.action in ("dead", "cancelled"):
+                # Its earlier run was lost with its worker and it ends here (a poison task, or a cancel).
+                self.log.warning("Task %s: %s (Task ID: %s)", d.action.capitalize(), d.detail, item.msg.id)
+                if d.action == "dead":
+                    self.metrics.poison_task(item.msg.task)
+                    assert self._dead_letters is not None
+                    self._dead_letters.poison(item.msg, d.detail)
+                if self._ours(item):
+                    item.lane.tracker.finished(item.partition, item.offset)
             elif d.action == "held":
                 # A flow-control limit holds it back: it waits in Redis, not in this worker's window.
                 if self.log.isEnabledFor(logging.DEBUG):
@@ -549,7 +625,13 @@ class Worker:
                 self.metrics.started(item.msg.task, wait=max(0.0, time.time() - item.msg.created_at),
                                      running=self._claimed)
                 defn = self.registry.find(item.msg.task)
-                if self._loop is not None and defn is not None and defn.is_async:
+                if d.after_loss:
+                    # Its last run took its worker down with it (or ran beside what did): this one runs in
+                    # a child process, so if the task is poison only the child dies, not the worker.
+                    self.log.warning("Task ID: %s lost its last run with its worker; running it isolated",
+                                     item.msg.id)
+                    self._pool.submit(self._execute, item, d.attempt, True)
+                elif self._loop is not None and defn is not None and defn.is_async and defn.memory_limit is None:
                     asyncio.run_coroutine_threadsafe(self._execute_async(item, d.attempt), self._loop)
                 else:
                     self._pool.submit(self._execute, item, d.attempt)
@@ -714,6 +796,12 @@ class Worker:
         self.log.info("%spartitions %s: %s (now %s)", lane.label, "lost" if lost else "revoked",
                       sorted(partitions), owned)
 
+    def _max_lost_runs(self, msg: TaskMessage) -> int:
+        """How many runs of the message's task may be lost with their worker before it ends dead."""
+        defn = self.registry.find(msg.task)
+        cap = defn.max_lost_runs if defn is not None else None
+        return self.settings.max_lost_runs if cap is None else cap
+
     def _limits(self, msg: TaskMessage) -> tuple[str, ...]:
         """A message's flow-control limits as this worker's definition of its task declares them."""
         defn = self.registry.find(msg.task)
@@ -724,7 +812,7 @@ class Worker:
                            backend=self.store)
 
     # --- task threads ------------------------------------------------------
-    def _execute(self, item: _Item, attempt: int) -> None:
+    def _execute(self, item: _Item, attempt: int, isolate: bool = False) -> None:
         with self._lock:
             self._running += 1
         t0 = time.perf_counter()
@@ -732,10 +820,13 @@ class Worker:
         try:
             defn = self.registry.find(item.msg.task)
             timeout = item.msg.timeout or (defn.timeout if defn else None)
+            memory = defn.memory_limit if defn is not None and defn.memory_limit is not None \
+                else self.settings.task_memory_limit
             ctx = self._context(item, attempt)
-            if timeout:
-                outcome = self._isolated.run(item.msg, timeout=timeout, max_result_bytes=self.settings.max_result_bytes,
-                                             ctx=ctx, settings=self.settings)
+            if timeout or isolate or (defn is not None and defn.memory_limit is not None):
+                outcome = self._isolated.run(item.msg, timeout=timeout or limits.TIMEOUT_MAX,
+                                             max_result_bytes=self.settings.max_result_bytes, ctx=ctx,
+                                             settings=self.settings, memory_limit=memory)
             else:
                 outcome = run_task(self.registry, item.msg, max_result_bytes=self.settings.max_result_bytes, ctx=ctx)
         except Exception as exc:  # noqa: BLE001 - e.g. the child process could not start

@@ -72,4 +72,8 @@ class Scheduler:
                 return
             if self._next_due <= time.time():
                 self._next_due = math.inf
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # a bug met by one tick must not stop delayed tasks and retries for good
+                self.log.exception("scheduler: a tick failed unexpectedly; ticking on")
+                stopped.wait(self.interval)
