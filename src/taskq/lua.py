@@ -387,7 +387,7 @@ local function end_lost(key, id, task, owner, history, nlost, now, maxlen, ttl, 
   cc_release(key, id, now)
   move(id, 'running', status, created)
   redis.call('HSET', key, 'status', status, 'finished_at', now, 'error', err)
-  store_history(key, history, true)
+  store_history(key, history, false)  -- the fields alone would not tell that the run was lost
   redis.call('PEXPIRE', key, ttl)
   wf_member_done(key, status, err, now, maxlen, ttl)
   event(maxlen, id, status, task, '', now)
@@ -442,7 +442,7 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
     end
     local cap = tonumber(max_lost)
     if #history > 0 and ((cap and nlost > cap) or redis.call('HEXISTS', key, 'cxl') == 1) then
-      return end_lost(key, id, cur[7] or task, owner, history, nlost, now, maxlen, ttl, tonumber(cur[6] or now))
+      return end_lost(key, id, cur[7] or task, lost, history, nlost, now, maxlen, ttl, tonumber(cur[6] or now))
     end
   end
   if redis.call('SISMEMBER', P..'paused-tasks', task) == 1 then
@@ -451,7 +451,7 @@ local function start_one(id, gen, worker, lease, now, task, args, kwargs, create
       redis.call('HDEL', key, 'lease')
       cc_release(key, id, now)
       redis.call('HSET', key, 'status', 'queued')
-      store_history(key, history, true)
+      store_history(key, history, false)
       move(id, 'running', 'queued', tonumber(cur[6] or now))
     end
     -- Its task type is paused: it waits, in submission order, until the type is resumed.
@@ -627,6 +627,26 @@ while i <= #ARGV do
   i = i + 19
 end
 return out
+"""
+
+# A task whose message could not be started (the worker dead-lettered it whole) ends dead with the
+# reason, unless it is already terminal: its record never stays queued or running with no message
+# left to run it. Kept minimal (COMMON only) so it works when a bigger script is what failed.
+# ARGV: prefix, id, error, now, ttl, maxlen. Returns 1 when it ended the task, 0 otherwise.
+END_UNSTARTABLE = COMMON + r"""
+local id, err, now, ttl, maxlen = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local key = P..'task:'..id
+local cur = redis.call('HMGET', key, 'status', 'created_at', 'task')
+if not cur[1] or cur[1] == 'success' or cur[1] == 'failed' or cur[1] == 'dead' or cur[1] == 'cancelled' then
+  return 0
+end
+redis.call('ZREM', P..'idx:state:'..cur[1], id)
+redis.call('ZADD', P..'idx:state:dead', tonumber(cur[2]) or tonumber(now), id)
+redis.call('HDEL', key, 'lease')
+redis.call('HSET', key, 'status', 'dead', 'error', err, 'finished_at', now)
+redis.call('PEXPIRE', key, ttl)
+event(maxlen, id, 'dead', cur[3], '', now)
+return 1
 """
 
 # A running task is asked to stop: 'cxl' is set, and the task sees it through its context

@@ -136,6 +136,7 @@ class Store:
         self._create = self.r.register_script(lua.CREATE)
         self._apply = self.r.register_script(lua.APPLY)
         self._cancel = self.r.register_script(lua.CANCEL)
+        self._end_unstartable = self.r.register_script(lua.END_UNSTARTABLE)
         self._requeue = self.r.register_script(lua.REQUEUE)
         self._create_scheduled = self.r.register_script(lua.CREATE_SCHEDULED)
         self._claim_due = self.r.register_script(lua.CLAIM_DUE)
@@ -384,6 +385,13 @@ class Store:
             else:
                 decisions.append(StartDecision(str(action), detail=str(detail)))
         return recorded, decisions
+
+    def end_unstartable(self, task_id: str, error: str) -> bool:
+        """End a task dead whose message could not be started (and went to the dead letters whole),
+        unless it is terminal already; True when it was ended here."""
+        with translate_errors():
+            return bool(self._end_unstartable(args=[self.prefix, task_id, error, repr(time.time()), self._ttl_ms,
+                                                    self._maxlen]))
 
     def cancel(self, task_id: str) -> TaskRecord:
         """Cancel a queued or retrying task; a running one is asked to stop (``cancel_requested``)."""

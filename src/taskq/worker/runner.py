@@ -536,8 +536,13 @@ class Worker:
                 continue  # stays in _to_start: claimed on a later turn
             except Exception as one:  # noqa: BLE001
                 self._to_start = [i for i in self._to_start if i is not item]
+                why = f"cannot be started: {type(one).__name__}: {str(one)[:500]}"
                 if item.rec is not None and self._ours(item):
-                    self._reject(item.lane, item.rec, f"cannot be started: {type(one).__name__}: {str(one)[:500]}")
+                    self._reject(item.lane, item.rec, why)
+                    try:  # its record, if it has one, must not stay queued or running with no message left
+                        self.store.end_unstartable(item.msg.id, f"its message {why} (in the dead letters whole)")
+                    except Exception as exc:  # noqa: BLE001
+                        self.log.error("could not end the record of unstartable task %s: %s", item.msg.id, exc)
                 continue
             self._started([item], decisions, time.monotonic())
 
