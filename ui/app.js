@@ -7,6 +7,7 @@ import { loadStats, showOverview } from "./overview.js";
 import { go, parse } from "./router.js";
 import { loadSchedules } from "./schedules.js";
 import { initScheduled, onTaskEvent as scheduledEvent, showScheduled } from "./scheduled.js";
+import { initDead, loadDead } from "./dead.js";
 import { session } from "./shared.js";
 import { initSubmit, loadTaskTypes, setMeta as submitMeta } from "./submit.js";
 import { onTaskEvent as taskEvent, setMeta as taskMeta, showTask } from "./task.js";
@@ -78,6 +79,7 @@ function refreshView() {
   if (r.view === "overview") showOverview();
   if (r.view === "tasks") { if (r.id) showTask(r.id); else showTasks(r.params); }
   if (r.view === "scheduled") showScheduled(r.params);
+  if (r.view === "dead") loadDead();
   if (r.view === "workers") loadWorkers();
   if (r.view === "schedules") loadSchedules();
   if (r.view === "workflows") showWorkflows(r.id);
@@ -130,6 +132,7 @@ sessionStorage.removeItem("taskq.token");
 
 initTasks();
 initScheduled();
+initDead();
 initSubmit();
 startHealth();
 

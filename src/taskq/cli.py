@@ -608,6 +608,9 @@ def schedule_run(name: Annotated[str, typer.Argument(help="Schedule name")]) -> 
 
 # taskq list, retry, cancel and purge (one task, or every task a filter matches) live in their own module.
 from . import cli_tasks  # noqa: E402, F401  - registers its commands on app
+from .cli_dead import dead_app  # noqa: E402
+
+app.add_typer(dead_app, name="dead")
 
 
 def main() -> None:

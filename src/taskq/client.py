@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 import orjson
 
-from . import bulk, limits, tracing
+from . import bulk, deadletters, limits, tracing
 from .bulk import BulkResult, Progress
+from .deadletters import DeadLetter
 from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout, WorkerNotFound
 from .events import Event
 from .kafka import Admin, Producer, Transport, transport
@@ -151,6 +152,32 @@ class Client:
             raise WorkerNotFound(worker_id)
         self.store.set_quiet(worker_id, quiet)
         return known[worker_id]
+
+    # --- dead letters (taskq dead, /api/dead-letters) --------------------------------------
+    def dead_letters(self, *, limit: int = 50) -> list[DeadLetter]:
+        """The newest dead letters (tasks that ended dead, messages that could never run), newest first."""
+        return deadletters.newest(self.kafka, self.settings, limit=limit)
+
+    def dead_letter(self, partition: int, offset: int) -> DeadLetter:
+        """One dead letter by its place in the dead-letter topic; ``DeadLetterNotFound`` if none is there."""
+        return deadletters.one(self.kafka, self.settings, partition, offset)
+
+    def replay_dead_letter(self, partition: int, offset: int, *, task: str | None = None,
+                           args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None) -> str:
+        """Submit a dead letter again as a new task (a new id): its own task and arguments, or the
+        corrected ``task``/``args``/``kwargs`` given. A message that could never run has none of its
+        own to reuse: ``task`` and ``args`` are then required."""
+        d = self.dead_letter(partition, offset)
+        name = task or d.task
+        if name is None or (args is None and d.args is None):
+            raise InvalidTask(f"dead letter {d.position} is a message that never decoded ({d.reason}): "
+                              "give the task and its arguments to submit in its place")
+        if d.body.get("cut") and args is None and kwargs is None:
+            raise InvalidTask(f"dead letter {d.position} keeps only a preview of its arguments ({d.body['cut']}): "
+                              "give the arguments to submit")
+        request = TaskRequest(name, tuple(args if args is not None else d.args or ()),
+                              dict(kwargs if kwargs is not None else d.kwargs or {}))
+        return self.submit_many([request])[0]
 
     def pause_task_type(self, task: str) -> dict[str, object]:
         """Workers stop starting tasks of ``task``; they are kept and run in order once resumed."""

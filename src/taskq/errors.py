@@ -53,6 +53,14 @@ class WorkflowNotFound(TaskqError):
         self.workflow_id = workflow_id
 
 
+class DeadLetterNotFound(TaskqError):
+    """No dead letter at this partition and offset (never written, or Kafka's retention removed it)."""
+
+    def __init__(self, partition: int, offset: int) -> None:
+        super().__init__(f"no dead letter at {partition}:{offset} (wrong position, or past the topic's retention)")
+        self.partition, self.offset = partition, offset
+
+
 class WorkerNotFound(TaskqError):
     """No worker with this id has registered (in the last day)."""
 

@@ -20,7 +20,7 @@ from ..errors import TaskqError
 from ..metrics import ApiMetrics
 from ..overview import FinishRate
 from ..settings import Settings
-from . import auth, events, scheduled, schedules, system, tasks, workers, workflows
+from . import auth, deadletters, events, scheduled, schedules, system, tasks, workers, workflows
 from .auth import require_token
 from .errors import on_error, status_of
 
@@ -147,6 +147,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.include_router(schedules.router, dependencies=protected)
     app.include_router(workflows.router, dependencies=protected)
     app.include_router(scheduled.router, dependencies=protected)
+    app.include_router(deadletters.router, dependencies=protected)
     app.include_router(events.router)
     app.include_router(auth.router)
     app.include_router(system.router)

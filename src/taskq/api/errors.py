@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..errors import (
     BrokerError,
+    DeadLetterNotFound,
     InvalidTask,
     ScheduleExists,
     ScheduleNotFound,
@@ -21,6 +22,7 @@ from ..errors import (
 # An error not listed maps to the status of its nearest listed base class (every one is a TaskqError).
 STATUS: dict[type[TaskqError], int] = {
     TaskNotFound: 404,
+    DeadLetterNotFound: 404,
     WorkflowNotFound: 404,
     WorkerNotFound: 404,
     TaskStateError: 409,

@@ -34,6 +34,7 @@ class Record:
     value: bytes | None
     # The message's Kafka headers (a task's ``traceparent``); None when it has none.
     headers: list[tuple[str, bytes]] | None = None
+    timestamp: float | None = None  # when it was produced (epoch seconds), where the reader asks for it
 
 
 class PartitionListener(Protocol):
@@ -122,3 +123,12 @@ class Transport(Protocol):
         ...
 
     def admin(self, *, timeout: float = 10.0) -> Admin: ...
+
+    def read_tail(self, topic: str, limit: int, *, timeout: float = 10.0) -> list[Record]:
+        """Up to ``limit`` of the newest records of each partition of ``topic`` (no group, nothing
+        committed): the dead letters an operator looks at. Raises ``BrokerError``."""
+        ...
+
+    def read_at(self, topic: str, partition: int, offset: int, *, timeout: float = 10.0) -> Record | None:
+        """The one record at ``partition``/``offset``, or None when there is none (any more)."""
+        ...

@@ -473,5 +473,74 @@ class ConfluentTransport:
     def admin(self, *, timeout: float = 10.0) -> Admin:
         return Admin(self.settings, timeout=timeout)
 
+    def _reader(self) -> ck.Consumer:
+        conf = common_config(self.settings, client_id="taskq-reader")
+        # assign() needs a group id, but nothing is committed or joined.
+        conf |= {"group.id": "taskq-reader", "enable.auto.commit": False, "enable.auto.offset.store": False}
+        return ck.Consumer(conf)
+
+    def _ends(self, c: ck.Consumer, topic: str, partitions: list[int], timeout: float) -> dict[int, tuple[int, int]]:
+        out = {}
+        for p in partitions:
+            try:
+                out[p] = c.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=timeout)
+            except ck.KafkaException as exc:
+                raise _error(exc.args[0], f"read {topic}") from exc
+        return out
+
+    def _partitions(self, c: ck.Consumer, topic: str, timeout: float) -> list[int]:
+        try:
+            meta = c.list_topics(topic, timeout=timeout).topics.get(topic)
+        except ck.KafkaException as exc:
+            raise _error(exc.args[0], f"read {topic}") from exc
+        return sorted(meta.partitions) if meta is not None and meta.error is None else []
+
+    def read_tail(self, topic: str, limit: int, *, timeout: float = 10.0) -> list[Record]:
+        c = self._reader()
+        try:
+            marks = self._ends(c, topic, self._partitions(c, topic, timeout), timeout)
+            start = {p: max(lo, hi - limit) for p, (lo, hi) in marks.items() if hi > lo}
+            c.assign([ck.TopicPartition(topic, p, o) for p, o in start.items()])
+            return _consume_until(c, topic, {p: marks[p][1] for p in start}, timeout)
+        finally:
+            c.close()
+
+    def read_at(self, topic: str, partition: int, offset: int, *, timeout: float = 10.0) -> Record | None:
+        c = self._reader()
+        try:
+            if partition not in self._partitions(c, topic, timeout):
+                return None
+            lo, hi = self._ends(c, topic, [partition], timeout)[partition]
+            if not lo <= offset < hi:
+                return None
+            c.assign([ck.TopicPartition(topic, partition, offset)])
+            found = [r for r in _consume_until(c, topic, {partition: offset + 1}, timeout) if r.offset == offset]
+            return found[0] if found else None
+        finally:
+            c.close()
+
+
+def _consume_until(c: ck.Consumer, topic: str, ends: dict[int, int], timeout: float) -> list[Record]:
+    out: list[Record] = []
+    deadline = time.monotonic() + timeout
+    while ends and time.monotonic() < deadline:
+        for m in c.consume(num_messages=500, timeout=0.2):
+            err = m.error()
+            if err is not None:
+                if err.code() == ck.KafkaError._PARTITION_EOF:
+                    continue
+                raise _error(err, f"read {topic}")
+            p, o = m.partition(), m.offset()
+            if p is None or o is None:
+                continue
+            kind, ts = m.timestamp()
+            out.append(Record(p, o, m.key(), m.value(), _headers(m.headers() or []) or None,
+                              ts / 1000 if kind != ck.TIMESTAMP_NOT_AVAILABLE and ts > 0 else None))
+            if p in ends and o + 1 >= ends[p]:
+                del ends[p]
+    if ends:
+        raise BrokerUnavailable(f"reading {topic} did not finish within {timeout:g}s")
+    return out
+
 
 __all__ = ["Admin", "ConfluentTransport", "Consumer", "Producer"]

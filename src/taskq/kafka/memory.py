@@ -211,3 +211,14 @@ class MemoryTransport:
 
     def admin(self, *, timeout: float = 10.0) -> MemoryAdmin:
         return MemoryAdmin(self.broker, self.settings)
+
+    def read_tail(self, topic: str, limit: int, *, timeout: float = 10.0) -> list[Record]:
+        with self.broker._lock:
+            parts = self.broker.topics.get(topic, [])
+            return [r for log in parts for r in log[-limit:]]
+
+    def read_at(self, topic: str, partition: int, offset: int, *, timeout: float = 10.0) -> Record | None:
+        with self.broker._lock:
+            parts = self.broker.topics.get(topic, [])
+            log = parts[partition] if 0 <= partition < len(parts) else []
+            return log[offset] if 0 <= offset < len(log) else None

@@ -379,3 +379,54 @@ class KafkaPythonTransport:
 
     def admin(self, *, timeout: float = 10.0) -> Admin:
         return Admin(self.settings, timeout=timeout)
+
+    def _reader(self, timeout: float) -> KafkaConsumer:
+        with translate_errors("connect a reader"):
+            return KafkaConsumer(**self.settings.kafka_common(), group_id=None, enable_auto_commit=False,
+                                 client_id="taskq-reader", request_timeout_ms=int(timeout * 1000) + 1000)
+
+    def read_tail(self, topic: str, limit: int, *, timeout: float = 10.0) -> list[Record]:
+        c = self._reader(timeout)
+        try:
+            with translate_errors(f"read {topic}"):
+                parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+                if not parts:
+                    return []
+                begin, end = c.beginning_offsets(parts), c.end_offsets(parts)
+                c.assign(parts)
+                for tp in parts:
+                    c.seek(tp, max(begin[tp], end[tp] - limit))
+                return _read_until(c, {tp: end[tp] for tp in parts if end[tp] > begin[tp]}, timeout)
+        finally:
+            c.close()
+
+    def read_at(self, topic: str, partition: int, offset: int, *, timeout: float = 10.0) -> Record | None:
+        c = self._reader(timeout)
+        try:
+            with translate_errors(f"read {topic}"):
+                tp = TopicPartition(topic, partition)
+                if partition not in (c.partitions_for_topic(topic) or ()):
+                    return None
+                begin, end = c.beginning_offsets([tp])[tp], c.end_offsets([tp])[tp]
+                if not begin <= offset < end:
+                    return None
+                c.assign([tp])
+                c.seek(tp, offset)
+                found = [r for r in _read_until(c, {tp: offset + 1}, timeout) if r.offset == offset]
+                return found[0] if found else None
+        finally:
+            c.close()
+
+
+def _read_until(c: KafkaConsumer, ends: dict[TopicPartition, int], timeout: float) -> list[Record]:
+    """Poll ``c`` until each partition's position reaches its end offset (or the timeout)."""
+    out: list[Record] = []
+    deadline = time.monotonic() + timeout
+    while ends and time.monotonic() < deadline:
+        for recs in c.poll(timeout_ms=200).values():
+            out += [Record(r.partition, r.offset, r.key, r.value, list(r.headers or []) or None,
+                           r.timestamp / 1000 if r.timestamp and r.timestamp > 0 else None) for r in recs]
+        ends = {tp: end for tp, end in ends.items() if c.position(tp) < end}
+    if ends:
+        raise BrokerUnavailable(f"reading {next(iter(ends)).topic} did not finish within {timeout:g}s")
+    return out
