@@ -26,6 +26,10 @@ def test_a_killed_worker_pods_tasks_are_rerun_by_the_others(env: sc.E2E, report:
     sc.killed_worker(env, report, how)
 
 
+def test_a_poison_message_is_dead_lettered_and_no_worker_pod_restarts(env: sc.E2E, report: sc.Report) -> None:
+    sc.poison_message(env, report)
+
+
 def test_scaling_workers_up_mid_load_spreads_work_and_down_loses_nothing(env: sc.E2E, report: sc.Report) -> None:
     sc.scale_up_down(env, report)
 

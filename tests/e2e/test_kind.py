@@ -22,6 +22,7 @@ from tests.e2e.netns import NetnsHttp
 from tests.e2e.suite import (  # noqa: F401 - collected by pytest with this module's fixtures
     test_a_deleted_worker_pod_hands_its_tasks_over_without_running_any_twice,
     test_a_killed_worker_pods_tasks_are_rerun_by_the_others,
+    test_a_poison_message_is_dead_lettered_and_no_worker_pod_restarts,
     test_api_redis_and_kafka_pods_recover_by_themselves_and_every_task_finishes,
     test_every_worker_and_api_pod_serves_metrics_inside_the_cluster,
     test_helm_install_brings_every_pod_ready_and_helm_test_passes,

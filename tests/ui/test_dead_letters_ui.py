@@ -3,6 +3,8 @@ preview, its raw bytes download, and Replay submits a corrected task that then s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kafka import KafkaProducer
 
 from taskq.client import Client
@@ -31,7 +33,7 @@ def test_a_poison_message_is_listed_downloaded_and_replayed_corrected(
     expect(row.locator("[data-field=preview]")).to_contain_text('"args":"not a list"')
     with pg.expect_download() as download:
         row.get_by_text("Download").click()
-    assert open(download.value.path(), "rb").read() == junk
+    assert Path(download.value.path()).read_bytes() == junk
     row.get_by_role("button", name="Replay…").click()
     expect(pg.locator("#dead-replay-note")).to_contain_text("never decoded")
     pg.fill("#dead-replay-task", "add")
