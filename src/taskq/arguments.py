@@ -71,3 +71,62 @@ def argument_problem(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, 
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# What a submitter can check without the task's code: the parameters a live worker advertises, with
+# their annotations as text. Only plain JSON types are checked; any other annotation is left to the
+# worker's own check before the call.
+_SIMPLE: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list),
+    "dict": lambda v: isinstance(v, dict),
+    "None": lambda v: v is None,
+    "Any": lambda v: True,
+}
+
+
+def _fits(annotation: str, value: Any) -> bool | None:
+    """Whether ``value`` fits a simple annotation; None when the annotation is not one we read."""
+    text = annotation.replace(" ", "")
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = text[9:-1] + "|None"
+    results = []
+    for part in text.split("|"):
+        base = part.split("[", 1)[0].removeprefix("typing.")
+        base = {"List": "list", "Dict": "dict", "NoneType": "None"}.get(base, base)
+        check = _SIMPLE.get(base)
+        if check is None:
+            return None
+        results.append(check(value))
+    return any(results)
+
+
+def advertised_problem(signature: str, params: list[Any], args: list[Any], kwargs: dict[str, Any]) -> str | None:
+    """Why a call does not fit a task's advertised parameters (``models.Param``), or None."""
+    positional = [p for p in params if p.kind in ("positional_only", "positional_or_keyword")]
+    var_args = any(p.kind == "var_positional" for p in params)
+    var_kwargs = any(p.kind == "var_keyword" for p in params)
+    if len(args) > len(positional) and not var_args:
+        return f"{signature} takes {len(positional)} positional argument(s), {len(args)} given"
+    given: dict[str, Any] = {p.name: v for p, v in zip(positional, args, strict=False)}
+    by_name = {p.name: p for p in params if p.kind not in ("var_positional", "var_keyword")}
+    for name, value in kwargs.items():
+        p = by_name.get(name)
+        if p is None or p.kind == "positional_only":
+            if not var_kwargs:
+                return f"{signature} has no parameter {name!r}"
+            continue
+        if name in given:
+            return f"{signature}: argument {name!r} is given twice"
+        given[name] = value
+    for p in by_name.values():
+        if p.required and p.name not in given:
+            return f"{signature}: missing argument {p.name!r}"
+    for name, value in given.items():
+        annotation = by_name[name].type
+        if annotation and _fits(annotation, value) is False:
+            return f"{signature}: argument {name!r} must be {annotation}, got {type(value).__name__} {_short(value)}"
+    return None

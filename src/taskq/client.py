@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import orjson
 
 from . import bulk, deadletters, limits, tracing
+from .arguments import advertised_problem
 from .bulk import BulkResult, Progress
 from .deadletters import DeadLetter
 from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout, WorkerNotFound
@@ -79,6 +80,7 @@ class Client:
         self._kafka: Transport | None = None
         self._admin: Admin | None = None
         self._known: tuple[frozenset[str], float] = (frozenset(), -KNOWN_TASKS_SECONDS)
+        self._types: dict[str, TaskType] = {}  # what known_tasks last read, with the signatures
         self._lag: tuple[dict[int, int] | None, float] = (None, 0.0)
 
     @property
@@ -199,7 +201,7 @@ class Client:
     def task_types(self) -> dict[str, TaskType]:
         """The tasks live workers can run, with their signatures and parameters."""
         types = self.store.task_types()
-        self._known = (frozenset(types), time.monotonic())
+        self._known, self._types = (frozenset(types), time.monotonic()), types
         return types
 
     def list_tasks(self, filt: TaskFilter | None = None, *, status: TaskState | str | None = None,
@@ -479,6 +481,11 @@ class Client:
                               "TASKQ_PRIORITY_LANES=true on the workers and the submitters")
         args, kwargs = list(r.args), dict(r.kwargs)
         if why := json_problem(args, "args") or json_problem(kwargs, "kwargs"):
+            raise InvalidTask(why)
+        # The signature a live worker advertises: a wrong argument is refused before it is sent.
+        advertised = self._types.get(r.task) if known_tasks is not None else None
+        if advertised is not None and (why := advertised_problem(advertised.signature, advertised.params, args,
+                                                                 kwargs)):
             raise InvalidTask(why)
         msg = TaskMessage(
             id=new_task_id(), task=r.task, args=args, kwargs=kwargs,

@@ -74,7 +74,10 @@ def test_a_concurrency_limit_is_never_exceeded_across_workers(client: Client, st
     assert _max_overlap(recs) == 2
     # Ten 0.3 s runs two at a time take at least 1.5 s; the quick ones were not held behind them.
     assert max(r.finished_at or 0 for r in recs) - min(r.started_at or 0 for r in recs) >= 1.4
-    assert max(r.finished_at or 0 for r in quick_recs) < max(r.finished_at or 0 for r in recs)
+    # While the limited runs waited their turn, quick ones went ahead (most started before the last
+    # limited one could): an ordering, not a race with the machine's load.
+    quick_starts = sorted(r.started_at or 0 for r in quick_recs)
+    assert quick_starts[len(quick_starts) // 4] < max(r.started_at or 0 for r in recs)
 
 
 def test_a_per_key_concurrency_limit_runs_one_per_key_and_keys_in_parallel(
@@ -253,7 +256,9 @@ def test_the_cli_submits_with_flow_control_options_and_shows_progress_and_a_canc
     bad = _cli(settings, "submit", "free", "1", "--priority", "urgent")
     assert bad.returncode != 0 and bad.stderr.strip().splitlines() == ["error: priority 'urgent' is unknown: use one "
                                                                       "of high, normal, low"], bad.stderr
-    tid = _cli(settings, "submit", "reporting", "80", "0.25", "--rate-key", "acme").stdout.split()[0]
+    # Ten minutes of progress: it is still running whenever the CLI calls below get there, however
+    # slowly (the worker is stopped at the end of the test).
+    tid = _cli(settings, "submit", "reporting", "2400", "0.25", "--rate-key", "acme").stdout.split()[0]
     wait_for(lambda: "progress:" in _cli(settings, "status", tid).stdout, timeout=30, what="progress in taskq status")
     shown = _cli(settings, "status", tid).stdout
     assert "step " in shown and "%" in shown

@@ -16,7 +16,7 @@ from taskq.client import Client
 from taskq.models import TaskState
 from taskq.settings import Settings
 from taskq.store import Store
-from tests.helpers import WorkerFactory, WorkerProc, wait_all, wait_for
+from tests.helpers import ApiServer, WorkerFactory, WorkerProc, wait_all, wait_for
 
 TASKS = ["--tasks", "tests.poison_tasks"]
 
@@ -211,3 +211,24 @@ def test_arguments_that_do_not_fit_the_annotations_fail_cleanly_before_the_call(
     assert rec.error is not None and rec.error.startswith("TypeError: argument 'a': "), rec.error
     assert client.wait(client.submit("multiply", 6, 7), timeout=60).result == 42
     assert w.proc.poll() is None
+
+
+def test_the_api_refuses_arguments_that_do_not_fit_a_live_workers_signature_with_422(
+    settings: Settings, start_worker: WorkerFactory
+) -> None:
+    start_worker("w1", concurrency=2)
+    api = ApiServer(settings)
+    try:
+        r = api.http.post("/api/tasks", json={"task": "multiply", "args": ["x", 2000000000]})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == ("multiply(a: float, b: float) -> float: argument 'a' must be float, "
+                                      "got str 'x'")
+        r = api.http.post("/api/tasks", json={"task": "add", "args": [1]})
+        assert r.status_code == 422 and "missing argument 'b'" in r.json()["detail"]
+        r = api.http.post("/api/tasks/batch",
+                          json=[{"task": "add", "args": [1, 2]}, {"task": "add", "kwargs": {"c": 1}}])
+        assert r.status_code == 422 and "has no parameter 'c'" in r.json()["detail"]
+        assert api.http.post("/api/tasks", json={"task": "multiply", "args": [6, 7.5]}).status_code == 202
+        assert api.http.post("/api/tasks", json={"task": "echo", "args": [1, "x", [2]]}).status_code == 202
+    finally:
+        api.close()

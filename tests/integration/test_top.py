@@ -31,8 +31,14 @@ def _failures(store: Store) -> list[str]:
     store.finish_many([Finish(m.id, 1, TaskState.DEAD if i else TaskState.FAILED,
                               error="RuntimeError: " + "a very long error message " * 6) for i, m in enumerate(msgs)],
                       worker="a-worker-with-a-long-host-name-12345", lease="L")
-    store.heartbeat("a-worker-with-a-long-host-name-12345", lease="L", partitions=list(range(12)), current_tasks=3,
-                    concurrency=16, tasks={}, started_at=time.time(), first=True)
+    # Alive for the whole test: with the 3 s TTL of the test settings, a busy machine starting
+    # 'taskq top' let the heartbeat expire first and the worker was missing from the frame.
+    lasting = Store(store.settings.model_copy(update={"heartbeat_ttl": 600.0}))
+    try:
+        lasting.heartbeat("a-worker-with-a-long-host-name-12345", lease="L", partitions=list(range(12)),
+                          current_tasks=3, concurrency=16, tasks={}, started_at=time.time(), first=True)
+    finally:
+        lasting.close()
     return [m.id for m in msgs]
 
 

@@ -223,8 +223,19 @@ class Producer:
         fut.add_errback(lambda exc: on_delivery(translated(exc, what)))
 
     def flush(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         with translate_errors("flush the producer"):
-            self._p.flush(timeout=timeout)
+            while True:
+                try:
+                    self._p.flush(timeout=max(0.0, deadline - time.monotonic()))
+                    return
+                except kerr.UnknownError as exc:
+                    # kafka-python 3.0 raises 'Future not done' when a batch it split after
+                    # MESSAGE_TOO_LARGE (the broker refusing one of its messages) is waited for before
+                    # its parts ended: their outcomes come through the delivery callbacks, so wait on.
+                    if "Future not done" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
 
     def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
                  headers: list[tuple[str, bytes]] | None = None) -> None:
