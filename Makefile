@@ -214,7 +214,8 @@ chaos: deps venv kafka  ## the long chaos run: 10,000 tasks through kills and re
 # FUZZ_EXAMPLES generated batches of 40-60 poison messages and 20-30 valid tasks each.
 FUZZ_EXAMPLES ?= 100
 fuzz: deps venv kafka  ## the worker fuzz on real Kafka, FUZZ_EXAMPLES batches per Kafka client (not in make test)
-	TASKQ_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_fuzz_worker.py tests/unit/test_wire_fuzz.py \
+	TASKQ_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TASKQ_API_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest \
+	  tests/integration/test_fuzz_worker.py tests/unit/test_wire_fuzz.py tests/integration/test_api_fuzz.py \
 	  --timeout=0 $(PYTEST_ARGS); rc=$$?; [ $$rc -ne 5 ] || { echo "pytest collected no tests: failing"; exit 1; }; exit $$rc
 
 clean:

@@ -5,6 +5,8 @@ Drives schemathesis' strategies directly (its pytest plugin does not load under 
 
 from __future__ import annotations
 
+import os
+
 import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -12,6 +14,9 @@ from hypothesis import settings as hsettings
 from taskq.api.app import create_app
 from taskq.kafka import ensure_topics
 from taskq.settings import Settings
+
+# Per operation: enough in make test to reach every route's error paths; make fuzz runs 100.
+EXAMPLES = int(os.environ.get("TASKQ_API_FUZZ_EXAMPLES", "12"))
 
 
 def test_no_generated_request_yields_a_server_error(settings: Settings) -> None:
@@ -26,7 +31,7 @@ def test_no_generated_request_yields_a_server_error(settings: Settings) -> None:
         tried.append(f"{op.method.upper()} {op.path}")
 
         @given(case=op.as_strategy())
-        @hsettings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @hsettings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case: schemathesis.Case) -> None:
             response = case.call()
             assert response.status_code < 500, (case.method, case.formatted_path, case.body, response.text)
