@@ -30,6 +30,11 @@ NOT_SETTINGS = {
     "TASKQ_TEST_KAFKA_CLIENT",
     # tests/ui: refresh the screenshots in docs/.
     "TASKQ_UPDATE_SCREENSHOTS",
+    # tests/conftest.py: the per-test time over which a test is named at the end of the run.
+    "TASKQ_TEST_BUDGET",
+    # tests/integration: how many generated batches / requests the fuzzers try (make fuzz raises them).
+    "TASKQ_FUZZ_EXAMPLES",
+    "TASKQ_API_FUZZ_EXAMPLES",
     # tests/images: the image tag make test-images built.
     "TASKQ_IMAGE_TAG",
     # tests/e2e and tools/cluster: keeping, placing and waiting for the single-node cluster.
