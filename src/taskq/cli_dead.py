@@ -44,11 +44,15 @@ def dead_list(
     if not letters:
         typer.echo("no dead letters")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("POSITION", "WHEN", "KIND", "REASON", "TASK / ID", "PREVIEW"):
-        table.add_column(col, overflow="fold" if col == "TASK / ID" else "ellipsis", no_wrap=col != "TASK / ID")
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=True)
+    # Where and when are never cut (they name the letter for 'taskq dead show'); the texts share the rest.
+    for col in ("POSITION", "WHEN", "KIND"):
+        table.add_column(col, no_wrap=True, min_width=len(col))
+    table.add_column("REASON", overflow="ellipsis", no_wrap=True, ratio=3, min_width=10)
+    table.add_column("TASK / SOURCE", overflow="fold", ratio=2, min_width=10)
+    table.add_column("PREVIEW", overflow="ellipsis", no_wrap=True, ratio=3, min_width=10)
     for d in letters:
-        table.add_row(d.position, _fmt_time(d.at), d.kind, escape(d.reason[:60]),
+        table.add_row(d.position, _fmt_time(d.at)[5:19], d.kind, escape(d.reason[:200]),
                       escape(f"{d.task} {d.task_id}" if d.kind == "task" else (d.source or "")), escape(d.preview))
     Console(soft_wrap=False).print(table)
 

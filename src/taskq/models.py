@@ -174,6 +174,10 @@ class TaskMessage:
             raise InvalidMessage("field 'kwargs' must be an object")
         # The same bounds as at submit: what a worker stores and passes on must encode again.
         if why := json_problem(args, "args") or json_problem(kwargs, "kwargs"):
+            where, _, what = why.partition(": ")
+            if "nested deeper" in what:  # the path to the culprit is as deep as the nesting: name the field
+                field_name = where.split("[", 1)[0]
+                raise InvalidMessage(f"field {field_name!r} is {what} (at {where[:60]}...)")
             raise InvalidMessage(f"field {why}")
         gen = data.get("gen", 0)
         if not isinstance(gen, int) or isinstance(gen, bool) or not 0 <= gen <= GEN_MAX:
