@@ -14,8 +14,8 @@ import pytest
 from kafka import KafkaConsumer
 
 from taskq.client import Client
-from taskq.devstack import free_port, spawn, stop_process
-from taskq.errors import BrokerUnavailable
+from taskq.devstack import KafkaServer, free_port, spawn, stop_process
+from taskq.errors import BrokerError
 from taskq.kafka import ensure_topics
 from taskq.models import TaskMessage, TaskState
 from taskq.query import TaskFilter
@@ -269,25 +269,26 @@ def test_bulk_actions_work_behind_several_api_processes(fast: Settings, start_wo
         stop_process(proc, timeout=20)
 
 
-class _RefusingProducer:
-    """A producer whose Kafka refuses everything (the broker is down)."""
-
-    enqueue_blocks = True
-
-    def send(self, messages: list[TaskMessage], **_: object) -> None:
-        raise BrokerUnavailable("Kafka did not acknowledge within 10s")
-
-    def close(self, timeout: float = 5.0) -> None:
-        pass
-
-
-def test_a_bulk_retry_that_kafka_refuses_leaves_the_tasks_as_they_were_and_says_so(settings: Settings) -> None:
-    with Client(settings, producer=_RefusingProducer()) as client:  # type: ignore[arg-type]
-        msgs = [TaskMessage(id=f"k{i:02d}", task="add", args=[i, 0]) for i in range(4)]
-        client.store.create(msgs)
-        client.store.start_many(msgs, worker="w", lease="L")
-        client.store.finish_many([Finish(m.id, 1, TaskState.DEAD, error="x") for m in msgs], worker="w", lease="L")
-        with pytest.raises(BrokerUnavailable, match=r"0 task\(s\) were retried before Kafka failed"):
-            client.retry_all(TaskFilter(task="add"))
-        assert {client.get(m.id).status for m in msgs} == {TaskState.DEAD}
-        assert client.retry_all(TaskFilter(task="add"), dry_run=True).matched == 4
+def test_a_bulk_retry_that_kafka_refuses_leaves_the_tasks_as_they_were_and_says_so(
+    services: Services, tmp_path: Path
+) -> None:
+    # A broker of its own, stopped before the retry: Kafka itself refuses, no stand-in producer.
+    kafka = KafkaServer(data_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port())
+    kafka.start()
+    try:
+        settings = make_settings(services, kafka_bootstrap=kafka.bootstrap, submit_timeout=3.0)
+        ensure_topics(settings)
+        with Client(settings) as client:
+            msgs = [TaskMessage(id=f"k{i:02d}", task="add", args=[i, 0]) for i in range(4)]
+            client.store.create(msgs)
+            client.store.start_many(msgs, worker="w", lease="L")
+            client.store.finish_many([Finish(m.id, 1, TaskState.DEAD, error="x") for m in msgs], worker="w",
+                                     lease="L")
+            assert client.producer is not None  # connected while the broker was up, as a long-running API is
+            kafka.stop()
+            with pytest.raises(BrokerError, match=r"0 task\(s\) were retried before Kafka failed"):
+                client.retry_all(TaskFilter(task="add"))
+            assert {client.get(m.id).status for m in msgs} == {TaskState.DEAD}
+            assert client.retry_all(TaskFilter(task="add"), dry_run=True).matched == 4
+    finally:
+        kafka.stop()
