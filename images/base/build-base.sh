@@ -7,7 +7,7 @@ name=${1:-taskq-base:bookworm}
 cache=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskq}/base
 tarball=$cache/bookworm-python3.tar
 mirror=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)}
-mirror=${mirror:-http://deb.debian.org/debian}
+[ -n "$mirror" ] || { echo "error: no Debian mirror in /etc/apt/sources.list.d/debian.sources: set DEBIAN_MIRROR" >&2; exit 1; }
 if docker image inspect "$name" >/dev/null 2>&1; then echo "$name exists"; exit 0; fi
 mkdir -p "$cache"
 if [ ! -s "$tarball" ]; then
