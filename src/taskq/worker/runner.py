@@ -523,9 +523,14 @@ class Worker:
                                error=f"its outcome could not be recorded: {type(one).__name__}: {str(one)[:500]}")
                 try:
                     recorded, _ = self._apply([plain], [])
-                except Exception as again:  # noqa: BLE001 - nothing more to try: the run is redone later
-                    self.log.error("the outcome of %s cannot be recorded (%s); its message runs again after "
-                                   "a restart", f.task_id, again)
+                except Exception as again:  # noqa: BLE001
+                    # Nothing more to try: the task ends dead saying why, and its offset is done, so its
+                    # partition is not held up behind a run that can never be recorded.
+                    self.log.error("the outcome of %s cannot be recorded (%s); ending it dead", f.task_id, again)
+                    with contextlib.suppress(Exception):
+                        self.store.end_unstartable(f.task_id, f"its outcome could not be recorded: {again}"[:1000])
+                    if self._ours(r.item):
+                        r.item.lane.tracker.finished(r.item.partition, r.item.offset)
                     continue
                 f = plain
             self._recorded([r], [f], recorded)
