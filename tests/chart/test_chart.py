@@ -171,13 +171,14 @@ def test_the_configmap_is_settings_the_app_accepts(scenario: Path | None, monkey
                                                     tmp_path: Path) -> None:
     # A values file, not --set: Helm reads YAML numbers as float64 (--set ones as int64).
     big = tmp_path / "big.yaml"
-    big.write_text("config: {maxBodyBytes: 10485760, resultTtl: 31536000}\n")
+    big.write_text("config: {maxBodyBytes: 10485760, resultTtl: 31536000, taskMemoryLimit: 512Mi, maxLostRuns: 1}\n")
     objs = docs(*(["-f", str(scenario)] if scenario else []), "-f", str(big))
     cm = next(o for o in objs if o["kind"] == "ConfigMap" and "TASKQ_PARTITIONS" in o.get("data", {}))
     for name, value in cm["data"].items():
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.max_body_bytes == 10485760 and settings.result_ttl == 31536000
+    assert settings.task_memory_limit == 512 * 2**20 and settings.max_lost_runs == 1
 
 
 def test_secrets_never_land_in_the_configmap() -> None:
