@@ -85,6 +85,15 @@ class Finish:
 
 # A failure's traceback is kept up to its last this many characters (the innermost frames).
 TRACEBACK_MAX = 16_000
+# A failure's error text as the record keeps it: a task that raises with a 50 MB message must not
+# put 50 MB in Redis (nor in every list page and event). The cut says how much was left out.
+ERROR_MAX = 8_000
+
+
+def cut_error(text: str | None) -> str:
+    if not text or len(text) <= ERROR_MAX:
+        return text or ""
+    return f"{text[:ERROR_MAX]}... [cut: {len(text) - ERROR_MAX} more characters]"
 # Per-type metrics are read for at most this many task names per call.
 TYPE_METRICS_MAX = 500
 
@@ -363,7 +372,7 @@ class Store:
         args = [self.prefix, worker, lease, now, self._ttl_ms, self._maxlen, self._ttl_success_ms, str(len(outcomes))]
         for f in outcomes:
             args += [f.task_id, str(f.attempt), f.status.value, "" if f.result is None else _dumps(f.result),
-                     f.error or "", repr(f.due or 0.0), repr(f.run_seconds),
+                     cut_error(f.error), repr(f.due or 0.0), repr(f.run_seconds),
                      (f.traceback or "")[-TRACEBACK_MAX:] if f.status is not TaskState.SUCCESS else ""]
         for m in starts:
             cap = max_lost_runs(m) if max_lost_runs else None

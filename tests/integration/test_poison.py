@@ -232,3 +232,13 @@ def test_the_api_refuses_arguments_that_do_not_fit_a_live_workers_signature_with
         assert api.http.post("/api/tasks", json={"task": "echo", "args": [1, "x", [2]]}).status_code == 202
     finally:
         api.close()
+
+
+def test_a_task_failing_with_an_enormous_error_is_recorded_with_the_error_cut_and_saying_so(
+    client: Client, start_worker: WorkerFactory
+) -> None:
+    w = start_worker("w1", concurrency=2)
+    rec = client.wait(client.submit("fail", "E" * 900_000), timeout=60)
+    assert rec.status is TaskState.FAILED and rec.error is not None
+    assert len(rec.error) < 9_000 and rec.error.endswith("more characters]") and "[cut: " in rec.error
+    assert w.proc.poll() is None
