@@ -55,11 +55,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "make test: interrupted" >&2; exit 130' INT TERM
 
-mk deps venv kafka chromium prometheus tools || exit 1
-phase "setup (packages, venv, jars, tools)"
-mk lint || exit 1
-phase "lint (ruff, mypy)"
-
+mk deps venv kafka tools || exit 1
+# The e2e preparation (cluster binaries, images) is the longest step on a new machine: it starts as
+# soon as what it needs is there, and runs beside the rest of the setup, the lint and the suite.
 prep_log=$CACHE/e2e-prep.log
 if [ "$E2E" = 0 ]; then
   echo "e2e: skipped because E2E=0 was given"
@@ -67,6 +65,10 @@ else
   setsid "$MAKE" --no-print-directory e2e-prep >"$prep_log" 2>&1 &
   prep_pid=$!
 fi
+mk chromium prometheus || exit 1
+phase "setup (packages, venv, jars, tools)"
+mk lint || exit 1
+phase "lint (ruff, mypy)"
 # shellcheck disable=SC2086 # the option strings are word lists
 "$PY" -m pytest --ignore=tests/e2e --ignore=tests/images $PYTEST_PARALLEL $COVERAGE $PYTEST_ARGS
 rc=$?
