@@ -74,11 +74,12 @@ phase "lint (ruff, mypy)"
 rc=$?
 phase "suite (e2e preparation beside it)"
 if [ $rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
+# A failed suite fails the run at once: the preparation is stopped (cleanup), not waited for.
+if [ $rc -ne 0 ]; then exit $rc; fi
 if [ -n "$prep_pid" ]; then
   wait "$prep_pid"; prep_rc=$?; prep_pid=""
   sed 's/^/e2e-prep | /' "$prep_log"
   phase "e2e preparation (left after the suite)"
-  if [ $rc -ne 0 ]; then exit $rc; fi
   if [ $prep_rc -ne 0 ]; then echo "error: preparing the e2e cluster failed (log above)"; exit 1; fi
   mk test-e2e E2E_PREPARED=1; rc=$?
   phase "e2e (cluster, scenarios, teardown)"
