@@ -103,7 +103,7 @@ test:  ## ruff + mypy --strict, the whole suite with coverage, then the Kubernet
 # What CI runs, as CI runs it: a fresh clone of HEAD, an empty taskq cache, no terminal (a new
 # session, stdin from /dev/null), CI=true and none of this shell's other variables but PATH and HOME.
 test-ci:  ## .ci/run in a fresh clone of HEAD with CI's environment; the log is kept and its path printed
-	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/taskq-ci-clone.XXXXXX") && git clone -q . "$$dir" && \
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/taskq-ci-clone.XXXXXX") && chmod 755 "$$dir" && git clone -q . "$$dir" && \
 	  echo "ci clone of $$(git rev-parse --short HEAD) in $$dir; log in $$dir.log" && \
 	  env -i PATH="$$PATH" HOME="$$HOME" CI=true setsid bash "$$dir/.ci/run" </dev/null >"$$dir.log" 2>&1; rc=$$?; \
 	  tail -n 40 "$$dir.log"; rm -rf "$$dir"; exit $$rc

@@ -88,6 +88,10 @@ def json_problem(value: Any, where: str = "args", level: int = 0) -> str | None:
 _LONG_DIGITS = re.compile(rb"\d{19}")
 
 
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 def _exact_int(text: str) -> int:
     value = int(text)
     if not INT_MIN <= value <= INT_MAX:
@@ -162,7 +166,8 @@ class TaskMessage:
         if data.get("v") != WIRE_VERSION:
             raise InvalidMessage(f"unsupported wire version {data.get('v')!r} (expected {WIRE_VERSION})")
         tid, name = data.get("id"), data.get("task")
-        args, kwargs = data.get("args", []), data.get("kwargs", {})
+        # A null optional field reads as an absent one: producers in other languages write them.
+        args, kwargs = _or(data.get("args"), []), _or(data.get("kwargs"), {})
         if not isinstance(tid, str) or not tid or len(tid) > limits.TASK_ID_MAX:
             raise InvalidMessage(f"field 'id' must be a non-empty string of at most {limits.TASK_ID_MAX} characters")
         if why := limits.task_name_problem(name):
@@ -179,7 +184,7 @@ class TaskMessage:
                 field_name = where.split("[", 1)[0]
                 raise InvalidMessage(f"field {field_name!r} is {what} (at {where[:60]}...)")
             raise InvalidMessage(f"field {why}")
-        gen = data.get("gen", 0)
+        gen = _or(data.get("gen"), 0)
         if not isinstance(gen, int) or isinstance(gen, bool) or not 0 <= gen <= GEN_MAX:
             raise InvalidMessage(f"field 'gen' must be an integer from 0 to {GEN_MAX}")
         max_retries = data.get("max_retries")
@@ -188,11 +193,13 @@ class TaskMessage:
         timeout = data.get("timeout")
         if why := limits.timeout_problem(timeout):
             raise InvalidMessage(f"field 'timeout': {why}")
-        created_at = data.get("created_at", time.time())
+        created_at = _or(data.get("created_at"), time.time())
         if (not isinstance(created_at, (int, float)) or isinstance(created_at, bool)
                 or not 0 <= created_at <= CREATED_AT_MAX):
             raise InvalidMessage(f"field 'created_at' must be a Unix time in seconds (0 to {CREATED_AT_MAX:.0f})")
-        priority = data.get("priority", "normal")
+        priority = data.get("priority")
+        if priority is None:  # absent or null: the normal lane (a None would reach Redis as no value)
+            priority = "normal"
         if why := limits.priority_problem(priority):
             raise InvalidMessage(f"field 'priority': {why}")
         rate_key, concurrency_key = data.get("rate_key"), data.get("concurrency_key")

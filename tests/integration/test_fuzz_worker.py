@@ -30,6 +30,7 @@ from tests.fuzz.strategies import corpus, messages, valid_args
 from tests.helpers import WorkerFactory, WorkerProc, wait_all, wait_for
 
 BATCHES = int(os.environ.get("TASKQ_FUZZ_EXAMPLES", "4"))
+STORE_EXAMPLES = 300 * max(1, BATCHES // 4)
 Message = tuple[bytes | None, list[tuple[str, bytes]]]
 
 
@@ -136,9 +137,7 @@ def test_any_decodable_message_is_stored_and_started_or_refused_cleanly(store: S
     """decode -> store against the real Redis, in-process (fast): whatever decodes, the start script
     takes it, or the worker's isolation sees a clean error, never Redis being reported away."""
 
-    @given(messages())
-    @hsettings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    def check(message: Message) -> None:
+    def stored(message: Message) -> None:
         msg = _decodes(message[0])
         if msg is None:
             return
@@ -152,5 +151,13 @@ def test_any_decodable_message_is_stored_and_started_or_refused_cleanly(store: S
         assert decisions[0].action in ("run", "skip", "held"), decisions
         rec = store.get(msg.id)
         assert (rec.args, rec.kwargs) == (msg.args, msg.kwargs)
+
+    for _, value, headers in corpus():  # every input that once broke something, first
+        stored((value, headers))
+
+    @given(messages())
+    @hsettings(max_examples=STORE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(message: Message) -> None:
+        stored(message)
 
     check()
