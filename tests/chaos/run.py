@@ -180,7 +180,22 @@ class Chaos:
         # Children started here die with this thread (PR_SET_PDEATHSIG is per thread): keep it alive.
         self.finished.wait()
 
+    def _busiest(self, store: Store) -> str | None:
+        try:
+            running = {w.id: w.current_tasks for w in store.workers() if w.status == "alive"}
+        except TaskqError:
+            return None  # Redis restarting: any worker will do
+        busy = sorted((n, wid) for wid, n in running.items() if n > 0 and wid in self.procs)
+        return busy[-1][1] if busy else None
+
     def _chaos(self, stop: threading.Event) -> None:
+        store = Store(self.settings)
+        try:
+            self._chaos_loop(stop, store)
+        finally:
+            store.close()
+
+    def _chaos_loop(self, stop: threading.Event, store: Store) -> None:
         t0 = time.monotonic()
         plan = {"term": 0.3, "kafka": 0.45, "redis": 0.7}
         done: set[str] = set()
@@ -189,7 +204,9 @@ class Chaos:
             now = time.monotonic()
             frac = (now - t0) / self.duration
             if now >= next_kill and frac < 0.85:
-                wid = self.rng.choice(sorted(self.procs))
+                # A worker in the middle of runs, when one is: a kill of an idle (or just restarted,
+                # still joining) worker proves nothing about redelivery.
+                wid = self._busiest(store) or self.rng.choice(sorted(self.procs))
                 if self.procs[wid].poll() is None:
                     self.procs[wid].send_signal(signal.SIGKILL)
                     self.procs[wid].wait()

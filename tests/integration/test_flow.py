@@ -45,10 +45,11 @@ def test_a_rate_limit_holds_across_workers_and_other_tasks_keep_flowing(
     span = starts[-1] - starts[0]
     # 60 starts at 20/s need 59 intervals of 50 ms: never faster (reserved slots), and not much slower.
     assert span >= 59 / 20 * 0.95, span
-    # Held tasks waited outside the queue: the free tasks submitted behind them did not wait for
-    # the limited ones (most were done before the last limited task could start).
-    free_done = sorted(r.finished_at or 0 for r in free_recs)
-    assert free_done[int(len(free_done) * 0.9)] < starts[-1], (free_done[-1], starts[-1])
+    # Held tasks waited outside the queue, not in worker slots: the free tasks submitted behind them
+    # were not held up until the limited ones were through (half had started before the last
+    # limited one could, whose slot the rate limit fixes at ~3 s however busy the machine is).
+    free_starts = sorted(r.started_at or 0 for r in free_recs)
+    assert free_starts[len(free_starts) // 2] < starts[-1], (free_starts[len(free_starts) // 2], starts[-1])
     assert all(r.attempts == 1 for r in recs)  # held back, never run and retried
     assert any(h.get("reason") == "first delivery" for r in recs for h in r.history)
 
