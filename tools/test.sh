@@ -9,6 +9,7 @@
 set -uo pipefail
 : "${MAKE:=make}" "${PY:=.venv/bin/python}" "${CACHE:?}" "${E2E:=1}"
 mk() { "$MAKE" --no-print-directory "$@"; }
+mkdir -p "$CACHE"
 
 phases=() secs=()
 run_start=$(date +%s)
