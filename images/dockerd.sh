@@ -5,19 +5,21 @@
 #   images/dockerd.sh stop   stop the one started here (by its PID file), and its containerd
 set -euo pipefail
 state=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskq}/dockerd
+# Whether a PID runs (a zombie, dead but not yet reaped, does not).
+alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
 if [ "${1:-}" = stop ]; then
   pid=$(cat "$state/dockerd.pid" 2>/dev/null) || exit 0
-  kill -0 "$pid" 2>/dev/null || exit 0
+  alive "$pid" || exit 0
   # dockerd runs its containerd as a child: note it to check that it went too.
   children=$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -s ' \n' ' ')
   kill "$pid"
   for _ in $(seq 300); do
-    alive=""
-    for p in $pid $children; do kill -0 "$p" 2>/dev/null && alive+=" $p"; done
-    [ -z "$alive" ] && { echo "dockerd stopped (pid $pid)"; exit 0; }
+    left=""
+    for p in $pid $children; do alive "$p" && left+=" $p"; done
+    [ -z "$left" ] && { echo "dockerd stopped (pid $pid)"; exit 0; }
     sleep 0.1
   done
-  echo "error: dockerd (pid $pid) or its children ($alive) still run 30 s after SIGTERM" >&2; exit 1
+  echo "error: dockerd (pid $pid) or its children ($left) still run 30 s after SIGTERM" >&2; exit 1
 fi
 if docker info >/dev/null 2>&1; then exit 0; fi
 command -v dockerd >/dev/null || { echo "dockerd not found: apt-get install docker.io" >&2; exit 1; }

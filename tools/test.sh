@@ -9,6 +9,8 @@
 set -uo pipefail
 : "${MAKE:=make}" "${PY:=.venv/bin/python}" "${CACHE:?}" "${E2E:=1}"
 mk() { "$MAKE" --no-print-directory "$@"; }
+# Whether a PID runs (a zombie, dead but not yet reaped, does not).
+alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
 mkdir -p "$CACHE"
 
 phases=() secs=()
@@ -30,7 +32,7 @@ report() {
 
 dockerd_pid_file=$CACHE/dockerd/dockerd.pid
 dockerd_before=""
-if [ -f "$dockerd_pid_file" ] && kill -0 "$(cat "$dockerd_pid_file")" 2>/dev/null; then
+if [ -f "$dockerd_pid_file" ] && alive "$(cat "$dockerd_pid_file")"; then
   dockerd_before=$(cat "$dockerd_pid_file")
 fi
 prep_pid=""
@@ -44,10 +46,10 @@ cleanup() {
   # started, by its PID, and check nothing of it is left.
   local pid
   pid=$(cat "$dockerd_pid_file" 2>/dev/null || true)
-  if [ -n "$pid" ] && [ "$pid" != "$dockerd_before" ] && kill -0 "$pid" 2>/dev/null; then
+  if [ -n "$pid" ] && [ "$pid" != "$dockerd_before" ] && alive "$pid"; then
     images/dockerd.sh stop || rc=1
   fi
-  if [ -n "$pid" ] && [ "$pid" != "$dockerd_before" ] && kill -0 "$pid" 2>/dev/null; then
+  if [ -n "$pid" ] && [ "$pid" != "$dockerd_before" ] && alive "$pid"; then
     echo "error: dockerd (pid $pid) started by this run is still running" >&2; rc=1
   fi
   report
