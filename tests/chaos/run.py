@@ -181,12 +181,18 @@ class Chaos:
         self.finished.wait()
 
     def _busiest(self, store: Store) -> str | None:
+        """The live worker process with the most runs in progress, read from the running tasks'
+        records (a worker's own heartbeat fields can still be those of its previous life)."""
         try:
-            running = {w.id: w.current_tasks for w in store.workers() if w.status == "alive"}
+            running = store.list_tasks(status=TaskState.RUNNING, limit=200, count=False).items
         except TaskqError:
-            return None  # Redis restarting: any worker will do
-        busy = sorted((n, wid) for wid, n in running.items() if n > 0 and wid in self.procs)
-        return busy[-1][1] if busy else None
+            return None  # Redis restarting
+        recent = time.time() - 3.0  # started by the process alive now, not by one killed before
+        counts: dict[str, int] = {}
+        for r in running:
+            if r.worker in self.procs and self.procs[r.worker].poll() is None and (r.started_at or 0) >= recent:
+                counts[r.worker] = counts.get(r.worker, 0) + 1
+        return max(counts, key=lambda w: counts[w]) if counts else None
 
     def _chaos(self, stop: threading.Event) -> None:
         store = Store(self.settings)
@@ -204,10 +210,10 @@ class Chaos:
             now = time.monotonic()
             frac = (now - t0) / self.duration
             if now >= next_kill and frac < 0.85:
-                # A worker in the middle of runs, when one is: a kill of an idle (or just restarted,
-                # still joining) worker proves nothing about redelivery.
-                wid = self._busiest(store) or self.rng.choice(sorted(self.procs))
-                if self.procs[wid].poll() is None:
+                # A worker in the middle of runs: a kill of an idle (or just restarted, still joining)
+                # worker proves nothing about redelivery. None busy yet: look again shortly.
+                wid = self._busiest(store)
+                if wid is not None and self.procs[wid].poll() is None:
                     self.procs[wid].send_signal(signal.SIGKILL)
                     self.procs[wid].wait()
                     self.kill_times.append((time.time(), wid))
@@ -215,7 +221,7 @@ class Chaos:
                     self.log(f"SIGKILL {wid}")
                     time.sleep(1)
                     self.start_worker(wid)
-                next_kill = now + self.rng.uniform(3, 6)
+                    next_kill = now + self.rng.uniform(3, 6)
             if frac >= plan["term"] and "term" not in done:
                 done.add("term")
                 wid = self.rng.choice(sorted(self.procs))
