@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,28 +172,40 @@ def test_every_dashboard_query_answers_with_the_labels_its_panel_shows_and_the_c
                 assert q.variables() <= set(values), f"{q.name}: no value here for {q.variables() - set(values)}"
             assert set(EMPTY_HERE) <= {q.name for q in queries}, "EMPTY_HERE names queries the dashboard lacks"
 
-            def run(q: PanelQuery) -> list[dict[str, Any]]:
-                return prom.query(fine_subqueries(substitute(q.expr, values)))
+            def run(q: PanelQuery, at: float | None = None) -> list[dict[str, Any]]:
+                return prom.query(fine_subqueries(substitute(q.expr, values)), at=at)
 
             # The lag trend's [10m:1m] subquery would answer only once Prometheus holds samples at
             # two whole minutes (up to 2 min after the first scrape): evaluated at a 5 s resolution
             # here (fine_subqueries), the same expression otherwise, it answers within seconds.
             empty: list[str] = []
-
-            def answers(q: PanelQuery) -> bool:
-                res = run(q)
-                return bool(res) and _finite(res)
+            results: dict[str, list[dict[str, Any]]] = {}
 
             def all_answer() -> bool:
-                empty[:] = [q.name for q in queries if q.name not in EMPTY_HERE and not answers(q)]
-                return not empty
+                # Every panel at one instant (a moment back, so a scrape finishing now is not half
+                # seen): the values compared below (lag by partition vs backlog) come from the same scrapes.
+                at = time.time() - 0.3 * SCRAPE
+                results.clear()
+                results.update({q.name: run(q, at) for q in queries})
+                empty[:] = [q.name for q in queries if q.name not in EMPTY_HERE
+                            and not (results[q.name] and _finite(results[q.name]))]
+                return not empty and settled()
+
+            def settled() -> bool:
+                # The cluster as the values below expect it once every scrape caught up (w4's first
+                # scrape can land after the queries already answer): a state to wait for, not to race.
+                def single(name: str) -> float | None:
+                    res = results.get(name) or []
+                    return float(res[0]["value"][1]) if len(res) == 1 else None
+                return (single("Workers alive [A]") == 3
+                        and single("In flight vs capacity [B]") == 3 * CONCURRENCY
+                        and single("Consumer lag by partition [B]") == single("Backlog (consumer lag) [A]"))
 
             try:
                 wait_for(all_answer, timeout=60, what="every dashboard query to answer", interval=1.0)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; no data (or NaN) from: {empty}") from None
 
-            results = {q.name: run(q) for q in queries}
             assert not load.errors, load.errors[:3]
         for q in queries:
             res = results[q.name]

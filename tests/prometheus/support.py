@@ -42,8 +42,10 @@ class PromApi:
         assert r.status_code == 200 and body["status"] == "success", (path, params, body)
         return body["data"]
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        data = self._get("/query", query=expr)
+    def query(self, expr: str, *, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query, now or ``at`` (epoch seconds): queries compared with each other are
+        evaluated at one instant, or a scrape between them makes them disagree."""
+        data = self._get("/query", query=expr, **({"time": repr(at)} if at is not None else {}))
         assert data["resultType"] == "vector", (expr, data)
         return list(data["result"])
 
