@@ -99,6 +99,13 @@ def traceparent_problem(value: Any) -> str | None:
     return f"traceparent {value!r} is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)"
 
 
+def cut_text(text: str | None, keep: int) -> str | None:
+    """``text`` at most ``keep`` characters, saying how many were cut (records, dead letters)."""
+    if text is None or len(text) <= keep:
+        return text
+    return f"{text[:keep]}... [cut: {len(text) - keep} more characters]"
+
+
 MEMORY_MIN = 16 * 1024 * 1024  # below this a Python child cannot even import its task module
 _BYTES_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|k|M|G|T|Ki|Mi|Gi|Ti)?\s*$")
 _BYTE_UNITS = {None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "k": 10**3, "M": 10**6,

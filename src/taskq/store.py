@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from . import events, lua, query
+from . import events, limits, lua, query
 from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError, WorkflowNotFound
 from .events import Event
 from .metrics import DURATION_BUCKETS
@@ -91,9 +91,9 @@ ERROR_MAX = 8_000
 
 
 def cut_error(text: str | None) -> str:
-    if not text or len(text) <= ERROR_MAX:
-        return text or ""
-    return f"{text[:ERROR_MAX]}... [cut: {len(text) - ERROR_MAX} more characters]"
+    return limits.cut_text(text, ERROR_MAX) or ""
+
+
 # Per-type metrics are read for at most this many task names per call.
 TYPE_METRICS_MAX = 500
 

@@ -15,12 +15,13 @@ import orjson
 
 from ..errors import TaskqError
 from ..kafka import Producer, Record
+from ..limits import cut_text
 from ..logs import Log
 from ..metrics import WorkerMetrics
 from ..models import TaskMessage, TaskState
 from ..registry import Registry
 from ..settings import Settings
-from ..store import Finish
+from ..store import ERROR_MAX, Finish
 from .execute import Outcome
 
 
@@ -59,15 +60,9 @@ def classify(msg: TaskMessage, attempt: int, out: Outcome, *, registry: Registry
 # because it is too large.
 DEAD_LETTER_MAX = 900_000
 RAW_KEEP = 600_000  # raw bytes kept whole (base64 makes 800 kB of them)
-ERROR_KEEP = 8_000
+ERROR_KEEP = ERROR_MAX
 TRACEBACK_KEEP = 64_000
 PREVIEW_KEEP = 64_000
-
-
-def _cut(text: str | None, keep: int) -> str | None:
-    if text is None or len(text) <= keep:
-        return text
-    return text[:keep] + f"... [cut: {len(text) - keep} more characters]"
 
 
 def _json_or_none(value: Any) -> bytes | None:
@@ -93,8 +88,8 @@ class DeadLetters:
         """The letter of a decoded task, its arguments whole when they fit, else a preview."""
         envelope: dict[str, Any] = {"reason": reason, "id": msg.id, "task": msg.task, "args": msg.args,
                                     "kwargs": msg.kwargs, **extra, "worker": self.worker_id, "at": time.time()}
-        envelope["error"] = _cut(envelope.get("error"), ERROR_KEEP)
-        envelope["traceback"] = _cut(envelope.get("traceback"), TRACEBACK_KEEP)
+        envelope["error"] = cut_text(envelope.get("error"), ERROR_KEEP)
+        envelope["traceback"] = cut_text(envelope.get("traceback"), TRACEBACK_KEEP)
         body = _json_or_none(envelope)
         if body is not None and len(body) <= DEAD_LETTER_MAX:
             return body
@@ -132,10 +127,10 @@ class DeadLetters:
     def undecodable(self, rec: Record, reason: str) -> None:
         topic = self.settings.tasks_topic
         self.log.warning("undecodable message at %s[%d]@%d: %s -> %s", topic, rec.partition,
-                         rec.offset, _cut(reason, 300), self.settings.dead_topic)
+                         rec.offset, cut_text(reason, 300), self.settings.dead_topic)
         raw = rec.value or b""
         envelope: dict[str, Any] = {
-            "reason": _cut(reason, ERROR_KEEP),
+            "reason": cut_text(reason, ERROR_KEEP),
             "topic": topic,
             "partition": rec.partition,
             "offset": rec.offset,
