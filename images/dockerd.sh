@@ -11,7 +11,7 @@ if [ "${1:-}" = stop ]; then
   pid=$(cat "$state/dockerd.pid" 2>/dev/null) || exit 0
   alive "$pid" || exit 0
   # dockerd runs its containerd as a child: note it to check that it went too.
-  children=$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -s ' \n' ' ')
+  children=$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -s ' \n' ' ' || true)  # ps fails when there are none
   kill "$pid"
   for _ in $(seq 300); do
     left=""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: setup, lint, the suite (the e2e preparation builds beside it), then the Kubernetes
-# e2e; prints each phase's time and share, and leaves no process it started behind, whether the
-# run passes, fails or is interrupted (Ctrl-C).
+# `make test`: setup, lint and the suite, with the Kubernetes e2e (its preparation, then its
+# scenarios) running beside them; prints each phase's time and share, and leaves no process it
+# started behind, whether the run passes, fails or is interrupted (Ctrl-C).
 #
 # Called by the Makefile with MAKE, PY, CACHE, PYTEST_PARALLEL, COVERAGE, PYTEST_ARGS, E2E exported.
 # E2E=0 skips the e2e phase on purpose (it says so); otherwise a machine that cannot host the
@@ -35,13 +35,32 @@ dockerd_before=""
 if [ -f "$dockerd_pid_file" ] && alive "$(cat "$dockerd_pid_file")"; then
   dockerd_before=$(cat "$dockerd_pid_file")
 fi
-prep_pid=""
+e2e_pid=""
+netns=/run/netns/taskq-k8s
+netns_before=""; [ -e "$netns" ] && netns_before=1
+# Stops the e2e job (preparation, then the scenarios) if it still runs: SIGINT, as a Ctrl-C would,
+# so pytest tears its cluster down; then waits until nothing of its process group is left.
+stop_e2e() {
+  [ -n "$e2e_pid" ] || return 0
+  if kill -0 -- "-$e2e_pid" 2>/dev/null; then
+    echo "make test: stopping the e2e (its cluster is torn down)" >&2
+    kill -INT -- "-$e2e_pid" 2>/dev/null
+    local i
+    for i in $(seq 2400); do kill -0 -- "-$e2e_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 -- "-$e2e_pid" 2>/dev/null; then
+      echo "make test: the e2e did not stop within 240 s of SIGINT: killing it" >&2
+      kill -KILL -- "-$e2e_pid" 2>/dev/null
+    fi
+  fi
+  wait "$e2e_pid" 2>/dev/null
+  e2e_pid=""
+  # A cluster this run started and the e2e could not take down itself.
+  if [ -z "$netns_before" ] && [ -e "$netns" ]; then mk cluster-down >&2 || true; fi
+}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ -n "$prep_pid" ] && kill -0 "$prep_pid" 2>/dev/null; then
-    kill -- "-$prep_pid" 2>/dev/null; wait "$prep_pid" 2>/dev/null
-  fi
+  stop_e2e
   # The image builds start a dockerd (and its containerd) when none runs: stop the one this run
   # started, by its PID, and check nothing of it is left.
   local pid
@@ -52,6 +71,9 @@ cleanup() {
   if [ -n "$pid" ] && [ "$pid" != "$dockerd_before" ] && alive "$pid"; then
     echo "error: dockerd (pid $pid) started by this run is still running" >&2; rc=1
   fi
+  if [ -z "$netns_before" ] && [ -e "$netns" ]; then
+    echo "error: the e2e cluster started by this run is still running (make cluster-down)" >&2; rc=1
+  fi
   report
   exit "$rc"
 }
@@ -59,14 +81,26 @@ trap cleanup EXIT
 trap 'echo "make test: interrupted" >&2; exit 130' INT TERM
 
 mk deps venv kafka tools || exit 1
-# The e2e preparation (cluster binaries, images) is the longest step on a new machine: it starts as
-# soon as what it needs is there, and runs beside the rest of the setup, the lint and the suite.
-prep_log=$CACHE/e2e-prep.log
+# The e2e (cluster binaries and images, then the cluster and its scenarios) is mostly waiting on
+# pods and sleeping tasks, and the suite mostly on the CPU: it starts as soon as what it needs is
+# there and runs beside the rest of the setup, the lint and the suite, in a process group of its
+# own; the dockerd the image builds needed is stopped once they are done. Its log is shown after
+# the suite, then followed live.
+e2e_log=$CACHE/e2e.log
 if [ "$E2E" = 0 ]; then
   echo "e2e: skipped because E2E=0 was given"
 else
-  setsid "$MAKE" --no-print-directory e2e-prep >"$prep_log" 2>&1 &
-  prep_pid=$!
+  export MAKE DOCKERD_BEFORE=$dockerd_before
+  # A background job of a script starts with SIGINT ignored, and Python then never turns it into
+  # KeyboardInterrupt: env gives it back its default, so stop_e2e's SIGINT lets pytest tear down.
+  # shellcheck disable=SC2016 # expanded by the job's own shell
+  setsid env --default-signal=INT bash -c '
+    "$MAKE" --no-print-directory e2e-prep || { echo "error: preparing the e2e cluster failed (above)"; exit 1; }
+    pid=$(cat "$CACHE/dockerd/dockerd.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$pid" != "$DOCKERD_BEFORE" ]; then images/dockerd.sh stop; fi
+    echo "e2e preparation done after $(( $(date +%s) - $0 )) s; the scenarios start"
+    exec "$MAKE" --no-print-directory test-e2e E2E_PREPARED=1' "$run_start" >"$e2e_log" 2>&1 </dev/null &
+  e2e_pid=$!
 fi
 mk chromium prometheus || exit 1
 phase "setup (packages, venv, jars, tools)"
@@ -75,16 +109,15 @@ phase "lint (ruff, mypy)"
 # shellcheck disable=SC2086 # the option strings are word lists
 "$PY" -m pytest --ignore=tests/e2e --ignore=tests/images $PYTEST_PARALLEL $COVERAGE $PYTEST_ARGS
 rc=$?
-phase "suite (e2e preparation beside it)"
+phase "suite (the e2e beside it)"
 if [ $rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
-# A failed suite fails the run at once: the preparation is stopped (cleanup), not waited for.
+# A failed suite fails the run at once: the e2e is stopped (cleanup), not waited for.
 if [ $rc -ne 0 ]; then exit $rc; fi
-if [ -n "$prep_pid" ]; then
-  wait "$prep_pid"; prep_rc=$?; prep_pid=""
-  sed 's/^/e2e-prep | /' "$prep_log"
-  phase "e2e preparation (left after the suite)"
-  if [ $prep_rc -ne 0 ]; then echo "error: preparing the e2e cluster failed (log above)"; exit 1; fi
-  mk test-e2e E2E_PREPARED=1; rc=$?
-  phase "e2e (cluster, scenarios, teardown)"
+if [ -n "$e2e_pid" ]; then
+  echo
+  echo "e2e (beside the suite until now; its log so far, then live):"
+  tail -n +1 -f --pid="$e2e_pid" "$e2e_log" | sed -u 's/^/e2e | /'
+  wait "$e2e_pid"; rc=$?; e2e_pid=""
+  phase "e2e (left after the suite)"
 fi
 exit $rc
