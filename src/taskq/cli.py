@@ -37,15 +37,24 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+# kafka-python logs under "kafka", librdkafka (through confluent.LibrdkafkaLog) under "kafka.librdkafka".
+KAFKA_LOGGERS = ("kafka", "confluent_kafka")
+
+
 def load_settings(**overrides: Any) -> Settings:
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
         fail(f"invalid settings: {exc}", code=2)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         fail(f"invalid setting {where} (TASKQ_{where.upper()}): {first['msg']}", code=2)
+    # Every command, not only the long-running ones: a Kafka library's retry chatter must not reach
+    # the terminal of a command that reports the failure itself in one line.
+    for name in KAFKA_LOGGERS:
+        logging.getLogger(name).setLevel(settings.kafka_log_level)
+    return settings
 
 
 def setup_logging(settings: Settings, *, kafka_level: str | None = None, stream: TextIO | None = None) -> None:
@@ -56,7 +65,7 @@ def setup_logging(settings: Settings, *, kafka_level: str | None = None, stream:
     logging.basicConfig(level=settings.log_level, stream=stream or sys.stdout,
                         format="%(asctime)s %(threadName)s %(name)s %(message)s" if diagnose else "%(message)s")
     level = kafka_level or settings.kafka_log_level
-    for name in ("kafka", "confluent_kafka"):
+    for name in KAFKA_LOGGERS:
         logging.getLogger(name).setLevel(level)
 
 

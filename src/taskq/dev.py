@@ -82,6 +82,8 @@ class DevStack:
         })
         if self.tasks_modules:
             env["TASKQ_TASKS_MODULES"] = ",".join(self.tasks_modules)
+        # On a developer's machine the seed's lines show each task's args and result.
+        env.setdefault("TASKQ_LOG_ARGS", "true")
         return env
 
     def _start_child(self, name: str, argv: list[str], color: str) -> _Child:

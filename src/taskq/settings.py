@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Worker/API log level. INFO logs one line per task event; WARNING keeps only problems."
     )
+    # Payloads are often personal data: a task's args and result reach the logs only when asked for.
+    log_args: bool = Field(
+        False, description="Write task args and results into the worker's per-task log lines (taskq dev does); "
+                           "off, the lines carry the task's name and id and how many args it had.",
+    )
     kafka_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "ERROR", description="Log level of the Kafka client library inside workers (DEBUG to diagnose group joins)."
     )

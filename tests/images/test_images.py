@@ -74,7 +74,7 @@ def test_api_and_worker_images_run_tasks_and_stop_gracefully(settings: Settings,
     api_port, metrics_port = free_port(), free_port()
     api = containers.run("api", settings, "api", "--host", "127.0.0.1", "--port", str(api_port))
     worker = containers.run("worker", settings, "worker", "--metrics-port", str(metrics_port),
-                            env={"TASKQ_WORKER_ID": "container-w1"})
+                            env={"TASKQ_WORKER_ID": "container-w1", "TASKQ_LOG_ARGS": "true"})
     store = Store(settings)
     wait_for(lambda: any(w.id == "container-w1" and w.status == "alive" and w.partitions for w in store.workers()),
              timeout=90, what=f"the worker container to join\n{containers.logs(worker)}")

@@ -12,7 +12,8 @@ from tests.helpers import WorkerFactory, run_cli, wait_for
 def test_submit_wait_prints_the_result_and_the_worker_logs_classic_lines(
     settings: Settings, start_worker: WorkerFactory
 ) -> None:
-    w = start_worker("worker2")
+    # The seed's lines with their args and results, as taskq dev shows them (TASKQ_LOG_ARGS).
+    w = start_worker("worker2", settings_=settings.model_copy(update={"log_args": True}))
     res = run_cli(settings, "submit", "add", "1", "2", "--wait")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "3"

@@ -67,7 +67,7 @@ def test_a_refused_pipelined_submission_fails_flush_and_leaves_nothing_recorded(
         c.flush()
         assert retry.id != big.id and c.get(retry.id).status is TaskState.QUEUED
         # The waiting submit reports a refusal as one clear error, and the producer keeps working.
-        with pytest.raises(BrokerError, match="MessageSizeTooLarge"):
+        with pytest.raises(BrokerError, match=r"(?i)message.?size.?too.?large"):  # each client names it its own way
             c.submit("echo", "y" * 5000)
         assert c.get(c.submit("echo", "small")).status is TaskState.QUEUED
 
@@ -149,7 +149,7 @@ def test_a_refused_plain_submit_raises_once_releases_its_idempotency_key_and_lea
 ) -> None:
     key = f"refused-{uuid.uuid4().hex}"
     c = Client(settings, producer=_RefusingProducer())  # type: ignore[arg-type]
-    with pytest.raises(BrokerError, match="MessageSizeTooLarge"):
+    with pytest.raises(BrokerError, match=r"(?i)message.?size.?too.?large"):  # each client names it its own way
         c.submit("add", 1, 2, _idempotency_key=key)
     c.flush()  # already reported to the caller: not a second failure
     assert store.counts().get("queued", 0) == 0

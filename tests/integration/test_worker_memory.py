@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,3 +107,32 @@ def test_a_turn_that_fails_is_redone_one_by_one_and_only_the_culprit_is_set_asid
             "taskq_invalid_messages_total", {"worker": "mem-a", "reason": "unstartable"}) == 1
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("log_args", [False, True])
+def test_the_per_task_lines_carry_args_and_results_only_when_asked(
+    settings: Settings, broker: MemoryBroker, workers: contextlib.ExitStack, caplog: pytest.LogCaptureFixture,
+    log_args: bool,
+) -> None:
+    secret = "4111-1111-1111-1111"
+    s = settings.model_copy(update={"log_args": log_args})
+    with caplog.at_level(logging.INFO):
+        w = _start(s, broker, workers, "mem-log")
+        wait_for(lambda: len(w.partitions) == s.partitions, timeout=10, what="mem-log to own every partition")
+        client = Client(s, producer=MemoryTransport(s, broker).producer())
+        try:
+            tid = client.submit("echo", secret, "x")
+            assert wait_all(client, [tid], timeout=30)[0].result == [secret, "x"]
+        finally:
+            client.close()
+    # The line is written after the outcome is recorded: wait for it rather than for the record.
+    wait_for(lambda: "Task Completed" in caplog.text, timeout=10, what="the completion line")
+    received = next(r.getMessage() for r in caplog.records if "Received Task ID" in r.getMessage())
+    completed = next(r.getMessage() for r in caplog.records if "Task Completed" in r.getMessage())
+    assert f"Received Task ID: {tid} | Task: echo | Args: " in received
+    if log_args:
+        assert secret in received and secret in completed
+    else:
+        assert secret not in caplog.text
+        assert "<2 positional, 0 keyword; TASKQ_LOG_ARGS=true shows them>" in received
+        assert completed.endswith("Task Completed: Result = <hidden>")

@@ -71,6 +71,21 @@ def translate_errors(what: str) -> Iterator[None]:
         raise BrokerUnavailable(f"the producer queue is full while trying to {what}: {exc}") from exc
 
 
+class LibrdkafkaLog:
+    """librdkafka's own log lines, one level lower, into Python logging (``kafka.librdkafka``).
+
+    librdkafka logs every refused connection as an error ("FAIL ... Connection refused"), while
+    taskq reports what that costs itself, once, through its own errors (``BrokerUnavailable``: the
+    CLI's one line). So its errors arrive as warnings: hidden at the default TASKQ_KAFKA_LOG_LEVEL
+    (ERROR), shown when asked for, as kafka-python's connection warnings are."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        self.logger.log(min(level, logging.WARNING), msg, *args)
+
+
 def common_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
     """librdkafka connection options from taskq's settings."""
     conf: dict[str, Any] = {
@@ -78,7 +93,7 @@ def common_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
         "security.protocol": settings.kafka_security_protocol,
         "client.id": client_id,
         # librdkafka logs to stderr by default; route it to Python logging at the chosen level.
-        "logger": logging.getLogger("kafka.librdkafka"),
+        "logger": LibrdkafkaLog(logging.getLogger("kafka.librdkafka")),
         # Requests are small and answered one by one: Nagle's algorithm would only delay them.
         "socket.nagle.disable": True,
     }

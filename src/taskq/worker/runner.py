@@ -105,6 +105,11 @@ def _args_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _args_hidden(args: list[Any], kwargs: dict[str, Any]) -> str:
+    """What the per-task line says of a payload it may not show: its shape, never a value."""
+    return f"<{len(args)} positional, {len(kwargs)} keyword; TASKQ_LOG_ARGS=true shows them>"
+
+
 class _Listener:
     def __init__(self, worker: Worker, lane: _Lane) -> None:
         self.worker = worker
@@ -630,8 +635,9 @@ class Worker:
                 if d.attempt > 1:
                     self.metrics.redelivered(item.msg.task)
                 if verbose:  # the args are formatted only when the line is written
-                    self.log.info("Received Task ID: %s | Task: %s | Args: %s", item.msg.id,
-                                  item.msg.task, _args_text(item.msg.args))
+                    shown = (_args_text(item.msg.args) if self.settings.log_args
+                             else _args_hidden(item.msg.args, item.msg.kwargs))
+                    self.log.info("Received Task ID: %s | Task: %s | Args: %s", item.msg.id, item.msg.task, shown)
                 self.metrics.started(item.msg.task, wait=max(0.0, time.time() - item.msg.created_at),
                                      running=self._claimed)
                 defn = self.registry.find(item.msg.task)
@@ -691,7 +697,8 @@ class Worker:
                 self.log.info("Task %s finished but another run owns it now; outcome discarded", r.item.msg.id)
             elif r.outcome.ok:
                 if verbose:
-                    self.log.info("Task Completed: Result = %s", _args_text(r.outcome.result))
+                    self.log.info("Task Completed: Result = %s",
+                                  _args_text(r.outcome.result) if self.settings.log_args else "<hidden>")
             elif f.status is TaskState.RETRYING:
                 self.log.info("Task Failed: %s (attempt %d; retry in %.1fs)", r.outcome.error,
                               r.attempt, max(0.0, (f.due or 0) - time.time()))
