@@ -111,8 +111,17 @@ phase "lint (ruff, mypy)"
 rc=$?
 phase "suite (the e2e beside it)"
 if [ $rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
-# A failed suite fails the run at once: the e2e is stopped (cleanup), not waited for.
-if [ $rc -ne 0 ]; then exit $rc; fi
+# A failed suite fails the run at once: the e2e is stopped, not waited for, and what it logged
+# (all of it, when it had already finished) is shown.
+if [ $rc -ne 0 ]; then
+  if [ -n "$e2e_pid" ]; then
+    stop_e2e
+    echo
+    echo "e2e (beside the suite; stopped or ended when the suite failed):"
+    sed 's/^/e2e | /' "$e2e_log"
+  fi
+  exit $rc
+fi
 if [ -n "$e2e_pid" ]; then
   echo
   echo "e2e (beside the suite until now; its log so far, then live):"

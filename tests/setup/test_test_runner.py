@@ -128,5 +128,6 @@ def test_a_failed_suite_interrupts_the_running_e2e_and_waits_for_its_teardown(tm
     assert res.returncode == 1, res.stdout + res.stderr
     assert "stopping the e2e" in res.stderr
     assert torn_down.exists(), "make test returned before the e2e had torn its cluster down"
+    assert "e2e (beside the suite; stopped or ended when the suite failed):" in res.stdout
     left = subprocess.run(["pgrep", "-f", _fake_name(tmp_path)], capture_output=True, text=True).stdout
     assert not left.strip()
