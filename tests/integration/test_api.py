@@ -206,6 +206,20 @@ def test_kafka_down_is_503_and_readyz_says_which(services: Services) -> None:
         a.close()
 
 
+def test_readyz_tells_why_only_to_a_caller_with_a_token(services: Services) -> None:
+    port = free_port()
+    a = Api(make_settings(services, kafka_bootstrap=f"127.0.0.1:{port}", api_token="s3cret-token"), topics=False)
+    try:
+        anonymous = a.http.get("/readyz")
+        assert anonymous.status_code == 503
+        assert anonymous.json() == {"status": "unavailable", "redis": "ok", "kafka": "unavailable"}
+        assert str(port) not in anonymous.text
+        told = a.http.get("/readyz", headers={"Authorization": "Bearer s3cret-token"}).json()
+        assert told["kafka"].startswith("Kafka is unreachable") and told["redis"] == "ok"
+    finally:
+        a.close()
+
+
 def test_redis_down_is_503(services: Services) -> None:
     a = Api(make_settings(services, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     try:

@@ -23,6 +23,7 @@ from ..settings import Settings
 from . import auth, deadletters, events, scheduled, schedules, system, tasks, workers, workflows
 from .auth import require_token
 from .errors import on_error, status_of
+from .readiness import Readiness
 
 
 def ui_dir() -> Path | None:
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
                   description="Submit and inspect tasks of a Kafka + Redis task queue.")
     app.state.settings = settings
     app.state.client = client or Client(settings)
+    app.state.readiness = Readiness(app.state.client.ready)
     app.state.metrics = ApiMetrics(topic=settings.tasks_topic)
     app.state.rate = FinishRate()  # the overview's finished/s over the last 10 s
     app.state.inflight = 0  # submissions waiting for Kafka (changed on the event loop only)
