@@ -125,8 +125,8 @@ def test_the_per_task_lines_carry_args_and_results_only_when_asked(
             assert wait_all(client, [tid], timeout=30)[0].result == [secret, "x"]
         finally:
             client.close()
-    # The line is written after the outcome is recorded: wait for it rather than for the record.
-    wait_for(lambda: "Task Completed" in caplog.text, timeout=10, what="the completion line")
+        # The line is written after the outcome is recorded: wait for it rather than for the record.
+        wait_for(lambda: "Task Completed" in caplog.text, timeout=10, what="the completion line")
     received = next(r.getMessage() for r in caplog.records if "Received Task ID" in r.getMessage())
     completed = next(r.getMessage() for r in caplog.records if "Task Completed" in r.getMessage())
     assert f"Received Task ID: {tid} | Task: echo | Args: " in received

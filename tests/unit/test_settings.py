@@ -38,4 +38,4 @@ def test_a_client_without_arguments_reads_the_taskq_environment(monkeypatch: pyt
 
 def test_kip_848_with_kafka_python_is_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="needs kafka_client 'confluent'"):
-        Settings(group_protocol="consumer")
+        Settings(kafka_client="kafka-python", group_protocol="consumer")
