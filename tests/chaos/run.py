@@ -45,6 +45,9 @@ class Report:
     dead_expected: int = 0
     dead_letters: int = 0
     unexpected_dead: list[str] = field(default_factory=list)
+    # Dead because the kills caught it mid-run more often than max_lost_runs allows: the poison
+    # containment doing its job (a task its worker never survives must not run forever), so expected.
+    dead_by_kills: list[str] = field(default_factory=list)
     kills: int = 0
     graceful_stops: int = 0
     kafka_restarts: int = 0
@@ -75,6 +78,7 @@ class Report:
             f"duplicate executions     {self.duplicate_executions} (all of tasks in flight at a kill: "
             f"{'yes' if not self.unexplained_duplicates else 'NO ' + str(self.unexplained_duplicates[:5])})",
             f"dead letters             {self.dead_letters} (expected {self.dead_expected})",
+            f"dead after kills         {len(self.dead_by_kills)} (caught by more kills than max_lost_runs)",
             f"worker kills (SIGKILL)   {self.kills}",
             f"graceful stops (SIGTERM) {self.graceful_stops}",
             f"Kafka / Redis restarts   {self.kafka_restarts} / {self.redis_restarts}",
@@ -170,6 +174,13 @@ class Chaos:
                     self.expected[tid] = kind
             i += len(reqs)
             time.sleep(pause)
+
+    def _killed_past_the_limit(self, history: list[dict[str, Any]]) -> bool:
+        """Whether a run history is that of a task lost more than ``max_lost_runs`` times, every loss
+        a SIGKILL this run sent to the worker running it after the run started."""
+        lost = [h for h in history if h.get("outcome") == "lost"]
+        return len(lost) > self.settings.max_lost_runs and all(
+            any(w == h["worker"] and t >= h["started_at"] for t, w in self.kill_times) for h in lost)
 
     def chaos(self, stop: threading.Event) -> None:
         try:
@@ -323,6 +334,9 @@ class Chaos:
                 rep.dead_expected += 1
                 if rec.status != TaskState.DEAD:
                     rep.wrong.append(tid)
+            elif rec.status == TaskState.DEAD and self._killed_past_the_limit(rec.history):
+                rep.dead_expected += 1
+                rep.dead_by_kills.append(tid)
             elif rec.status != TaskState.SUCCESS or rec.result != want:
                 if rec.status == TaskState.DEAD:
                     rep.unexpected_dead.append(tid)
