@@ -3,8 +3,9 @@ broker, and the in-memory transport the unit tests use."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -127,26 +128,65 @@ def test_records_produced_while_paused_all_arrive_after_resume_none_skipped(
     producer.close()
 
 
+class _Member:
+    """A group member driven from a thread of its own, as each worker drives its consumer: a loop
+    that alternated two members' polls in one thread left each unpolled while the other waited,
+    so a join's result could land unseen and the pair re-joined over and over."""
+
+    def __init__(self, t: Transport, client_id: str) -> None:
+        self.listener = _Listener()
+        self.consumer = t.consumer(client_id=client_id, listener=self.listener)
+        self.lock = threading.Lock()
+        self.owned: frozenset[int] = frozenset()
+        self.assignment: frozenset[int] = frozenset()
+        self.events: list[tuple[str, frozenset[int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=client_id, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            _turn(self.consumer, 50, 1)
+            with self.lock:  # one consistent view of the listener's and the client's sides
+                self.owned = frozenset(self.listener.owned)
+                self.assignment = frozenset(self.consumer.assignment())
+                self.events = list(self.listener.events)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive()
+        self.consumer.close()
+        self.events = list(self.listener.events)
+
+
+def _until(condition: Callable[[], bool], timeout: float = 40.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
 def test_a_closing_member_hands_its_partitions_to_the_other(kafka: tuple[Settings, Transport]) -> None:
     settings, t = kafka
-    la, lb = _Listener(), _Listener()
-    a = t.consumer(client_id="seam-a", listener=la)
-    _wait_assigned(a, la, settings.partitions)
-    b = t.consumer(client_id="seam-b", listener=lb)
-    deadline = time.monotonic() + 40
-    while not (lb.owned and la.owned and len(la.owned | lb.owned) == settings.partitions
-               and not la.owned & lb.owned) and time.monotonic() < deadline:
-        _turn(a, 50, 1)
-        _turn(b, 50, 1)
-    assert lb.owned and la.owned and not la.owned & lb.owned, (la.events, lb.events)
-    assert a.assignment() == la.owned and b.assignment() == lb.owned
-    a.close()
-    assert any(kind == "revoked" for kind, _ in la.events)
-    deadline = time.monotonic() + 40
-    while len(lb.owned) != settings.partitions and time.monotonic() < deadline:
-        _turn(b, 50, 1)
-    assert lb.owned == set(range(settings.partitions)), lb.events
-    b.close()
+    everything = frozenset(range(settings.partitions))
+    a = _Member(t, "seam-a")
+    assert _until(lambda: a.owned == everything), a.events
+    b = _Member(t, "seam-b")
+    try:
+        def shared() -> bool:
+            with a.lock, b.lock:
+                return (bool(a.owned) and bool(b.owned) and a.owned | b.owned == everything
+                        and not a.owned & b.owned and a.assignment == a.owned and b.assignment == b.owned)
+
+        assert _until(shared), (a.events, b.events)
+    finally:
+        a.close()
+    assert any(kind == "revoked" for kind, _ in a.events)
+    try:
+        assert _until(lambda: b.owned == everything and b.assignment == everything), b.events
+    finally:
+        b.close()
 
 
 def test_lag_counts_what_the_group_has_not_committed(kafka: tuple[Settings, Transport]) -> None:
