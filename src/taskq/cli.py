@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .client import Client, parse_cli_value
-from .errors import InvalidTask, TaskqError
+from .errors import ConfigError, InvalidTask, TaskqError
 from .schedules import Schedule
 from .settings import Settings, default_worker_id
 from .workflows import WorkflowNode, WorkflowRecord
@@ -437,9 +437,16 @@ def api(
     import uvicorn
 
     from .api.app import create_app
+    from .api.exposure import check_exposure
 
     settings = load_settings()
     setup_logging(settings)
+    try:
+        warning = check_exposure(settings, host, port)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    if warning:
+        logging.getLogger("taskq.api").warning(warning)
     if processes == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
         return

@@ -170,7 +170,7 @@ class DevStack:
             prom.set_targets("taskq-workers", self._worker_targets())
             prom.start()
         self.say("dev", f"ready in {time.monotonic() - t0:.1f}s")
-        self.say("dev", f"  web UI + API   http://127.0.0.1:{self.port}/   (OpenAPI: /docs)")
+        self.say("dev", f"  web UI + API   http://127.0.0.1:{self.port}/   (OpenAPI: /api/docs)")
         self.say("dev", f"  API metrics    http://127.0.0.1:{self.port}/metrics")
         self.say("dev", f"  Kafka          {self.kafka.bootstrap}   (log: {self._shown(self.kafka.log_path)})")
         self.say("dev", f"  Redis          {self.redis.url}")

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     api_read_token: SecretStr | None = Field(
         None, description="A second token that can read everything and change nothing (403 on every action).",
     )
+    api_auth: Literal["token", "none"] = Field(
+        "token",
+        description="token: beyond loopback the API starts only with TASKQ_API_TOKEN set; none: it serves every "
+                    "caller without a token wherever it listens (a warning is logged at start).",
+    )
     api_session_ttl: float = Field(
         12 * 3600, ge=60, le=30 * 24 * 3600, description="Seconds a UI sign-in (POST /api/login's cookie) lasts.",
     )
@@ -184,6 +189,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_tokens(self) -> Settings:
+        if self.api_auth == "none" and self.api_token is not None:
+            raise ValueError("api_auth=none (TASKQ_API_AUTH) with api_token (TASKQ_API_TOKEN) set: choose one, "
+                             "a token or no authentication")
         if self.api_read_token is None:
             return self
         if self.api_token is None:

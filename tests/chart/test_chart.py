@@ -214,6 +214,28 @@ def test_the_read_only_token_comes_from_the_token_secret_when_asked_for() -> Non
     assert not [o for o in existing if o["kind"] == "Secret" and o["metadata"]["name"] == "rel-taskq-api-token"]
 
 
+@pytest.mark.parametrize("auth", [True, False])
+def test_the_api_the_chart_renders_is_never_open_by_accident(auth: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskq.api.exposure import check_exposure
+
+    objs = docs("--set", f"api.auth.enabled={str(auth).lower()}", "--set", "api.auth.token=a-token")
+    api = find(objs, "Deployment", "rel-taskq-api")["spec"]["template"]["spec"]["containers"][0]
+    host = api["args"][api["args"].index("--host") + 1]
+    for name, value in find(objs, "ConfigMap", "rel-taskq")["data"].items():
+        monkeypatch.setenv(name, value)
+    env = {e["name"]: e for e in api["env"]}
+    if auth:
+        assert "TASKQ_API_AUTH" not in env and env["TASKQ_API_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "token"
+        monkeypatch.setenv("TASKQ_API_TOKEN", "a-token")  # what the Secret holds
+        assert check_exposure(Settings(), host, 8000) is None
+    else:
+        # Serving without a token is said twice: in the values and by the API at start.
+        assert "TASKQ_API_TOKEN" not in env and env["TASKQ_API_AUTH"]["value"] == "none"
+        monkeypatch.setenv("TASKQ_API_AUTH", "none")
+        warning = check_exposure(Settings(), host, 8000)
+        assert warning and "without a token" in warning
+
+
 def test_behind_the_tls_ingress_the_session_cookie_is_secure() -> None:
     def env(objs: list[dict]) -> dict[str, str]:  # type: ignore[type-arg]
         api = find(objs, "Deployment", "rel-taskq-api")["spec"]["template"]["spec"]["containers"][0]

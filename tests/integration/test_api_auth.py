@@ -31,7 +31,7 @@ def api_routes(api: ApiServer, *, safe: bool) -> list[tuple[str, str]]:
     """(method, path with placeholders filled) of every protected /api route, from the app's own
     OpenAPI document: a route added later is covered without changing this test."""
     out = []
-    for path, ops in api.http.get("/openapi.json").json()["paths"].items():
+    for path, ops in api.http.get("/api/openapi.json", headers=bearer(WRITE)).json()["paths"].items():
         if not path.startswith("/api") or path in OPEN_ROUTES:
             continue
         for method in ops:
@@ -167,3 +167,16 @@ def test_behind_a_proxy_that_ends_tls_the_cookie_is_secure_when_told(services: S
         assert "; secure" in a.http.post("/api/logout").headers["set-cookie"].lower()
     finally:
         a.close()
+
+
+def test_the_openapi_document_and_its_page_need_a_token_the_read_only_one_will_do(api: ApiServer) -> None:
+    for path in ("/api/openapi.json", "/api/docs"):
+        assert api.http.get(path).status_code == 401
+        assert api.http.get(path, headers=bearer("wrong")).status_code == 401
+        assert api.http.get(path, headers=bearer(READ)).status_code == 200
+    assert "/api/tasks" in api.http.get("/api/openapi.json", headers=bearer(READ)).json()["paths"]
+    # A signed-in browser opens the page with its session cookie; the old addresses lead there.
+    assert api.http.post("/api/login", json={"token": READ}).status_code == 200
+    page = api.http.get("/docs", follow_redirects=True)
+    assert page.status_code == 200 and "/api/openapi.json" in page.text
+    assert api.http.get("/openapi.json", follow_redirects=True).json()["info"]["title"] == "taskq"

@@ -22,7 +22,7 @@ EXAMPLES = int(os.environ.get("TASKQ_API_FUZZ_EXAMPLES", "12"))
 def test_no_generated_request_yields_a_server_error(settings: Settings) -> None:
     ensure_topics(settings)
     app = create_app(settings)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     tried: list[str] = []
     for result in schema.get_all_operations():
         op = result.ok()

@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -119,8 +120,9 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
 
     # Responses with a response model go through pydantic-core straight to JSON bytes, which current
     # FastAPI (0.165 here) documents as faster than ORJSONResponse and deprecates that class for.
-    app = FastAPI(title="taskq", version=__version__, lifespan=lifespan,
-                  description="Submit and inspect tasks of a Kafka + Redis task queue.")
+    # The OpenAPI document and its pages are served under /api (below), behind the read token.
+    app = FastAPI(title="taskq", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None, description="Submit and inspect tasks of a Kafka + Redis task queue.")
     app.state.settings = settings
     app.state.client = client or Client(settings)
     app.state.readiness = Readiness(app.state.client.ready)
@@ -153,6 +155,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(auth.router)
     app.include_router(system.router)
+    add_docs(app, protected)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     ui = ui_dir()
@@ -163,6 +166,32 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         def index() -> RedirectResponse:
             return RedirectResponse("/ui/")
     return app
+
+
+OPENAPI_URL = "/api/openapi.json"
+DOCS_URL = "/api/docs"
+
+
+def add_docs(app: FastAPI, protected: list[Any]) -> None:
+    """The OpenAPI document and its Swagger page, for any caller with a token (the read-only one
+    will do): they list every route and parameter of the deployment. Under /api, so a signed-in
+    browser's session cookie (path /api) opens them; the old /docs and /openapi.json redirect."""
+
+    @app.get(OPENAPI_URL, include_in_schema=False, dependencies=protected)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(DOCS_URL, include_in_schema=False, dependencies=protected)
+    def swagger_page() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} API")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def old_openapi() -> RedirectResponse:
+        return RedirectResponse(OPENAPI_URL, status_code=308)
+
+    @app.get("/docs", include_in_schema=False)
+    def old_docs() -> RedirectResponse:
+        return RedirectResponse(DOCS_URL, status_code=308)
 
 
 def app_from_environment() -> FastAPI:
