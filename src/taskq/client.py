@@ -16,6 +16,7 @@ from .arguments import advertised_problem
 from .bulk import BulkResult, Progress
 from .deadletters import DeadLetter
 from .errors import InvalidTask, SubmitFailed, TaskNotFound, TaskqError, WaitTimeout, WorkerNotFound
+from .eventhub import EventHub
 from .events import Event
 from .kafka import Admin, Producer, Transport, transport
 from .models import (
@@ -275,6 +276,10 @@ class Client:
         ...     print(event.kind, event.data)
         """
         return self.store.events(start, stop=stop)
+
+    def event_hub(self) -> EventHub:
+        """Many live streams fed by one Redis reader, at most ``api_max_streams`` at once (the HTTP API's)."""
+        return self.store.event_hub()
 
     async def aclose(self) -> None:
         """``close()`` for a client whose event streams ran in an event loop (the HTTP API)."""

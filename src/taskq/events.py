@@ -52,12 +52,12 @@ async def _resolve(r: aioredis.Redis, key: str, start: str) -> str:
     return last[0][0] if last else "0-0"
 
 
-async def _never() -> bool:
+async def never() -> bool:
     return False
 
 
 async def stream(r: aioredis.Redis, key: str, start: str = "$", *,
-                 stop: Callable[[], Awaitable[bool]] = _never) -> AsyncIterator[Event]:
+                 stop: Callable[[], Awaitable[bool]] = never, block_ms: int = BLOCK_MS) -> AsyncIterator[Event]:
     """Events after ``start`` until ``stop()`` says so; Redis outages are reported, then waited out."""
     check_start(start)
     last_id: str | None = None
@@ -68,7 +68,7 @@ async def stream(r: aioredis.Redis, key: str, start: str = "$", *,
             if last_id is None:
                 last_id = await _resolve(r, key, start)
                 yield Event("ready", {"detail": "subscribed", "last_id": last_id})
-            rows = cast(Rows, await r.xread({key: last_id}, count=500, block=BLOCK_MS))
+            rows = cast(Rows, await r.xread({key: last_id}, count=500, block=block_ms))
             if down:
                 down, backoff = False, 0.5
                 yield Event("ready", {"detail": "Redis is reachable again", "last_id": last_id})

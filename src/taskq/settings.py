@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         1000, ge=1, le=1_000_000,
         description="Submissions one API process holds waiting for Kafka at once; past it, 503 with Retry-After.",
     )
+    api_max_streams: int = Field(
+        200, ge=1, le=100_000,
+        description="Event streams (/api/events) one API process serves at once, all fed by one Redis "
+                    "connection; past it, 503 with Retry-After.",
+    )
     bulk_max: int = Field(
         100_000, ge=1, le=10_000_000,
         description="Tasks one bulk retry, cancel or purge acts on at most; past it the call says so (call it again).",

@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError
 
 from . import events, limits, lua, query
 from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError, WorkflowNotFound
+from .eventhub import EventHub
 from .events import Event
 from .metrics import DURATION_BUCKETS
 from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, TaskType, Timing, TypeMetrics, WorkerInfo
@@ -141,6 +142,7 @@ class Store:
                                           socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         self.r: redis.Redis = client
         self._async: aioredis.Redis | None = None
+        self._hub: EventHub | None = None
         self._memory: tuple[str | None, float] = (None, -MEMORY_CHECK_SECONDS)  # (why full, checked at)
         self._create = self.r.register_script(lua.CREATE)
         self._apply = self.r.register_script(lua.APPLY)
@@ -220,16 +222,28 @@ class Store:
     def _password(self) -> str | None:
         return self.settings.redis_password.get_secret_value() if self.settings.redis_password else None
 
-    def events(self, start: str = "$", *, stop: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[Event]:
-        """The live event stream (see ``taskq.events``), from an async connection pool made once."""
+    def _async_redis(self) -> aioredis.Redis:
         if self._async is None:
             self._async = aioredis.Redis.from_url(
                 self.settings.redis_url, password=self._password(), decode_responses=True,
                 socket_timeout=events.SOCKET_TIMEOUT, socket_connect_timeout=5)
-        return events.stream(self._async, self.key("events"), start, **({"stop": stop} if stop else {}))
+        return self._async
+
+    def events(self, start: str = "$", *, stop: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[Event]:
+        """The live event stream (see ``taskq.events``), from an async connection pool made once."""
+        return events.stream(self._async_redis(), self.key("events"), start, stop=stop or events.never)
+
+    def event_hub(self) -> EventHub:
+        """One reader of the event stream shared by many streams (``taskq.eventhub``), made once."""
+        if self._hub is None:
+            self._hub = EventHub(self._async_redis(), self.key("events"), max_streams=self.settings.api_max_streams)
+        return self._hub
 
     async def close_events(self) -> None:
-        """Close the event streams' pool, in the event loop that used it."""
+        """Close the event streams' reader and pool, in the event loop that used them."""
+        if self._hub is not None:
+            await self._hub.close()
+            self._hub = None
         if self._async is not None:
             await self._async.aclose()
             self._async = None
