@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -447,8 +448,17 @@ def api(
         fail(str(exc), 2)
     if warning:
         logging.getLogger("taskq.api").warning(warning)
+    metrics_port = settings.api_metrics_port
+    if metrics_port == port:
+        fail(f"TASKQ_API_METRICS_PORT ({metrics_port}) is the API's own --port: choose another, or unset it", 2)
+    sockets = [_listen(host, port)] + ([_listen(host, metrics_port)] if metrics_port else [])
     if processes == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
+        try:
+            uvicorn.Server(config).run(sockets=sockets)
+        finally:
+            for sock in sockets:
+                sock.close()
         return
     # Each process builds its app from the same TASKQ_* environment; their counters meet in one
     # folder of prometheus_client's multiprocess files (kept if the caller chose one).
@@ -458,27 +468,32 @@ def api(
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own = tempfile.TemporaryDirectory(prefix="taskq-api-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own.name
-    import socket
-
     from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config("taskq.api.app:app_from_environment", factory=True, workers=processes, host=host,
-                            port=port, log_level="warning", access_log=False)
-    # A socket made with proto=TCP: asyncio sets TCP_NODELAY only on connections accepted from such a
-    # socket, and uvicorn's own (proto 0) left every response waiting ~40 ms on Nagle's algorithm.
+    config = uvicorn.Config("taskq.api.app:app_from_environment", factory=True, workers=processes,
+                            log_level="warning", access_log=False)
+    try:
+        Multiprocess(config, sockets=sockets).run()
+    finally:
+        for sock in sockets:
+            sock.close()
+        if own is not None:
+            own.cleanup()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound socket every API process serves from (``fail`` when the port is taken)."""
+    # proto=TCP: asyncio sets TCP_NODELAY only on connections accepted from such a socket, and
+    # uvicorn's own (proto 0) left every response waiting ~40 ms on Nagle's algorithm.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock.bind((host.strip("[]"), port))
     except OSError as exc:
+        sock.close()
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     sock.set_inheritable(True)
-    try:
-        Multiprocess(config, sockets=[sock]).run()
-    finally:
-        sock.close()
-        if own is not None:
-            own.cleanup()
+    return sock
 
 
 @app.command()

@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         1000, ge=1, le=1_000_000,
         description="Submissions one API process holds waiting for Kafka at once; past it, 503 with Retry-After.",
     )
+    api_metrics_port: int | None = Field(
+        None, ge=1, le=65535,
+        description="Serve the API's /metrics on this port (same address) and nowhere else, so an Ingress that "
+                    "routes the API's port never exposes it; unset: /metrics on the API's own port.",
+    )
     api_max_streams: int = Field(
         200, ge=1, le=100_000,
         description="Event streams (/api/events) one API process serves at once, all fed by one Redis "

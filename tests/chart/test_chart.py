@@ -236,6 +236,29 @@ def test_the_api_the_chart_renders_is_never_open_by_accident(auth: bool, monkeyp
         assert warning and "without a token" in warning
 
 
+def test_the_api_metrics_have_a_port_of_their_own_that_the_ingress_never_routes() -> None:
+    def wiring(*args: str) -> tuple[dict, dict, dict, dict, dict]:  # type: ignore[type-arg]
+        objs = docs("--set", "metrics.serviceMonitor.enabled=true", "--set", "api.ingress.enabled=true", *args)
+        pod = find(objs, "Deployment", "rel-taskq-api")["spec"]["template"]
+        return (pod, find(objs, "Service", "rel-taskq-api"), find(objs, "ServiceMonitor", "rel-taskq-api"),
+                find(objs, "Ingress", "rel-taskq"), pod["spec"]["containers"][0])
+
+    pod, svc, sm, ingress, api = wiring()
+    assert {p["name"]: p["containerPort"] for p in api["ports"]} == {"http": 8000, "metrics": 9100}
+    assert {e["name"]: e.get("value") for e in api["env"]}["TASKQ_API_METRICS_PORT"] == "9100"
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9100"
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    assert {p["name"]: p["targetPort"] for p in svc["spec"]["ports"]} == {"http": "http", "metrics": "metrics"}
+    backends = [p["backend"]["service"]["port"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]]
+    assert backends and all(b == {"name": "http"} for b in backends), backends
+    # null: /metrics on the API's port, as before.
+    pod, svc, sm, _, api = wiring("--set", "api.metricsPort=null")
+    assert [p["name"] for p in api["ports"]] == [p["name"] for p in svc["spec"]["ports"]] == ["http"]
+    assert "TASKQ_API_METRICS_PORT" not in {e["name"] for e in api["env"]}
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "8000"
+    assert sm["spec"]["endpoints"][0]["port"] == "http"
+
+
 def test_behind_the_tls_ingress_the_session_cookie_is_secure() -> None:
     def env(objs: list[dict]) -> dict[str, str]:  # type: ignore[type-arg]
         api = find(objs, "Deployment", "rel-taskq-api")["spec"]["template"]["spec"]["containers"][0]

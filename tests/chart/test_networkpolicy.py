@@ -22,16 +22,20 @@ def test_no_policy_by_default() -> None:
 
 def test_default_policies_admit_any_source_on_the_served_ports_only() -> None:
     api, worker = policies()
-    assert api["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]
+    assert api["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]},
+                              {"ports": [{"port": 9100, "protocol": "TCP"}]}]  # the API's own metrics port
     assert worker["ingress"] == [{"ports": [{"port": 9100, "protocol": "TCP"}]}]
+    api_port_only, _ = policies("--set", "api.metricsPort=null")
+    assert api_port_only["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]
     assert api["policyTypes"] == worker["policyTypes"] == ["Ingress"]
     assert worker["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
 
 
-def test_metrics_from_limits_the_worker_metrics_port_to_the_scrapers() -> None:
+def test_metrics_from_limits_the_metrics_ports_to_the_scrapers() -> None:
     api, worker = policies("--set-json", f"networkPolicy.metricsFrom=[{json.dumps(MONITORING)}]")
     assert worker["ingress"] == [{"ports": [{"port": 9100, "protocol": "TCP"}], "from": [MONITORING]}]
     assert "from" not in api["ingress"][0]
+    assert api["ingress"][1] == {"ports": [{"port": 9100, "protocol": "TCP"}], "from": [MONITORING]}
 
 
 def test_api_from_keeps_the_release_pods_and_the_scrapers() -> None:

@@ -24,6 +24,7 @@ from ..settings import Settings
 from . import auth, deadletters, events, scheduled, schedules, system, tasks, workers, workflows
 from .auth import require_token
 from .errors import on_error, status_of
+from .metricsport import MetricsPort
 from .readiness import Readiness
 
 
@@ -157,6 +158,8 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.include_router(system.router)
     add_docs(app, protected)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.api_metrics_port is not None:
+        app.add_middleware(MetricsPort, port=settings.api_metrics_port)
 
     ui = ui_dir()
     if ui is not None:
