@@ -19,7 +19,6 @@ KAFKA_JARS := $(CACHE)/kafka-$(KAFKA_VERSION)/jars
 export TASKQ_KAFKA_JARS := $(KAFKA_JARS)
 # Tests and scripts find the cache (helm, kubeconform, cluster binaries) through this, whatever CACHE is.
 export TASKQ_CACHE := $(CACHE)
-APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 PYTEST_ARGS ?= --durations=25
 
 .PHONY: help dev dev-prometheus prometheus test test-ci coverage fuzz e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-flow bench-redis soak chaos tools e2e images test-images
@@ -173,7 +172,7 @@ lint: venv
 IMAGE_TAG ?= dev
 BASE_IMAGE ?= taskq-base:bookworm
 images:  ## builds taskq-api and taskq-worker on a locally made base image (starts dockerd if needed)
-	@command -v dockerd >/dev/null && command -v debootstrap >/dev/null || { $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq docker.io debootstrap >/dev/null; }
+	@tools/need.sh dockerd:docker.io debootstrap:debootstrap
 	@CACHE=$(CACHE) images/dockerd.sh
 	@if [ "$(BASE_IMAGE)" = "taskq-base:bookworm" ]; then CACHE=$(CACHE) images/base/build-base.sh $(BASE_IMAGE); fi
 	@cp $${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt} images/build-ca.crt 2>/dev/null || : > images/build-ca.crt

@@ -8,11 +8,14 @@ set -uo pipefail
 recommends=()
 if [ "${1:-}" = --no-recommends ]; then recommends=(--no-install-recommends); shift; fi
 have() { case $1 in /*) [ -e "$1" ] ;; *) command -v "$1" >/dev/null 2>&1 ;; esac; }
-missing=()
-for pair in "$@"; do
-  cmd=${pair%%:*}; pkg=${pair#*:}
-  have "$cmd" || missing+=("$pkg")
-done
+find_missing() {
+  missing=()
+  for pair in "$@"; do
+    cmd=${pair%%:*}; pkg=${pair#*:}
+    have "$cmd" || missing+=("$pkg")
+  done
+}
+find_missing "$@"
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 say() { echo "error: $*" >&2; exit 1; }
@@ -22,16 +25,34 @@ else say "missing ${missing[*]}: install them (apt-get install ${missing[*]}) or
 fi
 command -v apt-get >/dev/null 2>&1 || say "missing ${missing[*]} and no apt-get here: install them with your package manager"
 
+# make test installs beside itself (the e2e's packages while the suite's are still going in):
+# one need.sh at a time, and what the one before installed is not installed again.
+lock=${TMPDIR:-/tmp}/taskq-need.lock
+exec 9>>"$lock"
+flock -w 1800 9 || say "another tools/need.sh held $lock for 30 min: is an apt-get stuck?"
+find_missing "$@"
+[ ${#missing[@]} -eq 0 ] && exit 0
+
 echo "installing: ${missing[*]}"
-# Another apt run (unattended upgrades, a parallel setup) holds the lock for a while: wait for it.
 opts=(-o DPkg::Lock::Timeout=600 -y -qq)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# Another apt run (unattended upgrades, an admin) holds a lock for a while: dpkg's lock is waited
+# for by DPkg::Lock::Timeout, but `apt-get update` gives up at once on the lists lock, so it is
+# tried again for as long.
+apt_run() {
+  local deadline=$(( $(date +%s) + 600 ))
+  while true; do
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" "${opts[@]}" "$@" >"$log" 2>&1 && return 0
+    grep -q "Could not get lock" "$log" && [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 2
+  done
+}
 # The package lists are empty on a fresh image, and stale lists 404: update once, then install.
-if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" "${opts[@]}" update >"$log" 2>&1; then
+if ! apt_run update; then
   say "apt-get update failed ($(grep -m1 -E '^(E|W):' "$log" || tail -n1 "$log")); check the network and /etc/apt/sources.list"
 fi
-if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" "${opts[@]}" install "${recommends[@]}" "${missing[@]}" >"$log" 2>&1; then
+if ! apt_run install "${recommends[@]}" "${missing[@]}"; then
   reason=$(grep -m1 -E '^E:' "$log" || tail -n1 "$log")
   case $reason in
     *"No space left"*) say "no disk space to install ${missing[*]}: free some and run make again" ;;

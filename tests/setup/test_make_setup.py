@@ -58,3 +58,31 @@ def test_an_unusable_cache_folder_is_one_line(tmp_path: Path) -> None:
     res = _run(["make", "--no-print-directory", "help", f"CACHE={blocker}/cache"])
     assert res.returncode != 0
     assert f"cannot create the cache folder {blocker}/cache: set CACHE=<a writable folder>" in res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root need.sh calls apt-get itself (else sudo)")
+def test_installs_running_at_once_take_turns_and_an_apt_lock_is_waited_out(tmp_path: Path) -> None:
+    """make test installs the e2e's packages while the suite's still go in: two need.sh at once
+    must not collide on apt's locks, and a lock someone else holds is waited for."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    # An apt-get whose first `update` finds the lists locked (another apt run), and whose install
+    # takes a moment and then provides the command.
+    _stub(bin_dir, "apt-get", f"""
+case " $* " in
+  *" update "*)
+    if [ ! -e {tmp_path}/locked-once ]; then : > {tmp_path}/locked-once
+      echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1 (apt-get)"; exit 100; fi
+    echo update >> {calls} ;;
+  *" install "*)
+    echo install >> {calls}; sleep 1
+    printf '#!/bin/sh\\nexit 0\\n' > {bin_dir}/taskq-fake-tool; chmod +x {bin_dir}/taskq-fake-tool ;;
+esac""")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TMPDIR": str(tmp_path)}
+    argv = [str(ROOT / "tools" / "need.sh"), "taskq-fake-tool:taskq-fake-package"]
+    runs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in runs]
+    assert all(code == 0 for code, _ in results), results
+    # One run installed; the other waited its turn and found the command there.
+    assert calls.read_text().split() == ["update", "install"]
