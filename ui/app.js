@@ -1,6 +1,7 @@
 // The console's entry: sign-in, the hash router, live updates, and the views' timers.
 import * as apiClient from "./api.js";
 import { api, events } from "./api.js";
+import { showAudit } from "./audit.js";
 import { $, $$ } from "./dom.js";
 import { isDown, onRecovered, startHealth } from "./health.js";
 import { loadStats, showOverview } from "./overview.js";
@@ -83,6 +84,7 @@ function refreshView() {
   if (r.view === "workers") loadWorkers();
   if (r.view === "schedules") loadSchedules();
   if (r.view === "workflows") showWorkflows(r.id);
+  if (r.view === "audit") showAudit(r.params);
   if (r.view === "submit") loadTaskTypes().catch(() => {});
 }
 window.addEventListener("hashchange", show);

@@ -1,7 +1,7 @@
 // Every view, filter and page is a URL: "#/tasks?status=dead&task=add&cursor=…", "#/tasks/<id>",
 // "#/workers", "#/workflows/<id>". The older "#tasks", "#workers", "#workflows/<id>", "#charts"
 // still open what they named (they are replaced by the new form).
-export const VIEWS = ["overview", "tasks", "scheduled", "dead", "workers", "schedules", "workflows", "submit"];
+export const VIEWS = ["overview", "tasks", "scheduled", "dead", "workers", "schedules", "workflows", "audit", "submit"];
 const LEGACY = { charts: "overview" };
 
 export function parse(hash = location.hash) {

@@ -453,7 +453,8 @@ def api(
         fail(f"TASKQ_API_METRICS_PORT ({metrics_port}) is the API's own --port: choose another, or unset it", 2)
     sockets = [_listen(host, port)] + ([_listen(host, metrics_port)] if metrics_port else [])
     if processes == 1:
-        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
+        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, proxy_headers=True,
+                                forwarded_allow_ips=settings.api_trusted_proxies)
         try:
             uvicorn.Server(config).run(sockets=sockets)
         finally:
@@ -471,7 +472,8 @@ def api(
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config("taskq.api.app:app_from_environment", factory=True, workers=processes,
-                            log_level="warning", access_log=False)
+                            log_level="warning", access_log=False, proxy_headers=True,
+                            forwarded_allow_ips=settings.api_trusted_proxies)
     try:
         Multiprocess(config, sockets=sockets).run()
     finally:

@@ -140,6 +140,21 @@ class Settings(BaseSettings):
         description="Serve the API's /metrics on this port (same address) and nowhere else, so an Ingress that "
                     "routes the API's port never exposes it; unset: /metrics on the API's own port.",
     )
+    api_login_attempts: int = Field(
+        10, ge=1, le=10_000,
+        description="Failed sign-ins (POST /api/login) one client address may make per minute, across every API "
+                    "replica; past it, 429 with Retry-After.",
+    )
+    api_trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="Addresses (comma-separated IPs or CIDRs, or *) whose X-Forwarded-Proto and X-Forwarded-For "
+                    "the API believes: the ingress controller's, so a request that came over TLS gets a Secure "
+                    "cookie and sign-in limits count the real client.",
+    )
+    audit_maxlen: int = Field(
+        10_000, ge=100, le=10_000_000,
+        description="Approximate number of audit entries kept (who retried, cancelled, purged, paused... what).",
+    )
     api_max_streams: int = Field(
         200, ge=1, le=100_000,
         description="Event streams (/api/events) one API process serves at once, all fed by one Redis "

@@ -222,7 +222,8 @@ class Store:
     def _password(self) -> str | None:
         return self.settings.redis_password.get_secret_value() if self.settings.redis_password else None
 
-    def _async_redis(self) -> aioredis.Redis:
+    def async_redis(self) -> aioredis.Redis:
+        """The asyncio Redis pool (made once) that event streams and the API's async paths share."""
         if self._async is None:
             self._async = aioredis.Redis.from_url(
                 self.settings.redis_url, password=self._password(), decode_responses=True,
@@ -231,12 +232,12 @@ class Store:
 
     def events(self, start: str = "$", *, stop: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[Event]:
         """The live event stream (see ``taskq.events``), from an async connection pool made once."""
-        return events.stream(self._async_redis(), self.key("events"), start, stop=stop or events.never)
+        return events.stream(self.async_redis(), self.key("events"), start, stop=stop or events.never)
 
     def event_hub(self) -> EventHub:
         """One reader of the event stream shared by many streams (``taskq.eventhub``), made once."""
         if self._hub is None:
-            self._hub = EventHub(self._async_redis(), self.key("events"), max_streams=self.settings.api_max_streams)
+            self._hub = EventHub(self.async_redis(), self.key("events"), max_streams=self.settings.api_max_streams)
         return self._hub
 
     async def close_events(self) -> None:

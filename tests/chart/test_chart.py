@@ -259,6 +259,16 @@ def test_the_api_metrics_have_a_port_of_their_own_that_the_ingress_never_routes(
     assert sm["spec"]["endpoints"][0]["port"] == "http"
 
 
+def test_the_ingress_controllers_addresses_are_the_trusted_proxies_when_given() -> None:
+    def env(*args: str) -> dict[str, str]:
+        api = find(docs(*args), "Deployment", "rel-taskq-api")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value", "") for e in api["env"]}
+
+    assert "TASKQ_API_TRUSTED_PROXIES" not in env()  # the API's own default: 127.0.0.1
+    given = env("--set", "api.trustedProxies=10.42.0.0/16")["TASKQ_API_TRUSTED_PROXIES"]
+    assert Settings(api_trusted_proxies=given).api_trusted_proxies == "10.42.0.0/16"
+
+
 def test_behind_the_tls_ingress_the_session_cookie_is_secure() -> None:
     def env(objs: list[dict]) -> dict[str, str]:  # type: ignore[type-arg]
         api = find(objs, "Deployment", "rel-taskq-api")["spec"]["template"]["spec"]["containers"][0]

@@ -122,10 +122,12 @@ def test_a_read_only_session_reads_and_is_refused_actions(api: ApiServer) -> Non
 def test_a_forged_expired_or_foreign_cookie_is_refused(api: ApiServer, services: Services) -> None:
     settings = api.server.config.app.state.settings  # type: ignore[union-attr]
     good, _ = session_value(settings, "read")
-    _, expires, mac = good.split(".")
+    _, expires, sid, mac = good.split(".")
     forged = [
-        f"write.{expires}.{mac}",  # the read session's mac under another role
-        f"read.{int(expires) + 3600}.{mac}",  # a later expiry
+        f"write.{expires}.{sid}.{mac}",  # the read session's mac under another role
+        f"read.{int(expires) + 3600}.{sid}.{mac}",  # a later expiry
+        f"read.{expires}.{'0' * len(sid)}.{mac}",  # another session id
+        f"read.{expires}.{mac}",  # the old three-part form
         session_value(settings, "write", now=0)[0],  # expired long ago
         session_value(make_settings(services, api_token="another-token"), "write")[0],  # another token's
         "garbage", "", "read..", "write.9999999999999999999.x",

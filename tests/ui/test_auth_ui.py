@@ -101,3 +101,28 @@ def test_the_read_only_token_sees_everything_and_no_action_is_offered(
         assert res[0] == 403 and "read-only" in res[1]
     finally:
         api.close()
+
+
+def test_the_audit_view_shows_who_did_what_in_the_console_newest_first(
+    ui: UiFactory, auth_settings: Settings, start_worker: WorkerFactory
+) -> None:
+    from playwright.sync_api import expect
+
+    from taskq.audit import token_id
+
+    start_worker("worker1", settings_=auth_settings)
+    u = ui(auth_settings)
+    pg = u.page
+    u.go("#/audit")
+    sign_in(u, WRITE)
+    http, write = u.api.http, {"Authorization": f"Bearer {WRITE}"}
+    tid = http.post("/api/tasks", json={"task": "add", "args": [1, 2], "delay": 600}, headers=write).json()["id"]
+    assert http.post(f"/api/tasks/{tid}/cancel", headers=write).status_code == 200
+    pg.reload()
+    rows = pg.locator("#audit-table tbody tr")
+    expect(rows.first.locator("[data-field=action]")).to_have_text(f"POST /api/tasks/{tid}/cancel")
+    expect(rows.first.locator("[data-field=who]")).to_have_text(f"write {token_id(WRITE.encode())} · bearer")
+    expect(rows.first.locator("[data-field=status]")).to_have_text("200")
+    expect(rows.nth(1).locator("[data-field=detail]")).to_have_text("signed in as write")
+    assert WRITE not in pg.content()
+    pg.screenshot(path=str(DOCS / "ui-audit.png"), full_page=True)

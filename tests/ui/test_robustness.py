@@ -15,7 +15,7 @@ from taskq.settings import Settings
 from tests.helpers import ApiServer, Services, WorkerFactory, make_settings
 from tests.ui.conftest import DOCS, UiFactory
 
-VIEWS = ["overview", "tasks", "scheduled", "dead", "workers", "schedules", "workflows", "submit"]
+VIEWS = ["overview", "tasks", "scheduled", "dead", "workers", "schedules", "workflows", "audit", "submit"]
 # Whether anything on the page sticks out of the window (scroll areas inside the page may).
 OVERFLOW = """() => [...document.querySelectorAll('body *')].filter((e) => {
   if (!e.getClientRects().length || e.closest('.table-wrap, nav[aria-label=Views], dialog:not([open])')) return false;

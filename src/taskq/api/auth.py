@@ -5,26 +5,38 @@ A caller is ``write`` (``TASKQ_API_TOKEN``, or any caller when no token is set) 
 in: ``POST /api/login`` trades it for an HttpOnly, SameSite=Strict cookie, so nothing the page runs
 can read it and it never travels in a URL (the event stream used to take ``?token=``).
 
-The cookie is ``<role>.<expires>.<mac>``, an HMAC keyed by the token of that role: any API replica
-checks it without shared state, and changing a token ends every session signed with it.
+The cookie is ``<role>.<expires>.<sid>.<mac>``, an HMAC keyed by the token of that role: any API
+replica checks it without shared state, and changing a token ends every session signed with it.
+Signing out revokes the session id in Redis until the cookie would have expired, so a copy taken
+before stops working too. Failed sign-ins are counted per client address in Redis, across
+replicas, and refused with 429 past ``TASKQ_API_LOGIN_ATTEMPTS`` a minute.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import secrets
 import time
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, cast
 
+import redis.asyncio as aioredis
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..audit import token_id
 from ..settings import Settings
+from ..store import translate_errors
 
 Role = Literal["write", "read"]
 COOKIE = "taskq_session"
 # The cookie goes only to the API: the UI's static files need none.
 COOKIE_PATH = "/api"
+SID_BYTES = 12
+SID = re.compile(rf"[0-9a-f]{{{SID_BYTES * 2}}}")
+LOGIN_WINDOW = 60  # seconds over which failed sign-ins are counted
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # A browser says where a request comes from; a cookie-authenticated action from another site is
 # refused even if a browser ignored SameSite.
@@ -47,31 +59,44 @@ def _tokens(settings: Settings) -> dict[Role, bytes]:
     return out
 
 
-def _mac(token: bytes, role: Role, expires: int) -> str:
+def _mac(token: bytes, role: Role, expires: int, sid: str) -> str:
     key = hashlib.sha256(b"taskq-session\0" + token).digest()
-    return hmac.new(key, f"{role}.{expires}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, f"{role}.{expires}.{sid}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionGrant:
+    """What a valid session cookie grants: a role until ``expires`` (epoch seconds), under the id ``sid``."""
+
+    role: Role
+    expires: int
+    sid: str
 
 
 def session_value(settings: Settings, role: Role, *, now: float | None = None) -> tuple[str, int]:
-    """A signed session cookie for ``role`` and when it expires (epoch seconds)."""
+    """A signed session cookie for ``role`` (with a fresh session id) and when it expires (epoch seconds)."""
     expires = int((now if now is not None else time.time()) + settings.api_session_ttl)
-    return f"{role}.{expires}.{_mac(_tokens(settings)[role], role, expires)}", expires
+    sid = secrets.token_hex(SID_BYTES)
+    return f"{role}.{expires}.{sid}.{_mac(_tokens(settings)[role], role, expires, sid)}", expires
 
 
-def session_role(settings: Settings, value: str, *, now: float | None = None) -> tuple[Role, int] | None:
-    """The role and expiry a session cookie grants, or None (malformed, forged, expired, token changed)."""
-    role, _, rest = value.partition(".")
-    expires_s, _, mac = rest.partition(".")
+def session_role(settings: Settings, value: str, *, now: float | None = None) -> SessionGrant | None:
+    """What a session cookie grants, or None (malformed, forged, expired, token changed). Whether it
+    was revoked is Redis' to say (``revoked``)."""
+    parts = value.split(".")
+    if len(parts) != 4:
+        return None
+    role, expires_s, sid, mac = parts
     tokens = _tokens(settings)
-    if role not in tokens or not expires_s.isdigit() or len(expires_s) > 12:
+    if role not in tokens or not expires_s.isdigit() or len(expires_s) > 12 or not SID.fullmatch(sid):
         return None
     expires = int(expires_s)
     if expires <= (now if now is not None else time.time()):
         return None
     r: Role = "write" if role == "write" else "read"
-    if not hmac.compare_digest(mac, _mac(tokens[r], r, expires)):
+    if not hmac.compare_digest(mac, _mac(tokens[r], r, expires, sid)):
         return None
-    return r, expires
+    return SessionGrant(r, expires, sid)
 
 
 def token_role(settings: Settings, given: str) -> Role | None:
@@ -83,26 +108,62 @@ def token_role(settings: Settings, given: str) -> Role | None:
     return found
 
 
-def caller(request: Request) -> tuple[Role | None, str | None]:
-    """The caller's role and how it was shown (``bearer``, ``cookie``, ``open`` when no token is set)."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: ``role`` (None: nobody we know), how it was shown (``bearer``, ``cookie``, or
+    ``open`` when no token is set), the token's id (``audit.token_id``) and the session, if any."""
+
+    role: Role | None
+    via: str | None = None
+    token: str = ""
+    session: SessionGrant | None = None
+
+
+def caller(request: Request) -> Caller:
+    """The caller as its credentials say, before any revocation check (``authenticated`` does that)."""
     settings: Settings = request.app.state.settings
     if settings.api_token is None:
-        return "write", "open"
+        return Caller("write", "open")
+    tokens = _tokens(settings)
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given:
-        return token_role(settings, given.strip()), "bearer"
+        role = token_role(settings, given.strip())
+        return Caller(role, "bearer", token_id(tokens[role]) if role else "")
     cookie = request.cookies.get(COOKIE)
     if cookie:
-        found = session_role(settings, cookie)
-        if found is not None:
-            return found[0], "cookie"
-    return None, None
+        grant = session_role(settings, cookie)
+        if grant is not None:
+            return Caller(grant.role, "cookie", token_id(tokens[grant.role]), grant)
+    return Caller(None)
+
+
+async def authenticated(request: Request) -> Caller:
+    """``caller``, with a signed-out (revoked) session refused; kept on ``request.state.caller``."""
+    found = caller(request)
+    if found.session is not None and await _revoked(request, found.session.sid):
+        found = Caller(None)
+    request.state.caller = found
+    return found
+
+
+def _async_redis(request: Request) -> aioredis.Redis:
+    return cast(aioredis.Redis, request.app.state.client.store.async_redis())
+
+
+def _revoked_key(request: Request, sid: str) -> str:
+    return cast(str, request.app.state.client.store.key("session", "revoked", sid))
+
+
+async def _revoked(request: Request, sid: str) -> bool:
+    with translate_errors():
+        return bool(await _async_redis(request).exists(_revoked_key(request, sid)))
 
 
 async def require_token(request: Request) -> None:
     """Every /api route but the sign-in ones: 401 without a valid token or session, 403 for an action
     by the read-only token (or a cookie-authenticated one from another site)."""
-    role, via = caller(request)
+    found = await authenticated(request)
+    role, via = found.role, found.via
     if role is None:
         detail = IN_URL if "token" in request.query_params else UNAUTHORIZED
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
@@ -145,26 +206,59 @@ def _session(settings: Settings, role: Role | None, via: str | None, expires: fl
 @router.get("/session", response_model=Session)
 async def get_session(request: Request) -> Session:
     """Who this request is: never 401, so a page can ask before it signs in."""
-    settings: Settings = request.app.state.settings
-    role, via = caller(request)
-    expires = None
-    if via == "cookie":
-        found = session_role(settings, request.cookies.get(COOKIE, ""))
-        expires = found[1] if found else None
-    return _session(settings, role, via, expires)
+    found = await authenticated(request)
+    expires = found.session.expires if found.session else None
+    return _session(request.app.state.settings, found.role, found.via, expires)
 
 
-@router.post("/login", response_model=Session, responses={401: {"description": "Wrong token"}})
+def client_address(request: Request) -> str:
+    """The caller's address (the real client's when a trusted proxy forwarded it)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def _failed_logins(request: Request) -> tuple[int, int]:
+    """How many sign-ins failed from this address in the current minute, and the seconds it has left."""
+    key = request.app.state.client.store.key("login", "failures", client_address(request))
+    with translate_errors():
+        async with _async_redis(request).pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.ttl(key)
+            count, ttl = await pipe.execute()
+    return int(count or 0), max(1, int(ttl)) if ttl and int(ttl) > 0 else 60
+
+
+async def _count_failed_login(request: Request) -> None:
+    key = request.app.state.client.store.key("login", "failures", client_address(request))
+    with translate_errors():
+        async with _async_redis(request).pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, LOGIN_WINDOW, nx=True)
+            await pipe.execute()
+
+
+@router.post("/login", response_model=Session, responses={
+    401: {"description": "Wrong token"},
+    429: {"description": "Too many failed sign-ins from this address this minute (with Retry-After)"}})
 async def login(body: LoginBody, request: Request, response: Response) -> Session:
-    """Trade a token for a session cookie (HttpOnly, SameSite=Strict, path /api; Secure over HTTPS or
-    with TASKQ_API_COOKIE_SECURE=true)."""
+    """Trade a token for a session cookie (HttpOnly, SameSite=Strict, path /api; Secure over HTTPS, as
+    a trusted proxy's X-Forwarded-Proto says, or with TASKQ_API_COOKIE_SECURE=true)."""
     settings: Settings = request.app.state.settings
     if settings.api_token is None:
         return _session(settings, "write", "open")
+    failures, left = await _failed_logins(request)
+    if failures >= settings.api_login_attempts:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            f"too many failed sign-ins from this address: try again in {left} s",
+                            headers={"Retry-After": str(left)})
     role = token_role(settings, body.token.strip())
     if role is None:
+        await _count_failed_login(request)
+        request.state.caller = Caller(None, "login")
+        request.state.audit = f"wrong token ({failures + 1} failed from this address this minute)"
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong API token")
     value, expires = session_value(settings, role)
+    request.state.caller = Caller(role, "login", token_id(_tokens(settings)[role]))
+    request.state.audit = f"signed in as {role}"
     response.set_cookie(COOKIE, value, max_age=int(settings.api_session_ttl), path=COOKIE_PATH, httponly=True,
                         samesite="strict", secure=_secure(settings, request))
     return _session(settings, role, "cookie", expires)
@@ -172,8 +266,16 @@ async def login(body: LoginBody, request: Request, response: Response) -> Sessio
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(request: Request) -> Response:
-    """End this browser's session: the cookie is deleted (it is refused anyway once it expires)."""
+    """End this browser's session: the cookie is deleted, and its session id revoked until it would
+    have expired, so a copy of it taken before is refused too."""
+    settings: Settings = request.app.state.settings
+    found = caller(request)
+    request.state.caller = found
+    if found.session is not None:
+        ttl = max(1, found.session.expires - int(time.time()))
+        with translate_errors():
+            await _async_redis(request).set(_revoked_key(request, found.session.sid), "1", ex=ttl)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict",
-                           secure=_secure(request.app.state.settings, request))
+                           secure=_secure(settings, request))
     return response

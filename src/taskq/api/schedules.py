@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import limits
 from ..schedules import CATCHUP_MAX, GRACE_MAX, NAME_MAX, ScheduleInfo
+from .audit import note
 from .deps import ClientDep
 from .schemas import Submitted
 
@@ -46,10 +47,13 @@ def list_schedules(client: ClientDep) -> list[ScheduleInfo]:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ScheduleInfo,
              responses={409: {"description": "A schedule of this name exists"},
                         422: {"description": "Invalid cron, timezone, interval, name or task"}})
-def create_schedule(body: ScheduleBody, client: ClientDep) -> ScheduleInfo:
+def create_schedule(body: ScheduleBody, request: Request, client: ClientDep) -> ScheduleInfo:
     """Create a schedule; its first tick is the next one after now."""
-    return client.add_schedule(body.name, body.task, known_tasks=client.known_tasks([body.task]),
+    info = client.add_schedule(body.name, body.task, known_tasks=client.known_tasks([body.task]),
                                **body.model_dump(exclude={"name", "task"}))
+    when = f"cron {body.cron!r} {body.timezone}" if body.cron else f"every {body.every:g} s"
+    note(request, f"schedule {body.name}: task {body.task}, {when}" + (", paused" if body.paused else ""))
+    return info
 
 
 @router.get("/{name}", response_model=ScheduleInfo)

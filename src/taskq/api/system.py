@@ -36,7 +36,7 @@ def readyz(request: Request) -> JSONResponse:
     with a token. Checked at most every 2 s, however often it is asked."""
     checks = request.app.state.readiness.checks()
     ok = all(v == "ok" for v in checks.values())
-    shown = for_caller(checks, authenticated=caller(request)[0] is not None)
+    shown = for_caller(checks, authenticated=caller(request).role is not None)
     return JSONResponse({"status": "ok" if ok else "unavailable", **shown}, status_code=200 if ok else 503)
 
 

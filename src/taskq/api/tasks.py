@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
@@ -14,6 +15,7 @@ from ..errors import InvalidTask, SubmitFailed
 from ..models import TaskRecord, TaskState
 from ..query import TaskFilter
 from ..submitter import Submission
+from .audit import note
 from .deps import ClientDep
 from .schemas import BatchSubmitted, BulkBody, BulkDone, PurgeBody, SubmitBody, Submitted, TaskName, TaskNames, TaskPage
 
@@ -61,7 +63,9 @@ async def submit_task(body: SubmitBody, request: Request, client: ClientDep) -> 
     once instead of queueing."""
     if body.delay or body.idempotency_key:
         # These write Redis before producing (a due entry, a reserved key): the threadpool path.
-        return Submitted(id=(await run_in_threadpool(_submit, request, client, [body]))[0])
+        tid = (await run_in_threadpool(_submit, request, client, [body]))[0]
+        note(request, f"task {body.task}: {tid}")
+        return Submitted(id=tid)
     state = request.app.state
     if state.inflight >= state.settings.api_max_inflight:
         state.metrics.refused()
@@ -87,6 +91,7 @@ async def submit_task(body: SubmitBody, request: Request, client: ClientDep) -> 
         state.inflight -= 1
     sub.result(0)  # raises SubmitFailed (503) if Kafka refused it; nothing of it was recorded
     state.metrics.submitted(body.task)
+    note(request, f"task {body.task}: {sub.id}")
     return Submitted(id=sub.id)
 
 
@@ -116,7 +121,11 @@ def submit_batch(bodies: list[SubmitBody], request: Request, client: ClientDep) 
     if len(bodies) > MAX_BATCH:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"a batch holds at most {MAX_BATCH} tasks, got {len(bodies)}")
-    return BatchSubmitted(ids=_submit(request, client, bodies))
+    ids = _submit(request, client, bodies)
+    names = sorted({b.task for b in bodies})
+    note(request, f"{len(ids)} tasks ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}): "
+                  f"{ids[0]} .. {ids[-1]}")
+    return BatchSubmitted(ids=ids)
 
 
 @router.get("", response_model=TaskPage)
@@ -151,21 +160,30 @@ def task_names(
 
 # Declared before /{task_id}/...: "bulk" is never taken for a task id here.
 @router.post("/bulk/retry", response_model=BulkDone)
-def bulk_retry(body: BulkBody, client: ClientDep) -> BulkDone:
+def bulk_retry(body: BulkBody, request: Request, client: ClientDep) -> BulkDone:
     """Retry every failed or dead task the filter matches (``status``: failed, dead or cancelled)."""
-    return BulkDone(**client.retry_all(body.filter(), dry_run=body.dry_run).to_dict())
+    return _bulk_noted(request, body, BulkDone(**client.retry_all(body.filter(), dry_run=body.dry_run).to_dict()))
 
 
 @router.post("/bulk/cancel", response_model=BulkDone)
-def bulk_cancel(body: BulkBody, client: ClientDep) -> BulkDone:
+def bulk_cancel(body: BulkBody, request: Request, client: ClientDep) -> BulkDone:
     """Cancel every queued or retrying task the filter matches."""
-    return BulkDone(**client.cancel_all(body.filter(), dry_run=body.dry_run).to_dict())
+    return _bulk_noted(request, body, BulkDone(**client.cancel_all(body.filter(), dry_run=body.dry_run).to_dict()))
 
 
 @router.post("/bulk/purge", response_model=BulkDone)
-def bulk_purge(body: PurgeBody, client: ClientDep) -> BulkDone:
+def bulk_purge(body: PurgeBody, request: Request, client: ClientDep) -> BulkDone:
     """Delete the finished tasks the filter matches that finished more than ``older_than`` seconds ago."""
-    return BulkDone(**client.purge(body.filter(), older_than=body.older_than, dry_run=body.dry_run).to_dict())
+    done = client.purge(body.filter(), older_than=body.older_than, dry_run=body.dry_run).to_dict()
+    return _bulk_noted(request, body, BulkDone(**done))
+
+
+def _bulk_noted(request: Request, body: BulkBody, done: BulkDone) -> BulkDone:
+    filt = body.model_dump(exclude_none=True, exclude={"dry_run"})
+    note(request, f"filter {orjson.dumps(filt).decode()}: matched {done.matched}, done {done.done}, "
+                  f"skipped {done.skipped}" + (" (dry run)" if done.dry_run else "")
+                  + (" (capped: more may match)" if done.capped else ""))
+    return done
 
 
 @router.get("/{task_id}", response_model=TaskRecord)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 
 from ..errors import InvalidTask
 from ..workflows import WorkflowRecord, from_json
+from .audit import note
 from .deps import ClientDep
 from .schemas import Submitted
 
@@ -18,7 +19,8 @@ EXAMPLE = {"chord": [{"task": "add", "args": [1, 2]}, {"task": "add", "args": [3
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Submitted)
-def submit_workflow(client: ClientDep, body: Annotated[Any, Body(examples=[EXAMPLE])]) -> Submitted:
+def submit_workflow(request: Request, client: ClientDep,
+                    body: Annotated[Any, Body(examples=[EXAMPLE])]) -> Submitted:
     """Start a workflow described as JSON: ``{"task": name, "args", "kwargs", "immutable",
     "max_retries", "timeout"}``, ``{"chain": [...]}``, ``{"group": [...], "on_failure"}`` or
     ``{"chord": [...], "callback": {...}, "on_failure"}`` (on_failure: fail | skip | run), nested freely."""
@@ -26,6 +28,7 @@ def submit_workflow(client: ClientDep, body: Annotated[Any, Body(examples=[EXAMP
         wid = client.submit_workflow(from_json(body), only_known=True)
     except InvalidTask as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    note(request, f"workflow {wid}")
     return Submitted(id=wid, status="running")
 
 

@@ -1,0 +1,84 @@
+"""The audit trail: who changed what, when, through the API.
+
+Every action taken through the API (retry, cancel, purge, pause, quiet, schedule and workflow
+changes, dead-letter replays, sign-ins, and submissions made by hand in the console) becomes an
+entry in a capped Redis stream and a log line on ``taskq.audit``. An entry names the caller by role
+and a token id (a short hash, never the token), how it signed in, from which address, and what it
+did to which tasks or filter. Payloads are never recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+from .settings import Settings
+from .store import Store, translate_errors
+
+log = logging.getLogger("taskq.audit")
+DETAIL_MAX = 500
+
+
+def token_id(token: bytes) -> str:
+    """A short, stable name for a token that reveals nothing of it (8 hex digits of a keyed hash)."""
+    return hashlib.sha256(b"taskq-token-id\0" + token).hexdigest()[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One action: who (``role``, ``token``, ``via``, ``ip``), what (``method``, ``path``, ``detail``),
+    how it ended (``status``, the HTTP status) and when (``at``, epoch seconds)."""
+
+    at: float
+    role: str
+    token: str
+    via: str
+    ip: str
+    method: str
+    path: str
+    status: int
+    detail: str = ""
+    id: str = ""
+
+    def line(self) -> str:
+        who = f"{self.role} token {self.token}" if self.token else self.role
+        what = f"{self.method} {self.path} -> {self.status}"
+        return f"{who} ({self.via}, {self.ip}): {what}" + (f": {self.detail}" if self.detail else "")
+
+
+class AuditLog:
+    """The trail in Redis (``<prefix>audit``, capped at ``audit_maxlen``), newest first when read."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.maxlen = settings.audit_maxlen
+        self.key = store.key("audit")
+
+    def record(self, entry: AuditEntry) -> None:
+        """Log the entry, then add it to Redis (``StoreUnavailable`` if Redis is down: the log line stays)."""
+        log.info("audit: %s", entry.line())
+        fields = {k: str(v) for k, v in asdict(entry).items() if k != "id"}
+        fields["detail"] = fields["detail"][:DETAIL_MAX]
+        with translate_errors():
+            self.store.r.xadd(self.key, cast(Any, fields), maxlen=self.maxlen, approximate=True)
+
+    def entries(self, *, limit: int = 100, before: str | None = None) -> list[AuditEntry]:
+        """The newest ``limit`` entries, or those older than the id ``before``."""
+        with translate_errors():
+            rows = cast(list[tuple[str, dict[str, str]]],
+                        self.store.r.xrevrange(self.key, max=f"({before}" if before else "+", count=limit))
+        return [_entry(entry_id, fields) for entry_id, fields in rows]
+
+
+def _entry(entry_id: str, f: dict[str, str]) -> AuditEntry:
+    def num(name: str, kind: type[float] | type[int]) -> Any:
+        try:
+            return kind(f.get(name, "0"))
+        except ValueError:
+            return kind(0)
+
+    return AuditEntry(at=num("at", float), role=f.get("role", ""), token=f.get("token", ""), via=f.get("via", ""),
+                      ip=f.get("ip", ""), method=f.get("method", ""), path=f.get("path", ""),
+                      status=num("status", int), detail=f.get("detail", ""), id=entry_id)
