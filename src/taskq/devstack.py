@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -98,11 +99,27 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, proc: su
     raise TaskqError(f"{what} did not become ready within {timeout:.0f}s" + (f" (log: {log})" if log else ""))
 
 
+@dataclass(frozen=True)
+class SecureListener:
+    """A SASL_SSL listener beside the plain one: SCRAM-SHA-512 users over TLS, with ACLs enforced.
+
+    ``keystore`` is a PKCS12 file holding the broker's key and certificate (for 127.0.0.1),
+    ``users`` maps user names to passwords (their SCRAM credentials are written at format time).
+    The plain listener's anonymous user stays a super user, so tools and ACL set-up keep working."""
+
+    port: int
+    keystore: Path
+    keystore_password: str
+    users: dict[str, str]
+
+
 class KafkaServer:
     """A single-node KRaft Kafka broker run from Maven jars."""
 
     def __init__(self, *, data_dir: Path, port: int, controller_port: int, jars: Path | None = None,
-                 heap: str = "512m", quick_start: bool = True, group_session_seconds: float = 6.0) -> None:
+                 heap: str = "512m", quick_start: bool = True, group_session_seconds: float = 6.0,
+                 secure: SecureListener | None = None) -> None:
+        self.secure = secure
         self.jars = jars or default_kafka_jars()
         # KIP-848 groups' session timeout, kept by the broker (TASKQ_SESSION_TIMEOUT's default).
         self.group_session_ms = int(group_session_seconds * 1000)
@@ -133,15 +150,31 @@ class KafkaServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         props = self.data_dir / "server.properties"
         c = self.controller_port
+        listeners = f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{c}"
+        secure: list[str] = []
+        if self.secure is not None:
+            listeners += f",SASL_SSL://127.0.0.1:{self.secure.port}"
+            secure = [
+                "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                f"ssl.keystore.location={self.secure.keystore}",
+                f"ssl.keystore.password={self.secure.keystore_password}",
+                "ssl.keystore.type=PKCS12",
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "super.users=User:ANONYMOUS",
+                "allow.everyone.if.no.acl.found=false",
+            ]
         props.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.bootstrap.servers=127.0.0.1:{c}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{c}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{c}",
+            f"listeners={listeners}",
+            f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+            *secure,
             f"log.dirs={self.data_dir / 'logs'}",
             "num.partitions=1",
             "auto.create.topics.enable=false",
@@ -195,19 +228,25 @@ class KafkaServer:
             fmt = subprocess.run(
                 # "--cluster-id=" form: a random id may start with "-" and look like an option.
                 [*jvm, "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cid}", "-c", str(props),
-                 "--ignore-formatted"],
+                 "--ignore-formatted", *self._scram_credentials()],
                 capture_output=True, text=True, timeout=120,
             )
             if fmt.returncode != 0:
                 last = (fmt.stderr.strip() or fmt.stdout.strip() or "no output").splitlines()[-1]
                 raise TaskqError(f"formatting Kafka storage failed: {last}\n{fmt.stdout}\n{fmt.stderr}")
-        for port in (self.port, self.controller_port):
+        for port in (self.port, self.controller_port, *([self.secure.port] if self.secure else [])):
             if port_in_use(port):
                 raise ConfigError(f"port {port} is already in use: is another Kafka running? Pick another port")
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = spawn([*jvm, "kafka.Kafka", str(props)], stdout=log)
         (self.data_dir / "kafka.pid").write_text(str(self.proc.pid))
         wait_until(self._ready, timeout=timeout, what="Kafka", proc=self.proc, log=self.log_path)
+
+    def _scram_credentials(self) -> list[str]:
+        out: list[str] = []
+        for name, password in (self.secure.users.items() if self.secure else ()):
+            out += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        return out
 
     def _ready(self) -> bool:
         from kafka import KafkaAdminClient

@@ -18,7 +18,37 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..errors import BrokerUnavailable
 from ..models import TaskMessage
+
+
+class Refusals:
+    """The last time Kafka refused this client's credentials or TLS, so a timeout can say why.
+
+    Both clients meet a wrong password, an unknown user or an untrusted certificate the same way:
+    a log line, a reconnect, and in the end a timeout that says only "Kafka did not answer". An
+    adapter notes what its library reported here and adds it to the ``BrokerUnavailable`` it raises."""
+
+    MARKERS = ("saslauthenticationfailed", "sasl authentication error", "authentication failed",
+               "ssl handshake failed", "certificate verify failed", "unsupportedsaslmechanism",
+               "illegalsaslstate")
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def note(self, text: str) -> None:
+        if any(marker in text.lower() for marker in self.MARKERS):
+            self.last = " ".join(text.split())[:300]
+
+    def explain(self, exc: Exception) -> Exception:
+        """``exc`` with the last refusal added when it is a ``BrokerUnavailable`` (a timeout)."""
+        if self.last is None or not isinstance(exc, BrokerUnavailable):
+            return exc
+        out = BrokerUnavailable(f"{exc} (Kafka refused this client: {self.last}; check TASKQ_KAFKA_SASL_* and "
+                                f"TASKQ_KAFKA_SSL_CAFILE)")
+        out.__cause__ = exc.__cause__
+        return out
+
 
 # Called once per message handed to ``send_nowait``: None on Kafka's acknowledgement, else why not.
 OnDelivery = Callable[[Exception | None], None]

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient
@@ -34,7 +34,7 @@ from confluent_kafka.cimpl import NewTopic
 from ..errors import BrokerError, BrokerUnavailable
 from ..models import TaskMessage
 from ..settings import Settings
-from .base import OnDelivery, PartitionListener, Record
+from .base import OnDelivery, PartitionListener, Record, Refusals
 
 log = logging.getLogger("taskq.kafka")
 
@@ -51,22 +51,29 @@ PRODUCER_POLL_SECONDS = 0.05
 SOFT_PAUSE_SECONDS = 0.5
 
 
-def _error(err: ck.KafkaError, what: str) -> BrokerError:
+def _error(err: ck.KafkaError, what: str, refusals: Refusals | None = None) -> BrokerError:
     text = f"{err.name()}: {err.str()}"
     if err.code() in _UNAVAILABLE:
-        return BrokerUnavailable(f"Kafka is unreachable or did not answer while trying to {what}: {text}")
+        out = BrokerUnavailable(f"Kafka is unreachable or did not answer while trying to {what}: {text}")
+        return cast(BrokerError, refusals.explain(out)) if refusals else out
     return BrokerError(f"Kafka error while trying to {what}: {text}")
 
 
+def _note_refusal(refusals: Refusals, err: ck.KafkaError) -> None:
+    """librdkafka's error callback: a refused login or TLS handshake, kept for the timeout it causes."""
+    if err.code() in (ck.KafkaError._AUTHENTICATION, ck.KafkaError._SSL):
+        refusals.last = " ".join(err.str().split())[:300]
+
+
 @contextmanager
-def translate_errors(what: str) -> Iterator[None]:
+def translate_errors(what: str, refusals: Refusals | None = None) -> Iterator[None]:
     try:
         yield
     except ck.KafkaException as exc:
         err = exc.args[0] if exc.args and isinstance(exc.args[0], ck.KafkaError) else None
         if err is None:
             raise BrokerError(f"Kafka error while trying to {what}: {exc}") from exc
-        raise _error(err, what) from exc
+        raise _error(err, what, refusals) from exc
     except BufferError as exc:
         raise BrokerUnavailable(f"the producer queue is full while trying to {what}: {exc}") from exc
 
@@ -116,6 +123,7 @@ class Producer:
         self.client_id = client_id
         self._lock = threading.Lock()
         self._fatal: str | None = None
+        self._refusals = Refusals()
         self._p = self._connect()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"{client_id}-acks", daemon=True)
@@ -141,6 +149,7 @@ class Producer:
             return ck.Producer(conf)
 
     def _on_error(self, err: ck.KafkaError) -> None:
+        _note_refusal(self._refusals, err)
         # An idempotent producer's fatal error (e.g. its sequence numbers were lost) ends it for good.
         if err.fatal():
             self._fatal = f"{err.name()}: {err.str()}"
@@ -164,7 +173,7 @@ class Producer:
         hdrs: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
 
         def report(err: ck.KafkaError | None, _msg: ck.Message) -> None:
-            on_delivery(None if err is None else _error(err, f"produce to {topic}"))
+            on_delivery(None if err is None else _error(err, f"produce to {topic}", self._refusals))
 
         p = self._live()
         with translate_errors(f"produce to {topic}"):
@@ -198,8 +207,9 @@ class Producer:
             self._produce(topic or self.settings.lane_topic(m.priority), m.to_bytes(), key, on_delivery, m.headers())
         # message.timeout.ms bounds every report, so this wait ends; the margin covers scheduling.
         if not done.wait(self.settings.submit_timeout + 2.0):
-            raise BrokerUnavailable(f"Kafka did not acknowledge {left[0]} message(s) to {topic or 'the tasks topic'} "
-                                    f"within {self.settings.submit_timeout:g}s")
+            raise self._refusals.explain(BrokerUnavailable(
+                f"Kafka did not acknowledge {left[0]} message(s) to {topic or 'the tasks topic'} "
+                f"within {self.settings.submit_timeout:g}s"))
         if errors:
             raise errors[0]
 
@@ -417,12 +427,14 @@ class Admin:
         self.timeout = timeout
         conf = common_config(settings, client_id="taskq-admin")
         conf["socket.connection.setup.timeout.ms"] = max(1000, int(timeout * 1000))
+        self._refusals = Refusals()
+        conf["error_cb"] = lambda err: _note_refusal(self._refusals, err)
         with translate_errors("connect the admin client"):
             self._a = AdminClient(conf)
 
     def ensure_topics(self, *, timeout: float = 30.0) -> None:
         s = self.settings
-        with translate_errors("create topics"):
+        with translate_errors("create topics", self._refusals):
             existing = set(self._a.list_topics(timeout=timeout).topics)
             wanted = {**{t: s.partitions for t in s.lane_topics()}, s.dead_topic: 1}
             missing = [NewTopic(name, parts, s.replication_factor)
@@ -456,7 +468,7 @@ class Admin:
     def lag(self) -> dict[int, int]:
         s = self.settings
         parts = [ck.TopicPartition(s.tasks_topic, p) for p in range(s.partitions)]
-        with translate_errors("read consumer lag"):
+        with translate_errors("read consumer lag", self._refusals):
             group = ck.ConsumerGroupTopicPartitions(s.group_id, parts)
             fut = self._a.list_consumer_group_offsets([group], request_timeout=self.timeout)[s.group_id]
             committed = {tp.partition: tp.offset for tp in fut.result(timeout=self.timeout).topic_partitions}
@@ -466,7 +478,7 @@ class Admin:
         return {p: max(0, ends.get(p, 0) - max(0, committed.get(p, 0))) for p in range(s.partitions)}
 
     def ping(self, *, timeout: float = 3.0) -> None:
-        with translate_errors("list topics"):
+        with translate_errors("list topics", self._refusals):
             self._a.list_topics(timeout=timeout)
 
     def close(self) -> None:

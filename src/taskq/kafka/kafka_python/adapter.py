@@ -26,7 +26,7 @@ from ...errors import BrokerError, BrokerUnavailable
 from ...logs import named
 from ...models import TaskMessage
 from ...settings import Settings
-from ..base import OnDelivery, PartitionListener, Record
+from ..base import OnDelivery, PartitionListener, Record, Refusals
 from .flow import StallWatch, pause_all, resume_all
 from .join_guard import JoinGuard
 
@@ -34,25 +34,43 @@ log = logging.getLogger("taskq.kafka")
 
 
 @contextmanager
-def translate_errors(what: str) -> Iterator[None]:
+def translate_errors(what: str, refusals: Refusals | None = None) -> Iterator[None]:
     try:
         yield
     except kerr.KafkaTimeoutError as exc:
-        raise BrokerUnavailable(f"Kafka did not answer while trying to {what}: {exc}") from exc
+        out: Exception = BrokerUnavailable(f"Kafka did not answer while trying to {what}: {exc}")
+        raise (refusals.explain(out) if refusals else out) from exc
     except (kerr.KafkaConnectionError, kerr.NodeNotReadyError) as exc:
-        raise BrokerUnavailable(f"Kafka is unreachable while trying to {what}: {exc}") from exc
+        out = BrokerUnavailable(f"Kafka is unreachable while trying to {what}: {exc}")
+        raise (refusals.explain(out) if refusals else out) from exc
     except kerr.KafkaError as exc:
         raise BrokerError(f"Kafka error while trying to {what}: {exc}") from exc
 
 
-def translated(exc: Exception, what: str) -> Exception:
+def translated(exc: Exception, what: str, refusals: Refusals | None = None) -> Exception:
     """``exc`` as ``translate_errors`` would raise it (for errors delivered to a callback)."""
     try:
-        with translate_errors(what):
+        with translate_errors(what, refusals):
             raise exc
     except Exception as out:  # noqa: BLE001 - the translation is the point
         return out
     raise AssertionError("unreachable")
+
+
+class RefusalWatch(logging.Handler):
+    """Notes the refusals kafka-python logs (it raises only a timeout) while an adapter is open."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.refusals = Refusals()
+        logging.getLogger("kafka").addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.refusals.note(record.getMessage())
+
+    def stop(self) -> None:
+        logging.getLogger("kafka").removeHandler(self)
 
 
 class Admin:
@@ -63,10 +81,11 @@ class Admin:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._admin: KafkaAdminClient | None = None
+        self._watch = RefusalWatch()
 
     def _client(self) -> KafkaAdminClient:
         if self._admin is None:
-            with translate_errors("connect the admin client"):
+            with translate_errors("connect the admin client", self._watch.refusals):
                 self._admin = KafkaAdminClient(
                     **self.settings.kafka_common(), client_id="taskq-admin",
                     request_timeout_ms=int(self._timeout * 1000), bootstrap_timeout_ms=int(self._timeout * 1000),
@@ -84,7 +103,7 @@ class Admin:
         s = self.settings
         with self._lock:
             try:
-                with translate_errors("create topics"):
+                with translate_errors("create topics", self._watch.refusals):
                     admin = self._client()
                     existing = set(admin.list_topics())
                     wanted = {**{t: s.partitions for t in s.lane_topics()}, s.dead_topic: 1}
@@ -104,7 +123,7 @@ class Admin:
         s = self.settings
         with self._lock:
             try:
-                with translate_errors("read consumer lag"):
+                with translate_errors("read consumer lag", self._watch.refusals):
                     admin = self._client()
                     parts = [TopicPartition(s.tasks_topic, p) for p in range(s.partitions)]
                     committed = admin.list_group_offsets({s.group_id: parts}).get(s.group_id, {})
@@ -123,7 +142,7 @@ class Admin:
     def ping(self, *, timeout: float = 3.0) -> None:
         with self._lock:
             try:
-                with translate_errors("list topics"):
+                with translate_errors("list topics", self._watch.refusals):
                     self._client().list_topics()
             except BrokerError:
                 self._reset()
@@ -132,6 +151,7 @@ class Admin:
     def close(self) -> None:
         with self._lock:
             self._reset()
+        self._watch.stop()
 
 
 class Producer:
@@ -154,11 +174,16 @@ class Producer:
         self.settings = settings
         self.client_id = client_id
         self._lock = threading.Lock()
-        self._p = self._connect()
+        self._watch = RefusalWatch()
+        try:
+            self._p = self._connect()
+        except BaseException:
+            self._watch.stop()
+            raise
 
     def _connect(self) -> KafkaProducer:
         s = self.settings
-        with translate_errors("connect the producer"):
+        with translate_errors("connect the producer", self._watch.refusals):
             return KafkaProducer(
                 **s.kafka_common(),
                 client_id=self.client_id,
@@ -201,7 +226,7 @@ class Producer:
     def send(self, messages: Sequence[TaskMessage], *, topic: str | None = None,
              keys: Sequence[str | None] | None = None) -> None:
         """Produce all messages; return only once Kafka acknowledged every one of them."""
-        with translate_errors(f"produce to {topic or self.settings.tasks_topic}"):
+        with translate_errors(f"produce to {topic or self.settings.tasks_topic}", self._watch.refusals):
             p = self._live()
             futures = [
                 # Each message to its priority lane's topic unless a topic is given.
@@ -215,16 +240,16 @@ class Producer:
 
     def send_nowait(self, message: TaskMessage, *, key: str | None, on_delivery: OnDelivery) -> None:
         """Hand one message to the producer; ``on_delivery`` runs on kafka-python's IO thread."""
-        with translate_errors(f"produce to {self.settings.tasks_topic}"):
+        with translate_errors(f"produce to {self.settings.tasks_topic}", self._watch.refusals):
             fut = self._live().send(self.settings.lane_topic(message.priority), value=message.to_bytes(),
                                     key=(key or message.id).encode(), headers=message.headers())
         what = f"produce to {self.settings.lane_topic(message.priority)}"
         fut.add_callback(lambda _md: on_delivery(None))
-        fut.add_errback(lambda exc: on_delivery(translated(exc, what)))
+        fut.add_errback(lambda exc: on_delivery(translated(exc, what, self._watch.refusals)))
 
     def flush(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        with translate_errors("flush the producer"):
+        with translate_errors("flush the producer", self._watch.refusals):
             while True:
                 try:
                     self._p.flush(timeout=max(0.0, deadline - time.monotonic()))
@@ -239,11 +264,14 @@ class Producer:
 
     def send_raw(self, topic: str, value: bytes, *, key: bytes | None = None,
                  headers: list[tuple[str, bytes]] | None = None) -> None:
-        with translate_errors(f"produce to {topic}"):
+        with translate_errors(f"produce to {topic}", self._watch.refusals):
             self._live().send(topic, value=value, key=key, headers=headers).get(timeout=self.settings.submit_timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        _close(self._p, timeout=timeout)
+        try:
+            _close(self._p, timeout=timeout)
+        finally:
+            self._watch.stop()
 
 
 def _close(p: KafkaProducer, *, timeout: float) -> None:
