@@ -12,12 +12,43 @@ INGRESS_NGINX = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.n
 
 
 def policies(*args: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    objs = docs("--set", "networkPolicy.enabled=true", *args)
+    objs = docs(*args)
     return find(objs, "NetworkPolicy", "rel-taskq-api")["spec"], find(objs, "NetworkPolicy", "rel-worker")["spec"]
 
 
-def test_no_policy_by_default() -> None:
-    assert not [o for o in docs() if o["kind"] == "NetworkPolicy"]
+RELEASE_PODS = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "taskq",
+                                                "app.kubernetes.io/instance": "rel"}}}
+KEDA = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}
+
+
+def test_every_component_has_a_policy_by_default_and_it_can_be_turned_off() -> None:
+    names = sorted(o["metadata"]["name"] for o in docs() if o["kind"] == "NetworkPolicy")
+    assert names == ["rel-taskq-api", "rel-taskq-redis", "rel-worker"]
+    # The chart's Kafka: Strimzi makes the listener's policy from its networkPolicyPeers.
+    listener = find(docs(), "Kafka")["spec"]["kafka"]["listeners"][0]
+    assert listener["networkPolicyPeers"] == [RELEASE_PODS]
+    off = docs("--set", "networkPolicy.enabled=false")
+    assert not [o for o in off if o["kind"] == "NetworkPolicy"]
+    assert "networkPolicyPeers" not in find(off, "Kafka")["spec"]["kafka"]["listeners"][0]
+
+
+def test_only_the_release_pods_and_the_given_peers_reach_kafka_and_redis() -> None:
+    objs = docs("--set-json", f"networkPolicy.kafkaFrom=[{json.dumps(KEDA)}]",
+                "--set-json", f"networkPolicy.redisFrom=[{json.dumps(MONITORING)}]")
+    assert find(objs, "Kafka")["spec"]["kafka"]["listeners"][0]["networkPolicyPeers"] == [RELEASE_PODS, KEDA]
+    redis = find(objs, "NetworkPolicy", "rel-taskq-redis")["spec"]
+    redis_cr = find(objs, "Redis")
+    # The labels the redis-operator puts on the pods of a standalone Redis named like the CR.
+    assert redis["podSelector"]["matchLabels"] == {"app": redis_cr["metadata"]["name"],
+                                                   "redis_setup_type": "standalone"}
+    assert redis["ingress"] == [{"ports": [{"port": 6379, "protocol": "TCP"}], "from": [RELEASE_PODS, MONITORING]}]
+    for component in ("api", "worker"):
+        pod = find(objs, "Deployment", "rel-taskq-api" if component == "api" else "rel-worker")
+        labels = pod["spec"]["template"]["metadata"]["labels"]
+        assert RELEASE_PODS["podSelector"]["matchLabels"].items() <= labels.items(), component
+    # An external Redis and Kafka are the user's to protect: no policy selects them here.
+    external = docs("--set", "redis.operator.enabled=false", "--set", "redis.url=redis://r:6379/0")
+    assert "rel-taskq-redis" not in {o["metadata"]["name"] for o in external if o["kind"] == "NetworkPolicy"}
 
 
 def test_default_policies_admit_any_source_on_the_served_ports_only() -> None:

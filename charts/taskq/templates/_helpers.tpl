@@ -167,43 +167,54 @@ IP addresses and localhost stay as given. */}}
 {{- default (printf "%s-api-token" (include "taskq.fullname" .)) .Values.api.auth.existingSecret }}
 {{- end }}
 
-{{/* Environment shared by API and workers; secrets come from Secrets, never from the ConfigMap. */}}
+{{/*
+Environment shared by API and workers; secrets come from Secrets, never from the ConfigMap. Called
+with (dict "root" . "component" "api"|"worker"): on the chart's Strimzi Kafka each component signs
+in as its own KafkaUser, whose ACLs allow what that component does and nothing else.
+*/}}
 {{- define "taskq.env" -}}
+{{- $root := .root }}
 - name: TASKQ_KAFKA_BOOTSTRAP
-  value: {{ include "taskq.kafkaBootstrap" . | quote }}
+  value: {{ include "taskq.kafkaBootstrap" $root | quote }}
 - name: TASKQ_REDIS_URL
-  value: {{ include "taskq.redisUrl" . | quote }}
-{{- if or .Values.redis.operator.enabled .Values.redis.passwordSecret }}
+  value: {{ include "taskq.redisUrl" $root | quote }}
+{{- if or $root.Values.redis.operator.enabled $root.Values.redis.passwordSecret }}
 - name: TASKQ_REDIS_PASSWORD
   valueFrom:
-    secretKeyRef: {name: {{ include "taskq.redisSecret" . }}, key: password}
+    secretKeyRef: {name: {{ include "taskq.redisSecret" $root }}, key: password}
 {{- end }}
-{{- if and .Values.kafka.strimzi.enabled .Values.kafka.strimzi.tls }}
+{{- if and $root.Values.kafka.strimzi.enabled $root.Values.kafka.strimzi.tls }}
 - name: TASKQ_KAFKA_SECURITY_PROTOCOL
   value: SASL_SSL
 - name: TASKQ_KAFKA_SASL_MECHANISM
   value: SCRAM-SHA-512
 - name: TASKQ_KAFKA_SASL_USERNAME
-  value: {{ include "taskq.fullname" . }}
+  value: {{ include "taskq.kafkaUser" . }}
 - name: TASKQ_KAFKA_SASL_PASSWORD
   valueFrom:
-    secretKeyRef: {name: {{ include "taskq.fullname" . }}, key: password}
+    # Strimzi's User Operator writes the password into a Secret named after the KafkaUser.
+    secretKeyRef: {name: {{ include "taskq.kafkaUser" . }}, key: password}
 - name: TASKQ_KAFKA_SSL_CAFILE
   value: /etc/taskq/kafka-ca/ca.crt
-{{- else if not .Values.kafka.strimzi.enabled }}
+{{- else if not $root.Values.kafka.strimzi.enabled }}
 - name: TASKQ_KAFKA_SECURITY_PROTOCOL
-  value: {{ .Values.kafka.securityProtocol | quote }}
-{{- if .Values.kafka.saslMechanism }}
+  value: {{ $root.Values.kafka.securityProtocol | quote }}
+{{- if $root.Values.kafka.saslMechanism }}
 - name: TASKQ_KAFKA_SASL_MECHANISM
-  value: {{ .Values.kafka.saslMechanism | quote }}
+  value: {{ $root.Values.kafka.saslMechanism | quote }}
 - name: TASKQ_KAFKA_SASL_USERNAME
   valueFrom:
-    secretKeyRef: {name: {{ required "kafka.saslSecret is required with kafka.saslMechanism" .Values.kafka.saslSecret }}, key: username}
+    secretKeyRef: {name: {{ required "kafka.saslSecret is required with kafka.saslMechanism" $root.Values.kafka.saslSecret }}, key: username}
 - name: TASKQ_KAFKA_SASL_PASSWORD
   valueFrom:
-    secretKeyRef: {name: {{ .Values.kafka.saslSecret }}, key: password}
+    secretKeyRef: {name: {{ $root.Values.kafka.saslSecret }}, key: password}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* The KafkaUser (and its Secret) of a component on the chart's Strimzi Kafka: <fullname>-api | -worker. */}}
+{{- define "taskq.kafkaUser" -}}
+{{- printf "%s-%s" (include "taskq.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* Volumes every taskq pod mounts: a writable /tmp (the root filesystem is read-only), the Kafka CA. */}}
