@@ -268,9 +268,11 @@ class KafkaServer:
 class RedisServer:
     """Debian's redis-server on a port of ours, with AOF so results survive a restart."""
 
-    def __init__(self, *, data_dir: Path, port: int) -> None:
+    def __init__(self, *, data_dir: Path, port: int, extra_config: str = "") -> None:
         self.data_dir = data_dir
         self.port = port
+        # redis.conf lines read before the command line's (e.g. the chart's redis-additional.conf).
+        self.extra_config = extra_config
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "redis.log"
 
@@ -285,9 +287,11 @@ class RedisServer:
         if port_in_use(self.port):
             raise ConfigError(f"port {self.port} is already in use: is another Redis running? Pick another port")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "extra.conf"
+        conf.write_text(self.extra_config)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = spawn(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+            [exe, str(conf), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
              "--protected-mode", "yes"],
             stdout=log,

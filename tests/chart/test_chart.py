@@ -348,3 +348,11 @@ def test_strimzi_lets_kip_848_sessions_be_as_short_as_the_workers_session() -> N
     config = find(docs(), "Kafka")["spec"]["kafka"]["config"]
     assert config["group.consumer.min.session.timeout.ms"] == 1000
     assert config["group.consumer.session.timeout.ms"] == 6000
+
+
+def test_the_charts_redis_is_capped_and_never_evicts_a_task_record() -> None:
+    conf = find(docs(), "ConfigMap", "rel-taskq-redis-config")["data"]["redis-additional.conf"].splitlines()
+    assert "maxmemory 768mb" in conf and "maxmemory-policy noeviction" in conf and "appendonly yes" in conf
+    for bad in ("", "lots"):  # the schema's pattern says so before the template's `required` would
+        res = render("--set", f"redis.operator.maxmemory={bad}", check=False)
+        assert res.returncode != 0 and "/redis/operator/maxmemory" in res.stderr, res.stderr

@@ -79,3 +79,34 @@ def test_a_full_redis_refuses_submits_with_503_and_kafka_gets_nothing_until_ther
         client.close()
         api.close()
         r.close()
+
+
+def test_the_charts_redis_settings_make_a_full_redis_refuse_submits_with_503(
+    services: Services, tmp_path: Path
+) -> None:
+    """The chart's redis-additional.conf as rendered (a small maxmemory, noeviction): Redis fills up
+    and the API answers 503 instead of Redis being OOM-killed or dropping records."""
+    from tests.chart.helm import docs, find
+
+    objs = docs("--set", "redis.operator.maxmemory=4mb")
+    conf = find(objs, "ConfigMap", "rel-taskq-redis-config")["data"]["redis-additional.conf"]
+    server = RedisServer(data_dir=tmp_path / "redis", port=free_port(), extra_config=conf)
+    server.start()
+    settings = make_settings(services, redis_url=server.url)
+    api = ApiServer(settings)
+    r = redis.Redis.from_url(server.url)
+    try:
+        assert r.config_get("maxmemory") == {"maxmemory": str(4 * 2**20)}
+        assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        n = 0
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            while n < 10_000:
+                r.set(f"filler:{n}", "x" * 4096)
+                n += 1
+        wait_for(lambda: api.http.post("/api/tasks", json={"task": "add", "args": [1, 2]}).status_code == 503,
+                 timeout=MEMORY_CHECK_SECONDS * 5, what="the API to see Redis full")
+        assert "Redis is out of memory" in api.http.post("/api/tasks", json={"task": "add"}).json()["detail"]
+        assert _produced(settings) == 0
+    finally:
+        api.close()
+        server.stop()
