@@ -14,6 +14,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
+from .errors import InvalidTask
+from .events import is_stream_id
 from .settings import Settings
 from .store import Store, translate_errors
 
@@ -65,7 +67,13 @@ class AuditLog:
             self.store.r.xadd(self.key, cast(Any, fields), maxlen=self.maxlen, approximate=True)
 
     def entries(self, *, limit: int = 100, before: str | None = None) -> list[AuditEntry]:
-        """The newest ``limit`` entries, or those older than the id ``before``."""
+        """The newest ``limit`` entries, or those older than the id ``before`` (``InvalidTask`` if it
+        is no stream id)."""
+        if before is not None:
+            if not is_stream_id(before):
+                raise InvalidTask(f"before={before[:40]!r} is no audit entry id: expected '<ms>-<seq>' as listed")
+            if before in ("0-0", "0"):
+                return []  # nothing is older; Redis refuses the empty range
         with translate_errors():
             rows = cast(list[tuple[str, dict[str, str]]],
                         self.store.r.xrevrange(self.key, max=f"({before}" if before else "+", count=limit))

@@ -19,7 +19,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from .events import BLOCK_MS, RETRY_MAX, Event, check_start, never, stream
+from .events import BLOCK_MS, LAST_STREAM_ID, RETRY_MAX, Event, check_start, never, stream
 
 log = logging.getLogger("taskq.api")
 
@@ -173,6 +173,8 @@ class EventHub:
         # Live events queued so far are older than what the reads below return, or repeat them.
         _drain(subscriber.queue)
         subscriber.behind = False
+        if last == LAST_STREAM_ID:
+            return  # Redis refuses a range that starts after the last possible id
         while not await stop():
             try:
                 rows = cast(list[tuple[str, dict[str, str]]],

@@ -39,9 +39,17 @@ class Event:
 
 def check_start(start: str) -> str:
     """``$`` (only new events) or a stream id as sent in an event's id; else ``InvalidTask``."""
-    if start != "$" and not STREAM_ID.match(start):
+    if start != "$" and not is_stream_id(start):
         raise InvalidTask(f"event id {start!r} is invalid: expected '<ms>-<seq>' as sent in 'id:'")
     return start
+
+
+def is_stream_id(value: str) -> bool:
+    """Whether ``value`` is a Redis stream id: two numbers below 2**64 (Redis refuses larger ones)."""
+    return bool(STREAM_ID.match(value)) and all(int(part) < 2**64 for part in value.split("-"))
+
+
+LAST_STREAM_ID = f"{2**64 - 1}-{2**64 - 1}"  # nothing can come after it
 
 
 async def _resolve(r: aioredis.Redis, key: str, start: str) -> str:

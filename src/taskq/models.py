@@ -251,6 +251,14 @@ def _first_delivery(h: dict[str, str]) -> list[Attempt]:
     return [attempt]
 
 
+def _int64(raw: str) -> int:
+    """A count read back from Redis; past 64 bits it is damage (JSON encoders refuse it), not a count."""
+    value = int(raw)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{raw[:30]} is out of range")
+    return value
+
+
 @dataclass(slots=True)
 class TaskRecord:
     """A task as Redis keeps it: its request, state, outcome and attempt history."""
@@ -318,9 +326,9 @@ class TaskRecord:
             status=status or TaskState.FAILED,
             result=read("result", orjson.loads, None),
             error=f"{h.get('error') or ''} [{note}]".strip(),
-            attempts=read("attempts", int, 0), worker=h.get("worker") or None,
+            attempts=read("attempts", _int64, 0), worker=h.get("worker") or None,
             created_at=read("created_at", float, None), started_at=read("started_at", float, None),
-            finished_at=read("finished_at", float, None), max_retries=read("max_retries", int, None),
+            finished_at=read("finished_at", float, None), max_retries=read("max_retries", _int64, None),
             timeout=read("timeout", float, None), history=read("history", orjson.loads, []),
             eta=read("eta", float, None), workflow=h.get("wf") or None, priority=h.get("pr") or "normal",
         )
@@ -335,12 +343,12 @@ class TaskRecord:
             status=TaskState(h["status"]),
             result=orjson.loads(h["result"]) if h.get("result") else None,
             error=h.get("error") or None,
-            attempts=int(h.get("attempts") or 0),
+            attempts=_int64(h.get("attempts") or "0"),
             worker=h.get("worker") or None,
             created_at=_opt_float(h.get("created_at")),
             started_at=_opt_float(h.get("started_at")),
             finished_at=_opt_float(h.get("finished_at")),
-            max_retries=int(h["max_retries"]) if h.get("max_retries") else None,
+            max_retries=_int64(h["max_retries"]) if h.get("max_retries") else None,
             timeout=_opt_float(h.get("timeout")),
             history=orjson.loads(h["history"]) if h.get("history") else _first_delivery(h),
             eta=_opt_float(h.get("eta")),
@@ -354,7 +362,7 @@ class TaskRecord:
             waiting_for=h.get("held") or None,
             trace=h.get("tp") or None,
             traceback=h.get("tb") or None,
-            retry_limit=int(h["retry_limit"]) if h.get("retry_limit") else None,
+            retry_limit=_int64(h["retry_limit"]) if h.get("retry_limit") else None,
         )
 
     def message(self, gen: int) -> TaskMessage:

@@ -69,6 +69,20 @@ def test_a_record_hash_of_any_shape_renders_instead_of_raising(h: dict[str, str]
     orjson.dumps(rec.to_dict(), default=str)
 
 
+# Record hashes that once crashed the rendering (found by the test above), kept as regressions.
+CRASHED_RECORDS = [
+    {"id": "", "task": "", "attempts": "19000000000000000000"},  # past 64 bits: orjson refused to encode it
+    {"id": "t1", "status": "failed", "max_retries": "-9223372036854775809", "retry_limit": "1" + "0" * 30},
+]
+
+
+@pytest.mark.parametrize("h", CRASHED_RECORDS)
+def test_a_record_hash_that_once_crashed_the_rendering_renders(h: dict[str, str]) -> None:
+    rec = TaskRecord.from_hash(h)
+    assert rec.id and "record unreadable in part" in (rec.error or "")
+    orjson.dumps(rec.to_dict())
+
+
 class _Kept:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
