@@ -160,3 +160,36 @@ def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """``taskq <args>`` in a subprocess with ``settings`` as its TASKQ_* environment."""
     return subprocess.run([sys.executable, "-m", "taskq", *args], env=settings_env(settings),
                           capture_output=True, text=True, timeout=60)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A test CA and a server key and certificate for 127.0.0.1 signed by it (PEM, and PKCS12 for Java)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    p12: Path
+    p12_password: str
+
+
+def make_tls(folder: Path) -> TlsFiles:
+    """Make a CA and a server certificate for 127.0.0.1/localhost with openssl."""
+    import secrets as _secrets
+
+    folder.mkdir(parents=True, exist_ok=True)
+    password = _secrets.token_hex(8)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=taskq-test-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    openssl("pkcs12", "-export", "-in", "server.pem", "-inkey", "server.key", "-certfile", "ca.pem",
+            "-out", "server.p12", "-passout", f"pass:{password}", "-name", "server")
+    return TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server.key", folder / "server.p12", password)

@@ -265,12 +265,22 @@ class KafkaServer:
             (self.data_dir / "kafka.pid").unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class RedisTls:
+    """PEM files for a TLS-only Redis: its certificate and key, and the CA clients are told to trust."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 class RedisServer:
     """Debian's redis-server on a port of ours, with AOF so results survive a restart."""
 
-    def __init__(self, *, data_dir: Path, port: int, extra_config: str = "") -> None:
+    def __init__(self, *, data_dir: Path, port: int, extra_config: str = "", tls: RedisTls | None = None) -> None:
         self.data_dir = data_dir
         self.port = port
+        self.tls = tls
         # redis.conf lines read before the command line's (e.g. the chart's redis-additional.conf).
         self.extra_config = extra_config
         self.proc: subprocess.Popen[bytes] | None = None
@@ -278,7 +288,15 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        # TLS only: the plain port is closed, clients need no certificate of their own.
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert),
+                "--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca),
+                "--tls-auth-clients", "no"]
 
     def start(self, *, timeout: float = 20.0) -> None:
         exe = shutil.which("redis-server")
@@ -291,7 +309,7 @@ class RedisServer:
         conf.write_text(self.extra_config)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = spawn(
-            [exe, str(conf), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+            [exe, str(conf), *self._listen_args(), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
              "--protected-mode", "yes"],
             stdout=log,
@@ -302,6 +320,9 @@ class RedisServer:
     def _ready(self) -> bool:
         import redis
 
+        if self.tls is not None:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=1, ssl=True,
+                                    ssl_ca_certs=str(self.tls.ca)).ping())
         return bool(redis.Redis(port=self.port, socket_connect_timeout=1).ping())
 
     def stop(self, *, kill: bool = False) -> None:

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # --- Redis -----------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: SecretStr | None = None
+    redis_ssl_cafile: str | None = Field(
+        None, description="CA file that signed Redis' certificate, for a rediss:// TASKQ_REDIS_URL (the system's "
+                          "trust store when unset).",
+    )
     # Every key lives under this prefix so several deployments can share one Redis.
     prefix: str = "taskq:"
     result_ttl: float = Field(7 * 24 * 3600, gt=0, description="Seconds a finished task's record is kept.")
@@ -250,6 +254,18 @@ class Settings(BaseSettings):
         if self.group_protocol is not None:
             return self.group_protocol
         return "consumer" if self.kafka_client == "confluent" else "classic"
+
+    def redis_options(self) -> dict[str, Any]:
+        """Connection options every Redis client takes besides the URL: the password, and for
+        rediss:// the CA that must have signed the server's certificate (which is always checked)."""
+        opts: dict[str, Any] = {
+            "password": self.redis_password.get_secret_value() if self.redis_password else None,
+        }
+        if self.redis_url.startswith("rediss://"):
+            opts["ssl_cert_reqs"] = "required"
+            if self.redis_ssl_cafile:
+                opts["ssl_ca_certs"] = self.redis_ssl_cafile
+        return opts
 
     @property
     def kafka_servers(self) -> list[str]:

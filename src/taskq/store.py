@@ -138,7 +138,7 @@ class Store:
         self.settings = settings
         self.prefix = settings.prefix
         if client is None:
-            client = redis.Redis.from_url(settings.redis_url, password=self._password(), decode_responses=True,
+            client = redis.Redis.from_url(settings.redis_url, **settings.redis_options(), decode_responses=True,
                                           socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         self.r: redis.Redis = client
         self._async: aioredis.Redis | None = None
@@ -219,14 +219,11 @@ class Store:
         if why is not None:
             raise StoreUnavailable(why)
 
-    def _password(self) -> str | None:
-        return self.settings.redis_password.get_secret_value() if self.settings.redis_password else None
-
     def async_redis(self) -> aioredis.Redis:
         """The asyncio Redis pool (made once) that event streams and the API's async paths share."""
         if self._async is None:
             self._async = aioredis.Redis.from_url(
-                self.settings.redis_url, password=self._password(), decode_responses=True,
+                self.settings.redis_url, **self.settings.redis_options(), decode_responses=True,
                 socket_timeout=events.SOCKET_TIMEOUT, socket_connect_timeout=5)
         return self._async
 

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -356,3 +357,29 @@ def test_the_charts_redis_is_capped_and_never_evicts_a_task_record() -> None:
     for bad in ("", "lots"):  # the schema's pattern says so before the template's `required` would
         res = render("--set", f"redis.operator.maxmemory={bad}", check=False)
         assert res.returncode != 0 and "/redis/operator/maxmemory" in res.stderr, res.stderr
+
+
+def test_redis_over_tls_uses_rediss_and_checks_the_certificate_against_the_secrets_ca() -> None:
+    def wiring(*args: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        objs = docs(*args)
+        worker = find(objs, "Deployment", "rel-worker")["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
+        return env, worker, objs
+
+    env, worker, objs = wiring()
+    assert env["TASKQ_REDIS_URL"].startswith("redis://") and "TASKQ_REDIS_SSL_CAFILE" not in env
+    assert "TLS" not in find(objs, "Redis")["spec"]
+    env, worker, objs = wiring("--set", "redis.operator.tlsSecret=redis-cert")
+    assert env["TASKQ_REDIS_URL"] == "rediss://rel-taskq-redis:6379/0"
+    assert env["TASKQ_REDIS_SSL_CAFILE"] == "/etc/taskq/redis-ca/ca.crt"
+    volume = next(v for v in worker["volumes"] if v["name"] == "redis-ca")
+    assert volume["secret"] == {"secretName": "redis-cert", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    mount = next(m for m in worker["containers"][0]["volumeMounts"] if m["name"] == "redis-ca")
+    assert env["TASKQ_REDIS_SSL_CAFILE"].startswith(mount["mountPath"])
+    assert find(objs, "Redis")["spec"]["TLS"] == {"ca": "ca.crt", "cert": "tls.crt", "key": "tls.key",
+                                                  "secret": {"secretName": "redis-cert"}}
+    # An existing Redis over TLS: its URL as given, its CA from redis.caSecret.
+    env, _, _ = wiring("--set", "redis.operator.enabled=false", "--set", "redis.url=rediss://r.example:6380/0",
+                       "--set", "redis.caSecret=r-ca")
+    assert env["TASKQ_REDIS_URL"] == "rediss://r.example:6380/0"
+    assert env["TASKQ_REDIS_SSL_CAFILE"] == "/etc/taskq/redis-ca/ca.crt"

@@ -5,7 +5,6 @@ with a wrong password, or without ACLs is refused with one readable error, never
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from taskq.devstack import KafkaServer, SecureListener, free_port
 from taskq.errors import BrokerError
 from taskq.kafka import ensure_topics
 from taskq.settings import Settings
-from tests.helpers import KAFKA_CLIENTS, Services, WorkerFactory, make_settings, run_cli
+from tests.helpers import KAFKA_CLIENTS, Services, WorkerFactory, make_settings, make_tls, run_cli
 
 USER, INTRUDER = "taskq-app", "intruder"
 
@@ -34,25 +33,6 @@ class SecureKafka:
     def bootstrap(self) -> str:
         assert self.server.secure is not None
         return f"127.0.0.1:{self.server.secure.port}"
-
-
-def _tls(folder: Path) -> tuple[Path, Path, str]:
-    """A CA, and a broker key and certificate for 127.0.0.1 signed by it, as a PKCS12 keystore."""
-    password = secrets.token_hex(8)
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=taskq-test-ca")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")
-    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "broker.pem", "-days", "2", "-extfile", "san.ext")
-    openssl("pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key", "-certfile", "ca.pem",
-            "-out", "broker.p12", "-passout", f"pass:{password}", "-name", "broker")
-    return folder / "ca.pem", folder / "broker.p12", password
 
 
 def _grant(bootstrap: str, user: str, prefix: str) -> None:
@@ -83,7 +63,8 @@ def _grant(bootstrap: str, user: str, prefix: str) -> None:
 @pytest.fixture(scope="module")
 def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
     folder = tmp_path_factory.mktemp("secure-kafka")
-    ca, keystore, keystore_password = _tls(folder)
+    tls = make_tls(folder / "tls")
+    ca, keystore, keystore_password = tls.ca, tls.p12, tls.p12_password
     passwords = {USER: secrets.token_hex(12), INTRUDER: secrets.token_hex(12)}
     server = KafkaServer(data_dir=folder / "kafka", port=free_port(), controller_port=free_port(),
                          secure=SecureListener(port=free_port(), keystore=keystore,

@@ -151,10 +151,15 @@ IP addresses and localhost stay as given. */}}
 {{/* Redis URL: the operator's Service or the given URL. */}}
 {{- define "taskq.redisUrl" -}}
 {{- if .Values.redis.operator.enabled }}
-{{- printf "redis://%s:6379/0" (include "taskq.redisName" .) }}
+{{- printf "%s://%s:6379/0" (ternary "rediss" "redis" (not (empty .Values.redis.operator.tlsSecret))) (include "taskq.redisName" .) }}
 {{- else }}
 {{- required "redis.url is required when redis.operator.enabled is false" .Values.redis.url }}
 {{- end }}
+{{- end }}
+
+{{/* Secret whose `ca.crt` signed Redis' certificate: the chart's Redis' own, or an existing Redis' CA; empty: none. */}}
+{{- define "taskq.redisCaSecret" -}}
+{{- if .Values.redis.operator.enabled }}{{ .Values.redis.operator.tlsSecret }}{{ else }}{{ .Values.redis.caSecret }}{{ end }}
 {{- end }}
 
 {{/* Secret with the Redis password (key `password`). */}}
@@ -182,6 +187,10 @@ in as its own KafkaUser, whose ACLs allow what that component does and nothing e
 - name: TASKQ_REDIS_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ include "taskq.redisSecret" $root }}, key: password}
+{{- end }}
+{{- if include "taskq.redisCaSecret" $root }}
+- name: TASKQ_REDIS_SSL_CAFILE
+  value: /etc/taskq/redis-ca/ca.crt
 {{- end }}
 {{- if and $root.Values.kafka.strimzi.enabled $root.Values.kafka.strimzi.tls }}
 - name: TASKQ_KAFKA_SECURITY_PROTOCOL
@@ -221,6 +230,12 @@ in as its own KafkaUser, whose ACLs allow what that component does and nothing e
 {{- define "taskq.volumes" -}}
 - name: tmp
   emptyDir: {}
+{{- with include "taskq.redisCaSecret" . }}
+- name: redis-ca
+  secret:
+    secretName: {{ . }}
+    items: [{key: ca.crt, path: ca.crt}]
+{{- end }}
 {{- if and .Values.kafka.strimzi.enabled .Values.kafka.strimzi.tls }}
 - name: kafka-ca
   secret:
@@ -231,6 +246,11 @@ in as its own KafkaUser, whose ACLs allow what that component does and nothing e
 {{- define "taskq.volumeMounts" -}}
 - name: tmp
   mountPath: /tmp
+{{- if include "taskq.redisCaSecret" . }}
+- name: redis-ca
+  mountPath: /etc/taskq/redis-ca
+  readOnly: true
+{{- end }}
 {{- if and .Values.kafka.strimzi.enabled .Values.kafka.strimzi.tls }}
 - name: kafka-ca
   mountPath: /etc/taskq/kafka-ca
