@@ -119,9 +119,42 @@ def wait_terminal(env: E2E, ids: list[str], *, timeout: float) -> dict[str, dict
         if time.monotonic() > deadline:
             left = [t for t in ids if t not in done]
             sample = records(env, left[:5])
+            where = diagnose(env, left)
             raise AssertionError(f"{len(left)} of {len(ids)} tasks not terminal after {timeout:.0f}s: "
-                                 f"{json.dumps(sample, default=str)[:2000]}")
+                                 f"{json.dumps(sample, default=str)[:2000]}\n{where}")
         time.sleep(1.0)
+
+
+DIAGNOSIS = Path(__file__).resolve().parents[2] / ".taskq" / "e2e-diagnosis.txt"
+
+
+def diagnose(env: E2E, stuck: list[str]) -> str:
+    """Where stuck tasks wait, for the failure message and .taskq/e2e-diagnosis.txt: their states,
+    the consumer lag per partition (unread in Kafka, or read and not finished?), the workers with
+    their partitions, and each worker pod's last log lines."""
+    parts: list[str] = []
+
+    def section(title: str, fetch: Callable[[], str]) -> None:
+        try:
+            parts.append(f"--- {title}\n{fetch()}")
+        except Exception as exc:
+            parts.append(f"--- {title}: unavailable ({exc!r})")
+
+    section("stuck tasks by status", lambda: json.dumps(count_status(env, stuck)))
+    section("consumer lag per partition (API /api/stats)",
+            lambda: json.dumps(env.http.request("GET", f"{env.api_url()}/api/stats").json().get("lag")))
+    section("workers (API /api/workers)", lambda: "\n".join(
+        f"{w.get('id')} {w.get('status')} partitions={w.get('partitions')} running={w.get('current_tasks')} "
+        f"quiet={w.get('quiet')} lost_partitions={w.get('lost_partitions')}"
+        for w in env.http.request("GET", f"{env.api_url()}/api/workers").json()))
+    for pod in pods(env, "worker"):
+        name = pod["metadata"]["name"]
+        section(f"kubectl logs {name} (last 80 lines)", lambda n=name: env.kubectl(
+            "logs", n, "-n", env.namespace, "-c", "worker", "--tail=80", check=False, timeout=30))
+    text = "\n".join(parts)
+    DIAGNOSIS.parent.mkdir(parents=True, exist_ok=True)
+    DIAGNOSIS.write_text(text + "\n")
+    return text[-6000:]
 
 
 def count_status(env: E2E, ids: list[str]) -> dict[str, int]:
