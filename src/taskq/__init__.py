@@ -1,5 +1,6 @@
 """taskq: a distributed task queue on Kafka and Redis."""
 
+from .aio import AsyncClient
 from .client import Client, TaskRequest, WorkflowRef
 from .context import TaskContext, current, progress
 from .errors import (
@@ -29,7 +30,8 @@ from .submitter import Submission
 from .workflows import WorkflowRecord, chain, chord, group, sig
 
 __all__ = [
-    "BrokerError", "BrokerUnavailable", "Client", "ConfigError", "InvalidTask", "Registry", "Retry", "Settings",
+    "AsyncClient", "BrokerError", "BrokerUnavailable", "Client", "ConfigError", "InvalidTask", "Registry", "Retry",
+    "Settings",
     "StoreError", "StoreUnavailable", "SubmitFailed", "Submission", "TaskNotFound", "TaskRecord", "TaskRequest",
     "TaskState", "TaskStateError", "TaskTimeout", "TaskqError", "UnknownTask", "WaitTimeout", "WorkflowNotFound",
     "WorkflowRecord", "WorkflowRef", "chain", "chord", "group", "sig", "task",

@@ -1,0 +1,167 @@
+"""``AsyncClient``: the SDK for asyncio applications (FastAPI, Starlette, aiohttp, async Django).
+
+``await client.submit(...)`` returns once Kafka has acknowledged the task and its record is
+written, the same guarantee as ``Client.submit``, without blocking the event loop: with
+librdkafka the message only joins the producer's queue on the loop, and the acknowledgement
+(delivered on the producer's thread) resumes the coroutine through ``call_soon_threadsafe``.
+Reads go through redis' asyncio client; ``wait`` follows the event stream instead of polling.
+What has no non-blocking path yet (kafka-python's enqueue, which can wait for metadata; an
+idempotency key or a delay, which write Redis first; cancel, retry, workflows, schedules) runs on
+a small pool of threads shared by every call (``threads``), never a thread per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncGenerator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar, cast
+
+from . import events
+from .client import Client, TaskRequest
+from .errors import SubmitFailed, TaskNotFound, WaitTimeout
+from .models import TaskRecord
+from .settings import Settings
+from .store import translate_errors
+from .submitter import Submission
+from .workflows import Node, WorkflowRecord
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """Submit and follow tasks from asyncio code.
+
+    >>> async with AsyncClient(Settings()) as client:
+    ...     tid = await client.submit("add", 1, 2)
+    ...     record = await client.wait(tid, timeout=30)
+
+    One instance per process (e.g. owned by a FastAPI lifespan) serves every request concurrently.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, threads: int = 4) -> None:
+        self.settings = settings or Settings()
+        self._client = Client(self.settings)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="taskq-aio")
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    # --- submitting ---------------------------------------------------------------------------------
+    async def submit(self, task: str, *args: Any, _max_retries: int | None = None, _timeout: float | None = None,
+                     _key: str | None = None, _delay: float | None = None, _idempotency_key: str | None = None,
+                     _priority: str = "normal", _rate_key: str | None = None, _concurrency_key: str | None = None,
+                     **kwargs: Any) -> str:
+        """Submit one task; returns its id once Kafka has acknowledged it (options as ``Client.submit``)."""
+        return await self.submit_request(TaskRequest(
+            task, args, kwargs, max_retries=_max_retries, timeout=_timeout, key=_key, delay=_delay,
+            idempotency_key=_idempotency_key, priority=_priority, rate_key=_rate_key,
+            concurrency_key=_concurrency_key))
+
+    async def submit_request(self, req: TaskRequest) -> str:
+        """``submit`` for a prepared ``TaskRequest``."""
+        client = self._client
+        if client.store.memory_check_due():
+            await self._blocking(client.store.check_room)  # asks Redis at most once a second
+        if req.delay or req.idempotency_key or client.enqueue_blocks:
+            sub = await self._blocking(client.submit_request_nowait, req)
+        else:
+            sub = client.submit_request_nowait(req)  # queues the message; the room check is cached
+        await _settled(sub, timeout=self.settings.submit_timeout + 5)
+        return sub.result(0)  # SubmitFailed if Kafka refused it: nothing of it was recorded
+
+    async def submit_many(self, requests: Sequence[TaskRequest]) -> list[str]:
+        """Submit tasks all or none (``Client.submit_many``)."""
+        return await self._blocking(self._client.submit_many, requests)
+
+    async def submit_workflow(self, workflow: Node) -> str:
+        """Start a workflow (``chain``, ``group``, ``chord``); returns its id."""
+        return str(await self._blocking(self._client.submit_workflow, workflow))
+
+    # --- reading ------------------------------------------------------------------------------------
+    async def get(self, task_id: str) -> TaskRecord:
+        """A task's record (``TaskNotFound`` if there is none)."""
+        store = self._client.store
+        with translate_errors():
+            h = cast(dict[str, str], await store.async_redis().hgetall(store.key("task", task_id)))
+        if not h:
+            raise TaskNotFound(task_id)
+        return TaskRecord.from_hash(h)
+
+    async def wait(self, task_id: str, *, timeout: float = 60.0) -> TaskRecord:
+        """The task's record once it is terminal; ``WaitTimeout`` after ``timeout`` seconds.
+
+        Follows the event stream: subscribed first, then the record is read, and read again on
+        each of the task's changes (and when Redis is back after an outage), so no change falls
+        between a read and the next."""
+        store = self._client.store
+
+        async def follow() -> TaskRecord:
+            stream = cast(AsyncGenerator[events.Event, None],
+                          events.stream(store.async_redis(), store.key("events"), "$"))
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    if event.kind == "task" and event.data.get("id") != task_id:
+                        continue
+                    if event.kind not in ("ready", "task"):
+                        continue
+                    try:
+                        rec = await self.get(task_id)
+                    except TaskNotFound:
+                        continue  # accepted by Kafka, record not written yet
+                    if rec.status.terminal:
+                        return rec
+            raise AssertionError("the event stream ended")  # it never does on its own
+
+        try:
+            return await asyncio.wait_for(follow(), timeout)
+        except TimeoutError:
+            raise WaitTimeout(f"task {task_id} did not finish within {timeout:g}s") from None
+
+    async def workflow(self, workflow_id: str) -> WorkflowRecord:
+        return await self._blocking(self._client.workflow, workflow_id)
+
+    # --- acting ---------------------------------------------------------------------------------------
+    async def cancel(self, task_id: str) -> TaskRecord:
+        """Cancel a queued or retrying task (``TaskStateError`` for any other state)."""
+        return await self._blocking(self._client.cancel, task_id)
+
+    async def retry(self, task_id: str) -> TaskRecord:
+        """Queue a failed, dead or cancelled task again."""
+        return await self._blocking(self._client.retry, task_id)
+
+    async def aclose(self) -> None:
+        """Deliver what was submitted, then release the connections and the threads."""
+        try:
+            await self._client.store.close_events()
+            await self._blocking(self._client.close)
+        finally:
+            self._pool.shutdown(wait=False)
+
+
+async def _settled(sub: Submission, *, timeout: float) -> None:
+    """Wait for a submission's acknowledgement (or failure), reported on another thread."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not done.done():  # wait_for may have given up and cancelled it
+            done.set_result(None)
+
+    def wake(_: Submission) -> None:
+        loop.call_soon_threadsafe(settle)
+
+    sub.add_done_callback(wake)
+    try:
+        await asyncio.wait_for(done, timeout)
+    except TimeoutError as exc:
+        raise SubmitFailed(f"task {sub.id}: Kafka has not acknowledged it within {timeout:g}s") from exc
