@@ -148,7 +148,8 @@ class ApiServer:
         self.thread.start()
         wait_for(lambda: self.server.started, timeout=20, what="the API server")
         self.url = f"http://127.0.0.1:{self.port}"
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        # Idle connections expire before uvicorn's 5 s keep-alive timeout closes them under our feet.
+        self.http = httpx.Client(base_url=self.url, timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
 
     def close(self) -> None:
         self.http.close()

@@ -23,7 +23,9 @@ def test_submits_past_the_inflight_limit_get_503_with_retry_after_and_leave_noth
     store = Store(settings)
     try:
         async def burst() -> list[httpx.Response]:
-            limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+            # Idle connections expire before uvicorn's 5 s keep-alive timeout: a connection the server
+            # closes just as the client reuses it for a POST is a ReadError (seen once under load in CI).
+            limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0)
             async with httpx.AsyncClient(base_url=api.url, limits=limits, timeout=30) as c:
                 return await asyncio.gather(*[c.post("/api/tasks", json={"task": "add", "args": [i, 1]})
                                               for i in range(N)])
