@@ -76,7 +76,7 @@ class AsyncClient:
             sub = await self._blocking(client.submit_request_nowait, req)
         else:
             sub = client.submit_request_nowait(req)  # queues the message; the room check is cached
-        await _settled(sub, timeout=self.settings.submit_timeout + 5)
+        await settled(sub, timeout=self.settings.submit_timeout + 5)
         return sub.result(0)  # SubmitFailed if Kafka refused it: nothing of it was recorded
 
     async def submit_many(self, requests: Sequence[TaskRequest]) -> list[str]:
@@ -148,8 +148,9 @@ class AsyncClient:
             self._pool.shutdown(wait=False)
 
 
-async def _settled(sub: Submission, *, timeout: float) -> None:
-    """Wait for a submission's acknowledgement (or failure), reported on another thread."""
+async def settled(sub: Submission, *, timeout: float) -> None:
+    """Wait for a submission's acknowledgement (or failure), reported on another thread, without
+    blocking the event loop (the HTTP API's submit and ``AsyncClient.submit``)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 

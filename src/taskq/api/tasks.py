@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import orjson
@@ -10,11 +9,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from .. import limits, tracing
+from ..aio import settled
 from ..client import TaskRequest
-from ..errors import InvalidTask, SubmitFailed
+from ..errors import InvalidTask
 from ..models import TaskRecord, TaskState
 from ..query import TaskFilter
-from ..submitter import Submission
 from .audit import note
 from .deps import ClientDep
 from .schemas import BatchSubmitted, BulkBody, BulkDone, PurgeBody, SubmitBody, Submitted, TaskName, TaskNames, TaskPage
@@ -86,31 +85,13 @@ async def submit_task(body: SubmitBody, request: Request, client: ClientDep) -> 
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     state.inflight += 1
     try:
-        await _acknowledged(sub, timeout=state.settings.submit_timeout + 5)
+        await settled(sub, timeout=state.settings.submit_timeout + 5)
     finally:
         state.inflight -= 1
     sub.result(0)  # raises SubmitFailed (503) if Kafka refused it; nothing of it was recorded
     state.metrics.submitted(body.task)
     note(request, f"task {body.task}: {sub.id}")
     return Submitted(id=sub.id)
-
-
-async def _acknowledged(sub: Submission, *, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle() -> None:
-        if not done.done():  # wait_for may have given up and cancelled it
-            done.set_result(None)
-
-    def wake(_: Submission) -> None:
-        loop.call_soon_threadsafe(settle)
-
-    sub.add_done_callback(wake)
-    try:
-        await asyncio.wait_for(done, timeout)
-    except TimeoutError as exc:
-        raise SubmitFailed(f"task {sub.id}: Kafka has not acknowledged it within {timeout:g}s") from exc
 
 
 @router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchSubmitted)
