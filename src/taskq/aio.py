@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 from . import events
 from .client import Client, TaskRequest
 from .errors import SubmitFailed, TaskNotFound, WaitTimeout
+from .eventhub import EventHub
 from .models import TaskRecord
 from .settings import Settings
 from .store import translate_errors
@@ -45,6 +46,10 @@ class AsyncClient:
         self.settings = settings or Settings()
         self._client = Client(self.settings)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="taskq-aio")
+        self._connecting = asyncio.Lock()
+        self._connected = False
+        # Every wait() shares one reader of the event stream (not a blocking connection each).
+        self._hub: EventHub | None = None
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -67,8 +72,19 @@ class AsyncClient:
             idempotency_key=_idempotency_key, priority=_priority, rate_key=_rate_key,
             concurrency_key=_concurrency_key))
 
+    async def _connect(self) -> None:
+        """Make the producer and the submit pipeline once, on the pool (they connect to Kafka), before
+        concurrent submits could race to make several."""
+        if self._connected:
+            return
+        async with self._connecting:
+            if not self._connected:
+                await self._blocking(lambda: self._client.pipeline)
+                self._connected = True
+
     async def submit_request(self, req: TaskRequest) -> str:
         """``submit`` for a prepared ``TaskRequest``."""
+        await self._connect()
         client = self._client
         if client.store.memory_check_due():
             await self._blocking(client.store.check_room)  # asks Redis at most once a second
@@ -81,6 +97,7 @@ class AsyncClient:
 
     async def submit_many(self, requests: Sequence[TaskRequest]) -> list[str]:
         """Submit tasks all or none (``Client.submit_many``)."""
+        await self._connect()
         return await self._blocking(self._client.submit_many, requests)
 
     async def submit_workflow(self, workflow: Node) -> str:
@@ -104,10 +121,12 @@ class AsyncClient:
         each of the task's changes (and when Redis is back after an outage), so no change falls
         between a read and the next."""
         store = self._client.store
+        if self._hub is None:
+            self._hub = EventHub(store.async_redis(), store.key("events"), max_streams=2**31)
+        hub = self._hub
 
         async def follow() -> TaskRecord:
-            stream = cast(AsyncGenerator[events.Event, None],
-                          events.stream(store.async_redis(), store.key("events"), "$"))
+            stream = cast(AsyncGenerator[events.Event, None], hub.subscribe("$"))
             async with contextlib.aclosing(stream):
                 async for event in stream:
                     if event.kind == "task" and event.data.get("id") != task_id:
@@ -142,6 +161,8 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Deliver what was submitted, then release the connections and the threads."""
         try:
+            if self._hub is not None:
+                await self._hub.close()
             await self._client.store.close_events()
             await self._blocking(self._client.close)
         finally:

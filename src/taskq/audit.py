@@ -10,6 +10,7 @@ did to which tasks or filter. Payloads are never recorded.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, cast
@@ -23,9 +24,11 @@ log = logging.getLogger("taskq.audit")
 DETAIL_MAX = 500
 
 
-def token_id(token: bytes) -> str:
-    """A short, stable name for a token that reveals nothing of it (8 hex digits of a keyed hash)."""
-    return hashlib.sha256(b"taskq-token-id\0" + token).hexdigest()[:8]
+def token_id(token: bytes, *, key: bytes) -> str:
+    """A short, stable name for a token that reveals nothing of it: 8 hex digits of an HMAC keyed
+    with the write token, so a reader of the trail (the read-only token, say) cannot test guesses
+    of a token against its id offline."""
+    return hmac.new(key, b"taskq-token-id\0" + token, hashlib.sha256).hexdigest()[:8]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,13 @@ class AuditEntry:
 
     def line(self) -> str:
         who = f"{self.role} token {self.token}" if self.token else self.role
-        what = f"{self.method} {self.path} -> {self.status}"
-        return f"{who} ({self.via}, {self.ip}): {what}" + (f": {self.detail}" if self.detail else "")
+        what = f"{self.method} {_printable(self.path)} -> {self.status}"
+        return f"{who} ({self.via}, {self.ip}): {what}" + (f": {_printable(self.detail)}" if self.detail else "")
+
+
+def _printable(text: str) -> str:
+    """Control characters escaped: a value from a request never forges a log line of its own."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class AuditLog:

@@ -198,8 +198,12 @@ class Settings(BaseSettings):
     @field_validator("api_token", "api_read_token", mode="before")
     @classmethod
     def _empty_token_is_unset(cls, v: object) -> object:
-        # TASKQ_API_TOKEN= (set but empty) turns auth off rather than requiring an empty token.
-        return None if v == "" else v
+        # TASKQ_API_TOKEN= (set but empty, or blanks) is unset rather than a token anyone can send (and
+        # a public key for the session cookie's HMAC); a token is compared without surrounding blanks.
+        if isinstance(v, str):
+            v = v.strip()
+            return v or None
+        return v
 
     def lane_topic(self, priority: str) -> str:
         """The topic of a priority lane: the tasks topic for normal, ``<tasks_topic>.<priority>`` otherwise."""

@@ -3,16 +3,18 @@ a TLS proxy, and the audit trail of who did what: against a real uvicorn server,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from taskq.api.auth import COOKIE
-from taskq.audit import token_id
+from taskq.api.auth import COOKIE, token_name
 from taskq.devstack import free_port, spawn, stop_process
 from taskq.settings import Settings
 from tests.helpers import ApiServer, Services, make_settings, settings_env, wait_for
@@ -66,10 +68,67 @@ def test_failed_sign_ins_are_limited_per_address_across_replicas(api: ApiServer,
         for server in (api, other):
             r = server.http.post("/api/login", json={"token": WRITE})  # even the right token, for now
             assert r.status_code == 429, r.text
-            assert 1 <= int(r.headers["retry-after"]) <= 60 and "too many failed sign-ins" in r.json()["detail"]
-        assert api.http.get("/api/tasks", headers=bearer(WRITE)).status_code == 200  # a bearer token is no sign-in
+            assert 1 <= int(r.headers["retry-after"]) <= 60 and "too many wrong tokens" in r.json()["detail"]
+        # Locked out means every token from that address, the right one too: the answer tells nothing.
+        assert api.http.get("/api/tasks", headers=bearer(WRITE)).status_code == 429
     finally:
         other.close()
+
+
+def test_a_burst_of_concurrent_guesses_gets_no_more_tries_than_the_limit(api: ApiServer) -> None:
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
+            answers = await asyncio.gather(*(c.post("/api/login", json={"token": f"guess-{i}"}) for i in range(30)))
+        return [r.status_code for r in answers]
+
+    codes = asyncio.run(burst())
+    assert codes.count(401) == 3 and codes.count(429) == 27, codes
+
+
+def test_wrong_bearer_tokens_count_too_and_lock_the_address_out(api: ApiServer) -> None:
+    for _ in range(3):
+        assert api.http.get("/api/tasks", headers=bearer("guess")).status_code == 401
+    r = api.http.get("/api/tasks", headers=bearer("guess"))
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert api.http.get("/api/session", headers=bearer(WRITE)).status_code == 429
+
+
+def test_guessing_does_not_push_real_actions_out_of_the_audit_trail(api: ApiServer) -> None:
+    for i in range(8):
+        assert api.http.post("/api/login", json={"token": f"guess-{i}"}).status_code in (401, 429)
+    # Read from Redis directly: this address is locked out of the API for the rest of the minute.
+    items = api.server.config.app.state.audit.entries()  # type: ignore[union-attr]
+    # The first wrong token of the minute and the one that reached the limit: two entries, not eight.
+    assert [e.detail for e in items] == [
+        "wrong token (3 wrong from this address this minute; refused for the rest of it)",
+        "wrong token (1 wrong from this address this minute)",
+    ]
+
+
+def test_an_event_stream_ends_when_its_session_is_signed_out(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskq.api import events
+
+    monkeypatch.setattr(events, "SESSION_RECHECK", 0.2)
+    assert api.http.post("/api/login", json={"token": READ}).status_code == 200
+    cookie = api.http.cookies[COOKIE]
+    ended = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(base_url=api.url, timeout=httpx.Timeout(5, read=60)) as c, \
+                c.stream("GET", "/api/events", headers={"Cookie": f"{COOKIE}={cookie}"}) as r:
+            assert r.status_code == 200
+            for _ in r.iter_lines():
+                pass
+        ended.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(1)  # the stream is open (a fixed pause: nothing to wait on until it ends)
+    assert not ended.is_set()
+    assert api.http.post("/api/logout").status_code == 204
+    assert ended.wait(20), "the stream outlived its signed-out session"
 
 
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted-proxy", "untrusted-proxy"])
@@ -133,7 +192,8 @@ def test_every_action_is_audited_with_who_what_and_how_it_ended_and_never_a_toke
     purged = entries[("/api/tasks/bulk/purge", 200)]["detail"]
     assert '"status":"cancelled"' in purged and "(dry run)" in purged and "matched" in purged
     assert all(e["ip"] == "127.0.0.1" and e["at"] > 0 for e in page["items"])
-    write_id, read_id = token_id(WRITE.encode()), token_id(READ.encode())
+    settings = api.server.config.app.state.settings  # type: ignore[union-attr]
+    write_id, read_id = token_name(settings, "write"), token_name(settings, "read")
     assert entries[("/api/tasks/bulk/purge", 403)]["token"] == read_id
     assert {e["token"] for e in page["items"] if e["role"] == "write"} == {write_id}
     # Never a token, never the args: not in Redis, not in the log lines.

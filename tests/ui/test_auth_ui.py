@@ -108,7 +108,7 @@ def test_the_audit_view_shows_who_did_what_in_the_console_newest_first(
 ) -> None:
     from playwright.sync_api import expect
 
-    from taskq.audit import token_id
+    from taskq.api.auth import token_name
 
     start_worker("worker1", settings_=auth_settings)
     u = ui(auth_settings)
@@ -121,7 +121,7 @@ def test_the_audit_view_shows_who_did_what_in_the_console_newest_first(
     pg.reload()
     rows = pg.locator("#audit-table tbody tr")
     expect(rows.first.locator("[data-field=action]")).to_have_text(f"POST /api/tasks/{tid}/cancel")
-    expect(rows.first.locator("[data-field=who]")).to_have_text(f"write {token_id(WRITE.encode())} · bearer")
+    expect(rows.first.locator("[data-field=who]")).to_have_text(f"write {token_name(auth_settings, 'write')} · bearer")
     expect(rows.first.locator("[data-field=status]")).to_have_text("200")
     expect(rows.nth(1).locator("[data-field=detail]")).to_have_text("signed in as write")
     assert WRITE not in pg.content()

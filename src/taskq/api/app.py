@@ -23,7 +23,7 @@ from ..metrics import ApiMetrics
 from ..overview import FinishRate
 from ..settings import Settings
 from . import audit, auth, deadletters, events, scheduled, schedules, system, tasks, workers, workflows
-from .auth import require_token
+from .auth import SignInLimit, require_token
 from .errors import on_error, status_of
 from .metricsport import MetricsPort
 from .readiness import Readiness
@@ -128,6 +128,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.client = client or Client(settings)
     app.state.readiness = Readiness(app.state.client.ready)
+    app.state.sign_in_limit = SignInLimit(settings.api_login_attempts)
     app.state.metrics = ApiMetrics(topic=settings.tasks_topic)
     app.state.rate = FinishRate()  # the overview's finished/s over the last 10 s
     app.state.inflight = 0  # submissions waiting for Kafka (changed on the event loop only)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -27,6 +28,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..audit import token_id
+from ..errors import TaskqError
 from ..settings import Settings
 from ..store import translate_errors
 
@@ -48,6 +50,7 @@ IN_URL = ("the API token is not accepted in the URL (it would land in proxy and 
           "'Authorization: Bearer <token>', or sign in with POST /api/login (the web UI does)")
 
 router = APIRouter(prefix="/api", tags=["auth"])
+log = logging.getLogger("taskq.audit")
 
 
 def _tokens(settings: Settings) -> dict[Role, bytes]:
@@ -124,23 +127,34 @@ def caller(request: Request) -> Caller:
     settings: Settings = request.app.state.settings
     if settings.api_token is None:
         return Caller("write", "open")
-    tokens = _tokens(settings)
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given:
         role = token_role(settings, given.strip())
-        return Caller(role, "bearer", token_id(tokens[role]) if role else "")
+        return Caller(role, "bearer", token_name(settings, role) if role else "")
     cookie = request.cookies.get(COOKIE)
     if cookie:
         grant = session_role(settings, cookie)
         if grant is not None:
-            return Caller(grant.role, "cookie", token_id(tokens[grant.role]), grant)
+            return Caller(grant.role, "cookie", token_name(settings, grant.role), grant)
     return Caller(None)
 
 
+def token_name(settings: Settings, role: Role) -> str:
+    """The id the audit trail gives a role's token (``audit.token_id``, keyed with the write token)."""
+    tokens = _tokens(settings)
+    return token_id(tokens[role], key=tokens["write"])
+
+
 async def authenticated(request: Request) -> Caller:
-    """``caller``, with a signed-out (revoked) session refused; kept on ``request.state.caller``."""
+    """``caller``, with a signed-out (revoked) session refused and wrong bearer tokens counted per
+    address (429 past the limit, whatever the token); kept on ``request.state.caller``."""
     found = caller(request)
-    if found.session is not None and await _revoked(request, found.session.sid):
+    if found.via == "bearer":
+        limit: SignInLimit = request.app.state.sign_in_limit
+        limit.refuse_if_locked(request)
+        if found.role is None:
+            await limit.failed(request)
+    if found.session is not None and await revoked(request, found.session.sid):
         found = Caller(None)
     request.state.caller = found
     return found
@@ -154,9 +168,74 @@ def _revoked_key(request: Request, sid: str) -> str:
     return cast(str, request.app.state.client.store.key("session", "revoked", sid))
 
 
-async def _revoked(request: Request, sid: str) -> bool:
+async def revoked(request: Request, sid: str) -> bool:
+    """Whether the session ``sid`` was signed out (on any replica)."""
     with translate_errors():
         return bool(await _async_redis(request).exists(_revoked_key(request, sid)))
+
+
+class SignInLimit:
+    """Wrong tokens per client address, counted in Redis across replicas.
+
+    A sign-in counts its attempt before the token is compared (and takes it back if the token is
+    right), so a burst of concurrent guesses cannot all slip under the limit; a wrong bearer token
+    counts too. Past ``limit`` in a minute the address is refused with 429, the right token as well,
+    so the answer tells a guesser nothing. Each replica remembers the addresses it refused until
+    their minute ends, so a caller with a bearer token costs Redis nothing unless it is wrong."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._locked: dict[str, float] = {}  # address -> when (monotonic) its refusal ends
+
+    def _key(self, request: Request) -> str:
+        return cast(str, request.app.state.client.store.key("login", "failures", client_address(request)))
+
+    def refuse_if_locked(self, request: Request) -> None:
+        until = self._locked.get(client_address(request))
+        if until is None:
+            return
+        left = until - time.monotonic()
+        if left <= 0:
+            self._locked.pop(client_address(request), None)
+            return
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            f"too many wrong tokens from this address: try again in {int(left) + 1} s",
+                            headers={"Retry-After": str(int(left) + 1)})
+
+    async def _count(self, request: Request, by: int) -> tuple[int, int]:
+        key = self._key(request)
+        with translate_errors():
+            async with _async_redis(request).pipeline(transaction=True) as pipe:
+                pipe.incrby(key, by)
+                pipe.expire(key, LOGIN_WINDOW, nx=True)
+                pipe.ttl(key)
+                count, _, ttl = await pipe.execute()
+        return int(count), max(1, int(ttl)) if int(ttl) > 0 else LOGIN_WINDOW
+
+    async def attempt(self, request: Request) -> int:
+        """Count a sign-in before its token is compared; 429 once the address is past the limit."""
+        self.refuse_if_locked(request)
+        count, left = await self._count(request, 1)
+        if count > self.limit:
+            self._locked[client_address(request)] = time.monotonic() + left
+            self.refuse_if_locked(request)
+        return count
+
+    async def succeeded(self, request: Request) -> None:
+        """A sign-in whose token was right: its attempt is not a guess."""
+        await self._count(request, -1)
+
+    async def failed(self, request: Request) -> int:
+        """Count a wrong bearer token; from the limit on, the address is refused until its minute ends."""
+        count, left = await self._count(request, 1)
+        if count >= self.limit:
+            if count == self.limit:
+                log.warning("audit: %d wrong tokens from %s within a minute: it is refused for %d s",
+                            count, client_address(request), left)
+            self._locked[client_address(request)] = time.monotonic() + left
+            if count > self.limit:
+                self.refuse_if_locked(request)
+        return count
 
 
 async def require_token(request: Request) -> None:
@@ -216,26 +295,6 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _failed_logins(request: Request) -> tuple[int, int]:
-    """How many sign-ins failed from this address in the current minute, and the seconds it has left."""
-    key = request.app.state.client.store.key("login", "failures", client_address(request))
-    with translate_errors():
-        async with _async_redis(request).pipeline(transaction=False) as pipe:
-            pipe.get(key)
-            pipe.ttl(key)
-            count, ttl = await pipe.execute()
-    return int(count or 0), max(1, int(ttl)) if ttl and int(ttl) > 0 else 60
-
-
-async def _count_failed_login(request: Request) -> None:
-    key = request.app.state.client.store.key("login", "failures", client_address(request))
-    with translate_errors():
-        async with _async_redis(request).pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, LOGIN_WINDOW, nx=True)
-            await pipe.execute()
-
-
 @router.post("/login", response_model=Session, responses={
     401: {"description": "Wrong token"},
     429: {"description": "Too many failed sign-ins from this address this minute (with Retry-After)"}})
@@ -245,19 +304,20 @@ async def login(body: LoginBody, request: Request, response: Response) -> Sessio
     settings: Settings = request.app.state.settings
     if settings.api_token is None:
         return _session(settings, "write", "open")
-    failures, left = await _failed_logins(request)
-    if failures >= settings.api_login_attempts:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                            f"too many failed sign-ins from this address: try again in {left} s",
-                            headers={"Retry-After": str(left)})
+    limit: SignInLimit = request.app.state.sign_in_limit
+    attempts = await limit.attempt(request)  # 429 past the limit, before the token is compared
     role = token_role(settings, body.token.strip())
     if role is None:
-        await _count_failed_login(request)
-        request.state.caller = Caller(None, "login")
-        request.state.audit = f"wrong token ({failures + 1} failed from this address this minute)"
+        # The first wrong token of a minute and the one that reaches the limit are audited, not
+        # each guess: guessing must not push real actions out of the capped trail.
+        if attempts in (1, limit.limit):
+            request.state.caller = Caller(None, "login")
+            request.state.audit = (f"wrong token ({attempts} wrong from this address this minute"
+                                   + ("; refused for the rest of it)" if attempts == limit.limit else ")"))
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong API token")
+    await limit.succeeded(request)
     value, expires = session_value(settings, role)
-    request.state.caller = Caller(role, "login", token_id(_tokens(settings)[role]))
+    request.state.caller = Caller(role, "login", token_name(settings, role))
     request.state.audit = f"signed in as {role}"
     response.set_cookie(COOKIE, value, max_age=int(settings.api_session_ttl), path=COOKIE_PATH, httponly=True,
                         samesite="strict", secure=_secure(settings, request))
@@ -269,12 +329,18 @@ async def logout(request: Request) -> Response:
     """End this browser's session: the cookie is deleted, and its session id revoked until it would
     have expired, so a copy of it taken before is refused too."""
     settings: Settings = request.app.state.settings
-    found = caller(request)
-    request.state.caller = found
-    if found.session is not None:
-        ttl = max(1, found.session.expires - int(time.time()))
-        with translate_errors():
-            await _async_redis(request).set(_revoked_key(request, found.session.sid), "1", ex=ttl)
+    request.state.caller = caller(request)
+    grant = session_role(settings, request.cookies.get(COOKIE, "")) if settings.api_token is not None else None
+    if grant is not None:
+        ttl = max(1, grant.expires - int(time.time()))
+        try:
+            with translate_errors():
+                await _async_redis(request).set(_revoked_key(request, grant.sid), "1", ex=ttl)
+        except TaskqError as exc:
+            # The browser's cookie goes anyway; a copy of it stays valid until it expires.
+            log.warning("audit: signing out could not revoke the session in Redis (%s); a copy of "
+                        "its cookie stays valid until it expires", exc)
+            request.state.audit = f"session not revoked: {exc}"
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict",
                            secure=_secure(settings, request))

@@ -7,15 +7,19 @@ events carry no id (see ``taskq.events``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, cast
 
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
-from ..events import Event, check_start
+from ..errors import TaskqError
+from ..events import Event, check_start, never
+from .auth import SessionGrant, revoked
 from .deps import ClientDep, require_token
 
 # Seconds a caller turned away for want of a stream slot waits; EventSource itself retries after ~3 s.
@@ -31,9 +35,10 @@ def _sse(event: Event) -> dict[str, Any]:
     return out
 
 
-async def _stream(events: AsyncIterator[Event]) -> AsyncIterator[dict[str, Any]]:
-    async for event in events:
-        yield _sse(event)
+async def _stream(events: AsyncGenerator[Event, None]) -> AsyncIterator[dict[str, Any]]:
+    async with contextlib.aclosing(events):  # the hub forgets this subscriber at once when the client goes
+        async for event in events:
+            yield _sse(event)
 
 
 class _Stream(EventSourceResponse):
@@ -69,4 +74,30 @@ async def events(
     # No stop() here: sse_starlette sees the client leave and cancels the stream at once (a
     # stop=request.is_disconnected would take the disconnect message from it and end the stream
     # only at the next idle timeout).
-    return _Stream(_stream(hub.subscribe(start)), hub.release)
+    found = request.state.caller
+    stop = _until_session_ends(request, found.session) if found.session is not None else never
+    return _Stream(_stream(cast(AsyncGenerator[Event, None], hub.subscribe(start, stop=stop))), hub.release)
+
+
+# How often a stream signed in with a session cookie looks whether that session was signed out.
+SESSION_RECHECK = 30.0
+
+
+def _until_session_ends(request: Request, grant: SessionGrant) -> Callable[[], Awaitable[bool]]:
+    """A stream's stop: its session expired, or was signed out (asked at most every 30 s), so a
+    copied cookie or a tab left open does not keep receiving events after either."""
+    checked = time.monotonic()
+
+    async def stop() -> bool:
+        nonlocal checked
+        if time.time() >= grant.expires:
+            return True
+        if time.monotonic() - checked < SESSION_RECHECK:
+            return False
+        checked = time.monotonic()
+        try:
+            return await revoked(request, grant.sid)
+        except TaskqError:
+            return False  # Redis away: the stream itself says so; the session is asked again later
+
+    return stop

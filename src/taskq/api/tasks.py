@@ -161,6 +161,8 @@ def bulk_purge(body: PurgeBody, request: Request, client: ClientDep) -> BulkDone
 
 def _bulk_noted(request: Request, body: BulkBody, done: BulkDone) -> BulkDone:
     filt = body.model_dump(exclude_none=True, exclude={"dry_run"})
+    if "q" in filt:  # a search matches the args: what was searched for stays out of the trail
+        filt["q"] = f"<a search of {len(filt['q'])} characters>"
     note(request, f"filter {orjson.dumps(filt).decode()}: matched {done.matched}, done {done.done}, "
                   f"skipped {done.skipped}" + (" (dry run)" if done.dry_run else "")
                   + (" (capped: more may match)" if done.capped else ""))

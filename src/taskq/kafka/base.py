@@ -14,6 +14,7 @@ library's workarounds behind the same semantics:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,16 +34,26 @@ class Refusals:
                "ssl handshake failed", "certificate verify failed", "unsupportedsaslmechanism",
                "illegalsaslstate")
 
+    # A refusal older than this explains nothing: a later timeout is more likely a plain outage.
+    FRESH_SECONDS = 120.0
+
     def __init__(self) -> None:
         self.last: str | None = None
+        self._at = 0.0
 
     def note(self, text: str) -> None:
         if any(marker in text.lower() for marker in self.MARKERS):
-            self.last = " ".join(text.split())[:300]
+            self.refused(text)
+
+    def refused(self, text: str) -> None:
+        self.last = " ".join(text.split())[:300]
+        self._at = time.monotonic()
 
     def explain(self, exc: Exception) -> Exception:
-        """``exc`` with the last refusal added when it is a ``BrokerUnavailable`` (a timeout)."""
-        if self.last is None or not isinstance(exc, BrokerUnavailable):
+        """``exc`` with the last refusal added when it is a ``BrokerUnavailable`` (a timeout) and the
+        refusal is recent."""
+        if (self.last is None or not isinstance(exc, BrokerUnavailable)
+                or time.monotonic() - self._at > self.FRESH_SECONDS):
             return exc
         out = BrokerUnavailable(f"{exc} (Kafka refused this client: {self.last}; check TASKQ_KAFKA_SASL_* and "
                                 f"TASKQ_KAFKA_SSL_CAFILE)")

@@ -62,7 +62,7 @@ def _error(err: ck.KafkaError, what: str, refusals: Refusals | None = None) -> B
 def _note_refusal(refusals: Refusals, err: ck.KafkaError) -> None:
     """librdkafka's error callback: a refused login or TLS handshake, kept for the timeout it causes."""
     if err.code() in (ck.KafkaError._AUTHENTICATION, ck.KafkaError._SSL):
-        refusals.last = " ".join(err.str().split())[:300]
+        refusals.refused(err.str())
 
 
 @contextmanager
