@@ -150,3 +150,10 @@ def test_the_operator_commands_appear_only_for_the_operators_in_use() -> None:
     for name in ("external", "e2e-keda"):
         text, _ = rendered(CASES[name])
         assert "operator" not in text and "kubectl wait" not in text, text
+
+
+def test_behind_an_ingress_the_notes_ask_for_the_trusted_proxies_until_they_are_set() -> None:
+    base = ("--set", "api.ingress.enabled=true", "--set", "api.ingress.host=q.example.com")
+    assert "set api.trustedProxies" in notes(*base)
+    assert "trustedProxies" not in notes(*base, "--set", "api.trustedProxies=10.42.0.0/16")
+    assert "trustedProxies" not in notes()  # no Ingress: the API sees its callers' own addresses
