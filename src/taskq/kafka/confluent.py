@@ -16,6 +16,7 @@ librdkafka differs from kafka-python in ways this adapter absorbs:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -434,7 +435,7 @@ class Admin:
 
     def ensure_topics(self, *, timeout: float = 30.0) -> None:
         s = self.settings
-        with translate_errors("create topics", self._refusals):
+        with self._translated("create topics"):
             existing = set(self._a.list_topics(timeout=timeout).topics)
             wanted = {**{t: s.partitions for t in s.lane_topics()}, s.dead_topic: 1}
             missing = [NewTopic(name, parts, s.replication_factor)
@@ -468,7 +469,7 @@ class Admin:
     def lag(self) -> dict[int, int]:
         s = self.settings
         parts = [ck.TopicPartition(s.tasks_topic, p) for p in range(s.partitions)]
-        with translate_errors("read consumer lag", self._refusals):
+        with self._translated("read consumer lag"):
             group = ck.ConsumerGroupTopicPartitions(s.group_id, parts)
             fut = self._a.list_consumer_group_offsets([group], request_timeout=self.timeout)[s.group_id]
             committed = {tp.partition: tp.offset for tp in fut.result(timeout=self.timeout).topic_partitions}
@@ -477,8 +478,20 @@ class Admin:
             ends = {tp.partition: f.result(timeout=self.timeout).offset for tp, f in ends_f.items()}
         return {p: max(0, ends.get(p, 0) - max(0, committed.get(p, 0))) for p in range(s.partitions)}
 
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """``translate_errors``, with a refusal Kafka reported meanwhile named: an AdminClient's
+        error callback runs only from ``poll``, so it is served before the error is explained."""
+        try:
+            with translate_errors(what):
+                yield
+        except BrokerUnavailable as exc:
+            with contextlib.suppress(ck.KafkaException, RuntimeError):
+                self._a.poll(0)
+            raise self._refusals.explain(exc) from exc.__cause__
+
     def ping(self, *, timeout: float = 3.0) -> None:
-        with translate_errors("list topics", self._refusals):
+        with self._translated("list topics"):
             self._a.list_topics(timeout=timeout)
 
     def close(self) -> None:
