@@ -245,7 +245,11 @@ def api_prober(env: E2E, *, interval: float = 0.05) -> Iterator[dict[str, int]]:
             for method, path, body in (("POST", "/api/tasks", {"task": "add", "args": [1, 1]}),
                                        ("GET", "/readyz", None)):
                 try:
-                    r = env.http.request(method, base + path, json=body)
+                    # A connection of its own per probe, as a load balancer's health check or a new
+                    # caller opens one: a keep-alive connection to a pod that is shutting down is closed
+                    # by the server once idle (HTTP allows it; clients retry idempotent requests), and a
+                    # probe reusing it at that instant saw 'connection reset' (1 of 802 in CI run 18).
+                    r = env.http.request(method, base + path, json=body, headers={"Connection": "close"})
                     ok = 200 <= r.status_code < 300
                     if not ok:
                         errors.append(f"{method} {path}: {r.status_code} {r.text[:100]}")
