@@ -7,7 +7,6 @@ import asyncio
 import logging
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,19 +112,20 @@ def test_an_event_stream_ends_when_its_session_is_signed_out(
     monkeypatch.setattr(events, "SESSION_RECHECK", 0.2)
     assert api.http.post("/api/login", json={"token": READ}).status_code == 200
     cookie = api.http.cookies[COOKIE]
-    ended = threading.Event()
+    subscribed, ended = threading.Event(), threading.Event()
 
     def read() -> None:
         with httpx.Client(base_url=api.url, timeout=httpx.Timeout(5, read=60)) as c, \
                 c.stream("GET", "/api/events", headers={"Cookie": f"{COOKIE}={cookie}"}) as r:
             assert r.status_code == 200
-            for _ in r.iter_lines():
-                pass
+            for line in r.iter_lines():
+                if line.startswith("event: ready"):
+                    subscribed.set()
         ended.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    time.sleep(1)  # the stream is open (a fixed pause: nothing to wait on until it ends)
+    assert subscribed.wait(20), "the stream never said it was subscribed"
     assert not ended.is_set()
     assert api.http.post("/api/logout").status_code == 204
     assert ended.wait(20), "the stream outlived its signed-out session"
