@@ -48,6 +48,7 @@ class AsyncClient:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="taskq-aio")
         self._connecting = asyncio.Lock()
         self._connected = False
+        self._room_check: asyncio.Future[None] | None = None
         # Every wait() shares one reader of the event stream (not a blocking connection each).
         self._hub: EventHub | None = None
 
@@ -82,12 +83,19 @@ class AsyncClient:
                 await self._blocking(lambda: self._client.pipeline)
                 self._connected = True
 
+    async def _check_room(self) -> None:
+        """Ask Redis whether it has room (at most once a second), one check at a time: concurrent
+        submits that find the check due share it instead of each taking a pool thread."""
+        if self._room_check is None or self._room_check.done():
+            self._room_check = asyncio.ensure_future(self._blocking(self._client.store.check_room))
+        await asyncio.shield(self._room_check)
+
     async def submit_request(self, req: TaskRequest) -> str:
         """``submit`` for a prepared ``TaskRequest``."""
         await self._connect()
         client = self._client
         if client.store.memory_check_due():
-            await self._blocking(client.store.check_room)  # asks Redis at most once a second
+            await self._check_room()
         if req.delay or req.idempotency_key or client.enqueue_blocks:
             sub = await self._blocking(client.submit_request_nowait, req)
         else:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from tests.e2e import scenarios as sc
@@ -40,6 +41,10 @@ def running(binary: str, config: dict[str, Any], folder: Path, *, netns: Path, h
     def query(expr: str) -> list[dict[str, Any]]:
         assert proc.poll() is None, f"prometheus exited ({proc.returncode}): {log_path.read_text()[-2000:]}"
         r = http.request("GET", f"{base}/query", params={"query": expr})
+        if r.status_code == 503:
+            # Prometheus answers 503 in plain text until its storage is ready: retried like a refused
+            # connection by the callers' wait_for (CI run 19 parsed that text as JSON and failed).
+            raise httpx.HTTPStatusError("Prometheus is not ready yet", request=r.request, response=r)
         body = r.json()
         assert r.status_code == 200 and body["status"] == "success", (expr, body)
         return list(body["data"]["result"])
