@@ -45,6 +45,12 @@ stop_e2e() {
   if kill -0 -- "-$e2e_pid" 2>/dev/null; then
     echo "make test: stopping the e2e (its cluster is torn down)" >&2
     kill -INT -- "-$e2e_pid" 2>/dev/null
+    # The dockerd the preparation started runs in the background of its group, where SIGINT is
+    # ignored: stopped here, or the wait below lasted its whole 240 s whenever the suite failed
+    # while images were being built.
+    local pid
+    pid=$(cat "$CACHE/dockerd/dockerd.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$pid" != "$dockerd_before" ]; then images/dockerd.sh stop >&2 || true; fi
     local i
     for i in $(seq 2400); do kill -0 -- "-$e2e_pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 -- "-$e2e_pid" 2>/dev/null; then
