@@ -93,6 +93,28 @@ def api(settings: Settings) -> Iterator[ApiServer]:
     a.close()
 
 
+@dataclass
+class OwnRedis:
+    """An API on a Redis of its own (one a test may stop, or whose clients it counts)."""
+
+    redis: RedisServer
+    settings: Settings
+    api: ApiServer
+
+
+@pytest.fixture
+def own_redis(services: Services, tmp_path: Path) -> Iterator[OwnRedis]:
+    redis = RedisServer(data_dir=tmp_path / "redis", port=free_port())
+    redis.start()
+    settings = make_settings(services, redis_url=redis.url)
+    api = ApiServer(settings)
+    try:
+        yield OwnRedis(redis, settings, api)
+    finally:
+        api.close()
+        redis.stop()
+
+
 def _task_event(tid: str, status: str) -> object:
     return lambda e: e.kind == "task" and e.data.get("id") == tid and e.data.get("status") == status
 
@@ -133,12 +155,9 @@ def test_stream_resumes_after_the_given_event_id(api: ApiServer, start_worker: W
 
 
 def test_redis_outage_is_reported_once_and_the_stream_goes_on(
-    services: Services, tmp_path: Path, start_worker: WorkerFactory
+    own_redis: OwnRedis, start_worker: WorkerFactory
 ) -> None:
-    redis = RedisServer(data_dir=tmp_path / "redis", port=free_port())
-    redis.start()
-    settings = make_settings(services, redis_url=redis.url)
-    api = ApiServer(settings)
+    redis, settings, api = own_redis.redis, own_redis.settings, own_redis.api
     sse = SseListener(api.url)
     try:
         start_worker("w1", settings_=settings)
@@ -152,8 +171,6 @@ def test_redis_outage_is_reported_once_and_the_stream_goes_on(
         sse.next(timeout=30, where=_task_event(tid, "success"))
     finally:
         sse.close()
-        api.close()
-        redis.stop()
 
 
 def test_the_sdk_event_stream_says_ready_then_delivers_a_task_change(client: Client) -> None:
@@ -185,13 +202,10 @@ def _blocking_readers(redis_url: str) -> int:
 
 
 def test_many_streams_share_one_redis_reader_and_each_gets_every_change(
-    services: Services, tmp_path: Path, start_worker: WorkerFactory
+    own_redis: OwnRedis, start_worker: WorkerFactory
 ) -> None:
     # A Redis of its own: the blocking readers counted are this API's and nobody else's.
-    redis = RedisServer(data_dir=tmp_path / "redis", port=free_port())
-    redis.start()
-    settings = make_settings(services, redis_url=redis.url)
-    api = ApiServer(settings)
+    redis, settings, api = own_redis.redis, own_redis.settings, own_redis.api
     streams = [SseListener(api.url) for _ in range(4)]
     try:
         start_worker("w1", settings_=settings)
@@ -204,8 +218,6 @@ def test_many_streams_share_one_redis_reader_and_each_gets_every_change(
     finally:
         for sse in streams:
             sse.close()
-        api.close()
-        redis.stop()
 
 
 def test_past_the_stream_cap_a_caller_is_told_when_to_come_back(settings: Settings) -> None:
