@@ -21,7 +21,7 @@ export TASKQ_KAFKA_JARS := $(KAFKA_JARS)
 export TASKQ_CACHE := $(CACHE)
 PYTEST_ARGS ?= --durations=25
 
-.PHONY: help dev dev-prometheus prometheus test test-ci coverage fuzz e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-flow bench-redis soak chaos tools e2e images test-images
+.PHONY: lock help dev dev-prometheus prometheus test test-ci coverage fuzz e2e-prep test-e2e test-autoscaling test-prometheus test-fast lint deps venv kafka chromium clean bench bench-api bench-flow bench-redis soak chaos tools e2e images test-images
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -178,6 +178,19 @@ images:  ## builds taskq-api and taskq-worker on a locally made base image (star
 	@cp $${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt} images/build-ca.crt 2>/dev/null || : > images/build-ca.crt
 	DOCKER_BUILDKIT=0 docker build -q --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -f images/api/Dockerfile -t taskq-api:$(IMAGE_TAG) .
 	DOCKER_BUILDKIT=0 docker build -q --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -f images/worker/Dockerfile -t taskq-worker:$(IMAGE_TAG) .
+
+# The images install only hashed requirements (pip --require-hashes). `make lock` re-pins them with
+# uv's universal resolver (markers kept: Debian's Python 3.11.2 needs what 3.11.7 does not):
+# images/requirements.txt from pyproject.toml's dependencies (pins already there are kept while they
+# satisfy it; `make lock LOCK_ARGS=--upgrade` moves them) and images/build-requirements.txt from its .in.
+UV_VERSION := 0.13.10
+LOCK_ARGS ?=
+lock:  ## re-pins images/requirements.txt and images/build-requirements.txt with hashes
+	@[ -x $(CACHE)/uv/bin/uv ] && [ "$$($(CACHE)/uv/bin/uv --version | cut -d' ' -f2)" = "$(UV_VERSION)" ] || \
+	  { rm -rf $(CACHE)/uv && $(PYTHON) -m venv $(CACHE)/uv && $(CACHE)/uv/bin/pip install -q uv==$(UV_VERSION); } || exit 1
+	@for pair in "images/requirements.txt pyproject.toml" "images/build-requirements.txt images/build-requirements.in"; do \
+	  set -- $$pair; $(CACHE)/uv/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes \
+	    --no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" $(LOCK_ARGS) -o $$1 $$2 || exit 1; done
 
 test-images: deps venv kafka images  ## smoke-runs the images against local Kafka and Redis
 	TASKQ_IMAGE_TAG=$(IMAGE_TAG) $(PY) -m pytest tests/images -v

@@ -150,7 +150,8 @@ class AsyncClient:
             raise AssertionError("the event stream ended")  # it never does on its own
 
         try:
-            return await asyncio.wait_for(follow(), timeout)
+            async with asyncio.timeout(timeout):
+                return await follow()
         except TimeoutError:
             raise WaitTimeout(f"task {task_id} did not finish within {timeout:g}s") from None
 

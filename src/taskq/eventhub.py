@@ -149,7 +149,10 @@ class EventHub:
                     yield event
                 continue
             try:
-                event = await asyncio.wait_for(subscriber.queue.get(), timeout=self._block_ms / 1000)
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+                # queue hands over an event, so a caller's own timeout (AsyncClient.wait) never ended.
+                async with asyncio.timeout(self._block_ms / 1000):
+                    event = await subscriber.queue.get()
             except TimeoutError:
                 continue  # idle: look at stop() again
             if event.id is not None:

@@ -8,6 +8,7 @@ An ``E2E`` environment says how to reach the cluster; the scenarios never know w
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 TERMINAL = {"success", "failed", "dead", "cancelled"}
 
@@ -473,3 +476,42 @@ def pod_metrics(env: E2E, report: Report) -> None:
             assert metric in r.text, (url, r.text[:300])
             checked += 1
     report.add(Row("pod /metrics from inside the cluster", 0, 0, 0, note=f"{checked} pods answered"))
+
+
+SBOM_PATH = "/opt/taskq/sbom.cdx.json"
+READ_SBOM = ("import json, platform, sys; json.dump({'python': platform.python_version(), "
+             f"'sbom': json.load(open({SBOM_PATH!r}))}}, sys.stdout)")
+
+
+def locked_requirements(path: Path, python: str) -> dict[str, str]:
+    """name -> version of every requirement a `make lock` file pins for Linux and this Python."""
+    env = {"python_full_version": python, "python_version": ".".join(python.split(".")[:2]),
+           "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    out = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        req = Requirement(line.split(" --hash")[0])
+        if req.marker is None or req.marker.evaluate(env):
+            out[canonicalize_name(req.name)] = next(iter(req.specifier)).version
+    return out
+
+
+def image_sbom(env: E2E, report: Report, lock: Path) -> None:
+    """Each running image carries the SBOM written at its build, and it lists exactly what the
+    hashed lock file pinned for the image's Python (so the lock, not whatever pip found, runs)."""
+    checked = 0
+    for component, container in (("worker", "worker"), ("api", "api")):
+        pod = ready_pods(env, component)[0]["metadata"]["name"]
+        out = json.loads(env.kubectl("exec", "-n", env.namespace, pod, "-c", container, "--", "python", "-c",
+                                     READ_SBOM))
+        sbom, want = out["sbom"], locked_requirements(lock, out["python"])
+        assert sbom["bomFormat"] == "CycloneDX", sbom.get("bomFormat")
+        have = {canonicalize_name(c["name"]): c.get("version") for c in sbom["components"]}
+        assert have.pop("taskq", None) is not None, sorted(have)
+        missing = {n: v for n, v in want.items() if have.get(n) != v}
+        extra = sorted(set(have) - set(want) - {"pip", "setuptools"})
+        assert not missing and not extra, (component, missing, extra)
+        checked += 1
+    report.add(Row("image SBOM matches the hashed lock", 0, 0, 0, note=f"{checked} images, {len(want)} packages"))

@@ -54,3 +54,7 @@ def test_the_web_ui_loads_through_the_api_service(env: sc.E2E, tmp_path: Path, r
 
 def test_every_worker_and_api_pod_serves_metrics_inside_the_cluster(env: sc.E2E, report: sc.Report) -> None:
     sc.pod_metrics(env, report)
+
+
+def test_each_image_carries_an_sbom_of_exactly_its_hashed_lock(env: sc.E2E, report: sc.Report) -> None:
+    sc.image_sbom(env, report, ROOT / "images" / "requirements.txt")

@@ -31,6 +31,7 @@ from tests.e2e.suite import (  # noqa: F401 - collected by pytest with this modu
     test_a_killed_worker_pods_tasks_are_rerun_by_the_others,
     test_a_poison_message_is_dead_lettered_and_no_worker_pod_restarts,
     test_api_redis_and_kafka_pods_recover_by_themselves_and_every_task_finishes,
+    test_each_image_carries_an_sbom_of_exactly_its_hashed_lock,
     test_every_worker_and_api_pod_serves_metrics_inside_the_cluster,
     test_helm_install_brings_every_pod_ready_and_helm_test_passes,
     test_helm_upgrade_rolls_api_and_workers_without_losing_or_refusing_anything,

@@ -300,3 +300,30 @@ def test_a_task_traceparent_travels_in_the_headers_and_a_plain_task_has_none(
     assert b"traceparent" not in (got["traced-send"].value or b"")  # the body is the same with or without a trace
     c.close()
     producer.close()
+
+
+def test_a_librdkafka_partition_that_stops_being_fetched_is_sought_again_by_the_stall_watch(
+    services: Services,
+) -> None:
+    """Whatever leaves a partition unfetched inside librdkafka (simulated: a pause the adapter does
+    not know of), the stall watch finds records waiting and gets them read, each once."""
+    settings = make_settings(services, partitions=2, kafka_client="confluent")
+    t = transport(settings)
+    admin = t.admin()
+    admin.ensure_topics()
+    admin.close()
+    listener = _Listener()
+    consumer = t.consumer(client_id="seam-stall", listener=listener)
+    try:
+        consumer._watch.stall_seconds = 1.0  # type: ignore[attr-defined]
+        _wait_assigned(consumer, listener, 2)
+        consumer._c.pause([consumer._tp(1)])  # type: ignore[attr-defined]
+        producer = t.producer()
+        producer.send(_messages(60, "stall"))
+        producer.close()
+        got = _drain(consumer, 60, timeout=20)
+        assert sorted(_ids(got)) == sorted(m.id for m in _messages(60, "stall"))
+        assert {r.partition for r in got} == {0, 1}
+        assert consumer._watch.resets >= 1  # type: ignore[attr-defined]
+    finally:
+        consumer.close()

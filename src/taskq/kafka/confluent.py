@@ -36,6 +36,7 @@ from ..errors import BrokerError, BrokerUnavailable
 from ..models import TaskMessage
 from ..settings import Settings
 from .base import OnDelivery, PartitionListener, Record, Refusals
+from .progress import FetchWatch, PartitionProbe
 
 log = logging.getLogger("taskq.kafka")
 
@@ -262,6 +263,7 @@ class Consumer:
         self._assigned: set[int] = set()
         self._soft_paused_at: float | None = None
         self._buffer: deque[Record] = deque()  # handed to us by librdkafka, not yet to the worker
+        self._watch = FetchWatch(PartitionProbe(self._high_watermark, self._committed, self._seek), log)
         conf = common_config(settings, client_id=client_id)
         conf.update({
             "group.id": settings.group_id,
@@ -297,6 +299,7 @@ class Consumer:
     def _on_assign(self, _c: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         got = {tp.partition for tp in partitions}
         self._assigned |= got
+        self._watch.forget(got)  # read from the committed offset again
         self._listener.on_assigned(got)
 
     def _on_revoke(self, _c: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
@@ -308,6 +311,7 @@ class Consumer:
     def _gone(self, partitions: set[int], *, lost: bool) -> None:
         self._assigned -= partitions
         self._paused -= partitions
+        self._watch.forget(partitions)
         if self._buffer:  # their new owner reads them from the committed offset
             self._buffer = deque(r for r in self._buffer if r.partition not in partitions)
         self._listener.on_revoked(partitions, lost=lost)
@@ -348,6 +352,7 @@ class Consumer:
                 continue
             partition, offset = m.partition(), m.offset()
             assert partition is not None and offset is not None
+            self._watch.delivered(partition, offset)
             hdrs = m.headers()  # None when the message has none: the common case costs nothing
             out.append(Record(partition, offset, m.key(), m.value(), _headers(hdrs) if hdrs else None))
         return out
@@ -357,6 +362,7 @@ class Consumer:
             return {tp.partition for tp in self._c.assignment()}
 
     def pause_all(self) -> None:
+        self._watch.paused()
         if self._soft_paused_at is None:
             self._soft_paused_at = time.monotonic()
         elif time.monotonic() - self._soft_paused_at >= SOFT_PAUSE_SECONDS:
@@ -386,7 +392,35 @@ class Consumer:
                 self._c.commit(offsets=offsets, asynchronous=True)
 
     def maintain(self, *, paused: bool) -> None:
-        """librdkafka needs no help: it has none of kafka-python's stalls."""
+        """The stall watch (``progress.FetchWatch``): librdkafka has none of kafka-python's known
+        stalls, but a partition left unfetched must not strand its tasks whatever the cause."""
+        if paused or self._soft_paused_at is not None:
+            self._watch.paused()
+            return
+        self._watch.check(self._assigned - self._paused)
+
+    def _tp(self, partition: int, offset: int | None = None) -> ck.TopicPartition:
+        return ck.TopicPartition(self.topic, partition) if offset is None else \
+            ck.TopicPartition(self.topic, partition, offset)
+
+    def _high_watermark(self, partition: int) -> int | None:
+        # Fetch responses keep the cached value current; a partition never fetched has none yet.
+        _, high = self._c.get_watermark_offsets(self._tp(partition), cached=True)
+        if high < 0:
+            _, high = self._c.get_watermark_offsets(self._tp(partition), timeout=1.0)
+        return high if high >= 0 else None
+
+    def _committed(self, partition: int) -> int | None:
+        (tp,) = self._c.committed([self._tp(partition)], timeout=1.0)
+        if tp.offset >= 0:
+            return int(tp.offset)
+        low, _ = self._c.get_watermark_offsets(self._tp(partition), timeout=1.0)  # auto.offset.reset=earliest
+        return low if low >= 0 else None
+
+    def _seek(self, partition: int, offset: int) -> None:
+        # The adapter holds it unpaused: a pause flag librdkafka kept all the same goes too.
+        self._c.resume([self._tp(partition)])
+        self._c.seek(self._tp(partition, offset))
 
     def close(self) -> None:
         try:
