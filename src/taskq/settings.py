@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     # --- Kafka -----------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
     kafka_client: Literal["kafka-python", "confluent"] = Field(
-        "kafka-python", description="Kafka client library: kafka-python (pure Python, classic groups), or "
-                                    "confluent (librdkafka, KIP-848 groups, faster: docs/kafka-clients.md).",
+        "confluent", description="Kafka client library: confluent (librdkafka, KIP-848 groups: the default), or "
+                                 "kafka-python (pure Python, classic groups).",
     )
     group_protocol: Literal["classic", "consumer"] | None = Field(
         None, description="Consumer group protocol: classic, or consumer (KIP-848, confluent client only). "

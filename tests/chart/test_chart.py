@@ -333,10 +333,10 @@ def test_dashboard_and_alerts_only_use_metrics_the_code_exports() -> None:
 
 
 def test_the_kafka_client_and_group_protocol_reach_the_configmap() -> None:
-    cm = find(docs("--set", "kafka.client=confluent", "--set", "kafka.groupProtocol=consumer"), "ConfigMap")
-    assert cm["data"]["TASKQ_KAFKA_CLIENT"] == "confluent" and cm["data"]["TASKQ_GROUP_PROTOCOL"] == "consumer"
+    cm = find(docs("--set", "kafka.client=kafka-python", "--set", "kafka.groupProtocol=classic"), "ConfigMap")
+    assert cm["data"]["TASKQ_KAFKA_CLIENT"] == "kafka-python" and cm["data"]["TASKQ_GROUP_PROTOCOL"] == "classic"
     default = find(docs(), "ConfigMap")
-    assert default["data"]["TASKQ_KAFKA_CLIENT"] == "kafka-python" and "TASKQ_GROUP_PROTOCOL" not in default["data"]
+    assert default["data"]["TASKQ_KAFKA_CLIENT"] == "confluent" and "TASKQ_GROUP_PROTOCOL" not in default["data"]
     assert Settings(kafka_client="confluent", group_protocol="consumer").consumer_group_protocol == "consumer"
 
 

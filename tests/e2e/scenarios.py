@@ -410,6 +410,34 @@ def rolling_upgrade(env: E2E, report: Report) -> None:
     settle(env)
 
 
+def other_client(env: E2E, report: Report) -> None:
+    """The cluster runs the default client (librdkafka); this switches the release to kafka-python
+    while tasks run (the roll mixes both clients in one group), deletes a worker pod of the
+    kafka-python fleet mid-run, and switches back the same way."""
+    def switch(client: str) -> None:
+        ids = submit(env, "sleep", SHORT_TASK, 200)
+        env.helm_upgrade(*([f"kafka.client={client}"] if client != "default" else []))
+        rollout(env, f"deployment/{worker_name(env)}")
+        recs = wait_terminal(env, ids, timeout=300)
+        dups, _ = check_outcome(recs)
+        report.add(Row(f"roll the fleet to the {client} Kafka client", len(ids), 0, dups))
+
+    switch("kafka-python")
+    config = env.kubectl("get", "configmap", "-n", env.namespace, "-o", "json")
+    assert '"TASKQ_KAFKA_CLIENT": "kafka-python"' in config, "the release did not switch to kafka-python"
+    ids = submit(env, "sleep", SHORT_TASK, 300)
+    wait_mid_run(env, ids)
+    victim = busiest_worker(env, ids)
+    env.kubectl("delete", "pod", victim, "-n", env.namespace, "--wait=false")
+    recs = wait_terminal(env, ids, timeout=300)
+    dups, _ = check_outcome(recs)
+    assert any(r["worker"] == victim for r in recs.values())
+    report.add(Row("kubectl delete pod (graceful), kafka-python", len(ids), 0, dups, note="nothing ran twice"))
+    settle(env)
+    switch("default")
+    settle(env)
+
+
 def submit_until_accepted(env: E2E, n: int, *, timeout: float = 180) -> list[str]:
     """Submits n tasks, retrying refusals (503, a refused connection) while a pod is replaced."""
     ids: list[str] = []

@@ -40,6 +40,12 @@ def test_helm_upgrade_rolls_api_and_workers_without_losing_or_refusing_anything(
     sc.rolling_upgrade(env, report)
 
 
+def test_the_other_kafka_client_takes_over_by_a_rolling_switch_and_hands_tasks_over_too(
+    env: sc.E2E, report: sc.Report
+) -> None:
+    sc.other_client(env, report)
+
+
 def test_api_redis_and_kafka_pods_recover_by_themselves_and_every_task_finishes(
     env: sc.E2E, report: sc.Report
 ) -> None:

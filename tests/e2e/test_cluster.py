@@ -36,6 +36,7 @@ from tests.e2e.suite import (  # noqa: F401 - collected by pytest with this modu
     test_helm_install_brings_every_pod_ready_and_helm_test_passes,
     test_helm_upgrade_rolls_api_and_workers_without_losing_or_refusing_anything,
     test_scaling_workers_up_mid_load_spreads_work_and_down_loses_nothing,
+    test_the_other_kafka_client_takes_over_by_a_rolling_switch_and_hands_tasks_over_too,
     test_the_web_ui_loads_through_the_api_service,
 )
 

@@ -11,9 +11,7 @@ from taskq.client import Client, TaskRequest
 from taskq.models import TaskState
 from taskq.settings import Settings
 from taskq.store import Store
-from tests.helpers import WorkerFactory, wait_for
-
-pytestmark = pytest.mark.both_clients
+from tests.helpers import Services, WorkerFactory, make_settings, wait_for
 
 
 def _alive_with_partitions(store: Store, ids: set[str]) -> bool:
@@ -35,6 +33,7 @@ def _diagnosis(client: Client, store: Store, settings: Settings, unfinished: lis
     return f"unfinished by partition {parts}, by state {states}; lag {client.stats().lag}; workers {held}"
 
 
+@pytest.mark.both_clients
 def test_scaling_three_to_five_to_one_under_load_runs_every_task_once(
     client: Client, store: Store, start_worker: WorkerFactory, settings: Settings
 ) -> None:
@@ -72,3 +71,40 @@ def test_scaling_three_to_five_to_one_under_load_runs_every_task_once(
     assert all(r.attempts == 1 for r in records), [(r.id, r.attempts) for r in records if r.attempts > 1]
     print(f"\nlast task finished {time.monotonic() - left_at:.1f}s after four of five workers left "
           f"({settings.kafka_client}, {settings.consumer_group_protocol} protocol)")
+
+
+@pytest.mark.parametrize("first,then", [("confluent", "kafka-python"), ("kafka-python", "confluent")])
+def test_a_fleet_that_switches_kafka_client_pod_by_pod_runs_every_task_once(
+    services: Services, start_worker: WorkerFactory, first: str, then: str
+) -> None:
+    """Changing `kafka.client` rolls the workers one at a time, so for a while one group holds
+    members of both clients (KIP-848 and classic members, when librdkafka is one of them): the
+    broker must share the partitions between them and every task must run, once."""
+    old_settings = make_settings(services, kafka_client=first)
+    new_settings = old_settings.model_copy(update={"kafka_client": then})
+    client = Client(old_settings)
+    store = Store(old_settings)
+    try:
+        old = [start_worker(f"old{i}", settings_=old_settings) for i in (1, 2, 3)]
+        wait_for(lambda: _alive_with_partitions(store, {"old1", "old2", "old3"}), timeout=30, what="3 workers")
+        ids = client.submit_many([TaskRequest("sleep", (0.1,)) for _ in range(300)])
+        for i, w in enumerate(old, start=1):
+            start_worker(f"new{i}", settings_=new_settings, wait_ready=False)
+            w.terminate()
+            assert w.wait(timeout=old_settings.shutdown_grace + 30) == 0, w.output()[-2000:]
+        wait_for(lambda: _alive_with_partitions(store, {"new1", "new2", "new3"}), timeout=60,
+                 what="the new workers holding partitions")
+        deadline = time.monotonic() + 120
+        pending = list(ids)
+        while pending and time.monotonic() < deadline:
+            pending = [tid for tid in pending if not client.get(tid).status.terminal]
+            if pending:
+                time.sleep(0.5)
+        assert not pending, _diagnosis(client, store, new_settings, pending)
+        records = [client.get(tid) for tid in ids]
+        assert all(r.status == TaskState.SUCCESS and r.attempts == 1 for r in records), \
+            [(r.id, r.status, r.attempts) for r in records if r.status != TaskState.SUCCESS or r.attempts > 1]
+        assert {r.worker for r in records} & {"new1", "new2", "new3"}, "the new workers ran nothing"
+    finally:
+        client.close()
+        store.close()

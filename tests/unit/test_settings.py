@@ -39,3 +39,12 @@ def test_a_client_without_arguments_reads_the_taskq_environment(monkeypatch: pyt
 def test_kip_848_with_kafka_python_is_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="needs kafka_client 'confluent'"):
         Settings(kafka_client="kafka-python", group_protocol="consumer")
+
+
+def test_without_any_setting_the_client_is_librdkafka_with_kip_848(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `make dev`, the images and a bare `taskq worker` run when nothing is set."""
+    for name in ("TASKQ_KAFKA_CLIENT", "TASKQ_GROUP_PROTOCOL"):
+        monkeypatch.delenv(name, raising=False)
+    s = Settings()
+    assert s.kafka_client == "confluent" and s.consumer_group_protocol == "consumer"
+    assert Settings(kafka_client="kafka-python").consumer_group_protocol == "classic"
