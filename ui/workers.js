@@ -56,7 +56,14 @@ async function loadTypes() {
 }
 
 const secs = (v) => (v === null || v === undefined ? "–" : v < 1 ? `${Math.round(v * 1000)} ms` : `${v.toFixed(v < 10 ? 2 : 0)} s`);
-const triple = (t) => [t.p50, t.p95, t.p99].map(secs).join(" / ");
+// Each percentile comes from a sketch within ±relative_error of the true value: say so with it.
+const triple = (t) => {
+  const text = [t.p50, t.p95, t.p99].map(secs).join(" / ");
+  if (t.p50 === null || t.p50 === undefined || !t.relative_error) return text;
+  const pct = `±${Math.round(t.relative_error * 100)} %`;
+  return el("span", { title: `each percentile is within ${pct} of the true value; the mean is exact` },
+    text, " ", el("span", { class: "muted", "data-field": "error" }, pct));
+};
 
 // Per task type over a window: GET /api/task-types/metrics (bounded aggregates, never a task scan).
 async function loadMetrics() {
@@ -95,7 +102,7 @@ export async function loadWorkers() {
     el("td", {}, String(w.processed)), el("td", {}, String(w.failed)),
     el("td", { "data-field": "partitions" }, w.partitions.length ? w.partitions.join(", ")
       : w.lost_partitions && w.lost_partitions.length
-        ? el("span", { class: "tag warn" }, `${w.lost_partitions.join(", ")} — moving to the others`) : "–"),
+        ? el("span", { class: "tag warn" }, `${w.lost_partitions.join(", ")} — no live worker holds them yet`) : "–"),
     el("td", {}, fmtTime(w.started_at)),
     el("td", { class: "needs-write" }, workerActions(w)))));
   markFresh($("#view-workers"));

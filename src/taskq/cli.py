@@ -22,6 +22,7 @@ from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
 
+from . import sketch
 from .client import Client, parse_cli_value
 from .errors import ConfigError, InvalidTask, TaskqError
 from .schedules import Schedule
@@ -342,7 +343,8 @@ def metrics(
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v * 1000:.0f}ms" if v < 10 else f"{v:.1f}s"
 
-    table = Table(box=None, header_style="bold", title=f"last {window}")
+    table = Table(box=None, header_style="bold", title=f"last {window}",
+                  caption=f"percentiles within ±{sketch.RELATIVE_ERROR:.0%} of the true values")
     for col in ("TASK", "DONE", "FAIL%", "RUN p50/p95/p99", "WAIT p50/p95/p99"):
         table.add_column(col)
     for m in rows:

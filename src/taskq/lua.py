@@ -8,7 +8,7 @@ Key names are built inside the scripts, so this targets standalone/sentinel Redi
 
 from collections.abc import Iterable
 
-from .metrics import DURATION_BUCKETS
+from . import sketch
 from .models import CANCELLABLE_STATES, RETRYABLE_STATES, TERMINAL_STATES, TaskState
 
 
@@ -527,25 +527,23 @@ end
 """
 
 # Per-task-type aggregates (Store.type_metrics reads them): for each finished run, counts by outcome
-# and histograms of run time and wait time (submit to start) over DURATION_BUCKETS, in per-minute
-# hashes tt:m:<task>:<minute> (kept 2 h) and per-hour ones tt:h:<task>:<hour> (kept 8 days).
-# Fields: n:<status>, r<i> / w<i> (bucket i; i = #bounds + 1 past the last), rs / ws (sums).
+# and sketches of run time and wait time (submit to start), in per-minute hashes
+# tt:m:<task>:<minute> (kept 2 h) and per-hour ones tt:h:<task>:<hour> (kept 8 days).
+# Fields: n:<status>, R<k> / W<k> (log bucket k of taskq.sketch: percentiles within 2 %), rs / ws (sums).
 # One HINCRBY per distinct field per batch, so their cost does not grow with the batch.
-TYPE_STATS = r"""
-local DURATION_BOUNDS = {@BOUNDS@}
-local function bucket_of(x)
-  for b, bound in ipairs(DURATION_BOUNDS) do
-    if x <= bound then return b end
-  end
-  return #DURATION_BOUNDS + 1
+TYPE_STATS = sketch.into_lua(r"""
+local SKETCH_LN_GAMMA, SKETCH_MIN = @SKETCH_LN_GAMMA@, @SKETCH_MIN@
+local function sketch_of(x)
+  if not (x >= SKETCH_MIN) then return 'z' end
+  return string.format('%d', math.ceil(math.log(x) / SKETCH_LN_GAMMA))
 end
 local function type_stat(stats, task, status, run, wait)
   local t = stats[task]
   if not t then t = {} stats[task] = t end
   local function add(f, n) t[f] = (t[f] or 0) + n end
   add('n:'..status, 1)
-  add('r'..bucket_of(run), 1)
-  add('w'..bucket_of(math.max(wait, 0)), 1)
+  add('R'..sketch_of(run), 1)
+  add('W'..sketch_of(math.max(wait, 0)), 1)
   add('rs', run)
   add('ws', math.max(wait, 0))
 end
@@ -564,7 +562,7 @@ local function type_stats_write(stats, now)
     end
   end
 end
-""".replace("@BOUNDS@", ", ".join(f"{b:g}" for b in DURATION_BUCKETS))  # the Prometheus histograms' buckets
+""")
 
 # ARGV: prefix, maxlen, now, then per task (stride 11): id, task, args, kwargs, created_at, max_retries, timeout,
 #   priority, rate_key, concurrency_key, traceparent.

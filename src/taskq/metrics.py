@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -101,6 +101,13 @@ class WorkerMetrics:
         children[0].inc()
         children[1].observe(wait)
         self._running.set(running)
+
+    def known_tasks(self, tasks: Iterable[str]) -> None:
+        """Put the per-task series of every task this worker can run at 0 when it starts: a task's
+        first dead letter or retry on this worker may come with its first run here (a retry taken
+        over from another worker), and a series born at 1 shows no increase."""
+        for task in tasks:
+            self._zero(task)
 
     def _zero(self, task: str) -> None:
         """Series at 0 from a task's first run on: a series born at 1 hides its first increment from

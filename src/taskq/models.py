@@ -393,8 +393,8 @@ class WorkerInfo:
     tasks: list[str]
     started_at: float | None
     quiet: bool = False  # takes no new tasks (an operator quieted it); finishes what it runs
-    # A lost worker's partitions as it last reported them: nobody owns them until the group's session
-    # timeout hands them to the others (empty for an alive or stopped worker).
+    # Those of a lost worker's partitions (as it last reported them) that no live worker holds yet:
+    # they wait for the group to hand them over (empty for an alive or stopped worker, and once done).
     lost_partitions: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -445,12 +445,14 @@ class TaskType:
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Percentiles of a duration (seconds) from a histogram: the bucket's upper edge interpolated."""
+    """Percentiles of a duration (seconds) from a sketch, each within ``relative_error`` of the
+    true value (taskq.sketch); the mean is exact."""
 
     p50: float | None
     p95: float | None
     p99: float | None
     mean: float | None
+    relative_error: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

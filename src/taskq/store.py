@@ -19,11 +19,10 @@ import redis.asyncio as aioredis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from . import events, limits, lua, query
+from . import events, limits, lua, query, sketch
 from .errors import InvalidTask, StoreError, StoreUnavailable, TaskNotFound, TaskStateError, WorkflowNotFound
 from .eventhub import EventHub
 from .events import Event
-from .metrics import DURATION_BUCKETS
 from .models import TERMINAL_STATES, TaskMessage, TaskRecord, TaskState, TaskType, Timing, TypeMetrics, WorkerInfo
 from .settings import Settings
 from .workflows import Flat, WorkflowRecord
@@ -100,25 +99,14 @@ TYPE_METRICS_MAX = 500
 
 
 def _timing(total: dict[str, float], prefix: str, sum_field: str) -> Timing:
-    """Percentiles from a DURATION_BUCKETS histogram (fields <prefix><i>), linear within a bucket."""
-    counts = [total.get(f"{prefix}{i}", 0.0) for i in range(1, len(DURATION_BUCKETS) + 2)]
-    n = sum(counts)
+    """Percentiles from a sketch (fields <prefix><bucket>, see taskq.sketch): each within
+    sketch.RELATIVE_ERROR of the true value."""
+    counts = {k[len(prefix):]: c for k, c in total.items() if k.startswith(prefix)}
+    n = sum(counts.values())
     if not n:
         return Timing(None, None, None, None)
-    edges = (0.0, *DURATION_BUCKETS)
-
-    def pct(q: float) -> float:
-        rank, seen = q * n, 0.0
-        for i, c in enumerate(counts):
-            if c and seen + c >= rank:
-                if i >= len(DURATION_BUCKETS):
-                    return DURATION_BUCKETS[-1]  # beyond the last bound: at least that long
-                lo, hi = edges[i], DURATION_BUCKETS[i]
-                return round(lo + (hi - lo) * (rank - seen) / c, 6)
-            seen += c
-        return DURATION_BUCKETS[-1]
-
-    return Timing(pct(0.5), pct(0.95), pct(0.99), round(total.get(sum_field, 0.0) / n, 6))
+    p50, p95, p99 = sketch.quantiles(counts, (0.5, 0.95, 0.99))
+    return Timing(p50, p95, p99, round(total.get(sum_field, 0.0) / n, 6), sketch.RELATIVE_ERROR)
 
 
 # A message whose task has no flow-control limits (rate, per-key rate, concurrency, per-key concurrency).
@@ -702,6 +690,12 @@ class Store:
                         lost_partitions=orjson.loads(h.get("partitions") or "[]") if status == "lost" else [],
                     )
                 )
+        # A lost worker's partitions are "lost" only until a live worker holds them: afterwards the
+        # hand-over is done, and showing them still would tell an operator it is not.
+        held = {p for w in out for p in w.partitions}
+        for w in out:
+            if w.lost_partitions:
+                w.lost_partitions = [p for p in w.lost_partitions if p not in held]
         return out
 
     def type_metrics(self, *, window: float = 3600.0, tasks: Iterable[str] | None = None) -> list[TypeMetrics]:
@@ -733,7 +727,7 @@ class Store:
             out.append(TypeMetrics(
                 task=name, window=window, counts=counts, finished=sum(counts.values()),
                 failure_rate=round(bad / ended, 4) if ended else None,
-                run=_timing(total, "r", "rs"), wait=_timing(total, "w", "ws")))
+                run=_timing(total, "R", "rs"), wait=_timing(total, "W", "ws")))
         return [m for m in out if m.finished or tasks is not None]
 
     def task_types(self) -> dict[str, TaskType]:

@@ -29,6 +29,13 @@ def test_worker_metrics_count_successes_failures_retries_and_dead_letters(
 ) -> None:
     port = free_port()
     start_worker("m1", extra=["--metrics-port", str(port)])
+    # Before any run: every task the worker can run has its series at 0, so the first dead letter
+    # or retry of a task shows as an increase (a series born at 1 shows none).
+    wait_for(lambda: scrape(port).get('taskq_tasks_dead_lettered_total{task="fail",worker="m1"}') == 0,
+             timeout=10, what="the worker's metrics")
+    first = scrape(port)
+    assert first['taskq_tasks_finished_total{status="dead",task="sleep",worker="m1"}'] == 0
+    assert first['taskq_tasks_redelivered_total{task="add",worker="m1"}'] == 0
     ok = client.submit_many([TaskRequest("add", (i, 1)) for i in range(10)])
     bad = client.submit("fail", "x")
     dead = client.submit("fail", "y", _max_retries=1)

@@ -125,12 +125,21 @@ def test_runs_of_a_worker_whose_heartbeat_expired_are_counted_apart(store: Store
     assert running_on_lost_workers(store) == 2
 
 
-def test_a_lost_worker_keeps_showing_the_partitions_it_held(store: Store) -> None:
+def test_a_lost_worker_shows_the_partitions_it_held_until_live_workers_hold_them(store: Store) -> None:
     store.heartbeat("gone-1", lease="L9", partitions=[1, 2], current_tasks=0, concurrency=4, tasks={},
                     started_at=0.0, first=True)
     store.r.delete(store.key("hb", "gone-1"))  # its heartbeat expired: SIGKILL, a lost node
     (w,) = [w for w in store.workers() if w.id == "gone-1"]
     assert (w.status, w.partitions, w.lost_partitions) == ("lost", [], [1, 2])
+    store.heartbeat("other", lease="L1", partitions=[0, 2], current_tasks=0, concurrency=4, tasks={},
+                    started_at=0.0, first=True)
+    (w,) = [w for w in store.workers() if w.id == "gone-1"]
+    assert w.lost_partitions == [1]  # 2 is handed over, 1 still waits
+    store.heartbeat("other", lease="L1", partitions=[0, 1, 2], current_tasks=0, concurrency=4, tasks={},
+                    started_at=0.0)
+    (w,) = [w for w in store.workers() if w.id == "gone-1"]
+    assert (w.status, w.lost_partitions) == ("lost", [])
+    store.r.delete(store.key("hb", "other"))
     store.heartbeat("gone-1", lease="L10", partitions=[1], current_tasks=0, concurrency=4, tasks={}, started_at=0.0)
     (w,) = [w for w in store.workers() if w.id == "gone-1"]
     assert (w.status, w.partitions, w.lost_partitions) == ("alive", [1], [])

@@ -159,3 +159,13 @@ def test_a_retried_first_attempt_keeps_its_outcome_in_the_history(store: Store) 
     store.finish_many([Finish(m.id, 1, TaskState.RETRYING, error="later", due=time.time())], worker="w1", lease="L1")
     rec = store.get(m.id)
     assert [(a["attempt"], a["outcome"], a["error"]) for a in rec.history] == [(1, "retry", "later")]
+
+
+def test_the_workers_lua_puts_each_duration_in_the_same_sketch_bucket_as_python(store: Store) -> None:
+    """Lua writes the run-time sketch, Python reads it: both must agree on the mapping."""
+    from taskq import lua, sketch
+
+    probe = store.r.register_script(lua.TYPE_STATS + "\nreturn sketch_of(tonumber(ARGV[1]))")
+    values = [0.0, 5e-7, 1e-6, 0.0001234, 0.004, 0.06, 0.5, 1.0, 4.0, 5.0, 9.99, 60.0, 3600.5, 86400.0 * 6]
+    got = {v: probe(keys=[], args=[repr(v)]) for v in values}
+    assert got == {v: sketch.bucket(v) for v in values}

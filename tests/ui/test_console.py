@@ -295,8 +295,14 @@ def test_workers_list_their_current_tasks_and_a_lost_workers_tasks_are_flagged(
         expect(cur.locator(f"a[href='#/tasks/{tid}']")).to_have_count(1)
     w.kill()
     expect(cur.locator("[data-flag=worker-lost]")).to_have_count(2, timeout=15_000)
-    # Its partitions are nobody's until the group notices: they show under it, as moving.
+    # Its partitions are nobody's until the group hands them over: they show under it, as waiting...
     parts = pg.locator("#worker-table tr[data-worker=worker1] [data-field=partitions]")
-    expect(parts).to_contain_text("moving to the others")
+    expect(parts).to_contain_text("no live worker holds them yet")
     u.go(f"#/tasks/{ids[0]}")
     expect(pg.locator("#task-page [data-flag=worker-lost]")).to_have_text("worker lost — will be redelivered")
+    # ...until a live worker holds them: then the hand-over is done and the column says so.
+    start_worker("worker2", concurrency=2)
+    u.go("#/workers")
+    expect(parts).to_have_text("–", timeout=30_000)
+    held = pg.locator("#worker-table tr[data-worker=worker2] [data-field=partitions]")
+    expect(held).not_to_have_text("–")

@@ -53,6 +53,7 @@ def test_the_workers_view_shows_per_type_metrics_over_a_chosen_window(
     expect(row.locator("[data-field=finished]")).to_have_text("8")
     expect(row.locator("[data-field=failure-rate]")).to_have_text("0.0 %")
     expect(row.locator("[data-field=run]")).to_contain_text("ms")
+    expect(row.locator("[data-field=run] [data-field=error]")).to_have_text("±2 %")  # the sketch's bound, shown
     expect(pg.locator("#metrics-table tr[data-type=fail] [data-field=failure-rate]")).to_have_text("100.0 %")
     pg.select_option("#metrics-window", "5m")
     expect(row.locator("[data-field=finished]")).to_have_text("8")

@@ -146,6 +146,7 @@ class Worker:
         self.store = store or Store(settings)
         self.kafka = kafka or transport(settings)
         self.metrics = metrics or WorkerMetrics(worker=worker_id)
+        self.metrics.known_tasks(registry.names)
         self.log = named(log or logging.getLogger("taskq.worker"), worker_id)
         # A new lease per process: a restarted worker with the same id does not inherit
         # the runs of its previous life (they are taken over as lost).
