@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,15 +36,17 @@ def _enter(netns: Path) -> None:
 class NetnsHttp:
     """A thread pool inside ``netns``; each thread keeps its own httpx client."""
 
-    def __init__(self, netns: Path, *, threads: int = 16, timeout: float = 10.0) -> None:
+    def __init__(self, netns: Path, *, threads: int = 16, timeout: float = 10.0,
+                 verify: ssl.SSLContext | bool = True) -> None:
         self._local = threading.local()
         self._timeout = timeout
+        self._verify = verify  # a CA file: the e2e ingress' self-signed certificate
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="netns", initializer=_enter, initargs=(netns,))
 
     def _client(self) -> httpx.Client:
         c = getattr(self._local, "client", None)
         if c is None:
-            c = self._local.client = httpx.Client(timeout=self._timeout)
+            c = self._local.client = httpx.Client(timeout=self._timeout, verify=self._verify)
         return c
 
     def call(self, fn: Callable[[httpx.Client], T]) -> T:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,8 @@ from typing import Any, Protocol
 import httpx
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.e2e.netns import NetnsHttp
 
 TERMINAL = {"success", "failed", "dead", "cancelled"}
 
@@ -42,6 +46,9 @@ class E2E(Protocol):
     def helm_upgrade(self, *set_values: str) -> None: ...
     def restart(self, backing: str) -> None: ...
     def browser_executable(self, folder: Path) -> str: ...
+    token: str | None  # set while a scenario runs the release with an API token
+    def ingress_address(self) -> str: ...
+    def tls_http(self, ca: Path) -> NetnsHttp: ...
 
 
 @dataclass
@@ -84,23 +91,28 @@ def wait_for(check: Callable[[], object], *, timeout: float, what: str, interval
 
 # --- the API, through the Service -------------------------------------------------------------------------
 
+def auth(env: E2E) -> dict[str, str]:
+    """The token's header while a scenario runs the release with one (the others run it without)."""
+    return {"Authorization": f"Bearer {env.token}"} if env.token else {}
+
+
 def submit(env: E2E, task: str, args: list[Any], n: int, *, chunk: int = 100) -> list[str]:
     ids: list[str] = []
     body = [{"task": task, "args": args}] * chunk
     while len(ids) < n:
         part = body[: min(chunk, n - len(ids))]
-        r = env.http.request("POST", f"{env.api_url()}/api/tasks/batch", json=part)
+        r = env.http.request("POST", f"{env.api_url()}/api/tasks/batch", json=part, headers=auth(env))
         assert r.status_code == 202, r.text
         ids.extend(r.json()["ids"])
     return ids
 
 
 def records(env: E2E, ids: list[str]) -> dict[str, dict[str, Any]]:
-    base = env.api_url()
+    base, headers = env.api_url(), auth(env)
 
     def get(c: httpx.Client, tid: str) -> tuple[str, dict[str, Any] | None]:
         try:
-            r = c.get(f"{base}/api/tasks/{tid}")
+            r = c.get(f"{base}/api/tasks/{tid}", headers=headers)
         except httpx.HTTPError:
             return tid, None
         return tid, r.json() if r.status_code == 200 else None
@@ -145,11 +157,12 @@ def diagnose(env: E2E, stuck: list[str]) -> str:
 
     section("stuck tasks by status", lambda: json.dumps(count_status(env, stuck)))
     section("consumer lag per partition (API /api/stats)",
-            lambda: json.dumps(env.http.request("GET", f"{env.api_url()}/api/stats").json().get("lag")))
+            lambda: json.dumps(env.http.request("GET", f"{env.api_url()}/api/stats",
+                                                headers=auth(env)).json().get("lag")))
     section("workers (API /api/workers)", lambda: "\n".join(
         f"{w.get('id')} {w.get('status')} partitions={w.get('partitions')} running={w.get('current_tasks')} "
         f"quiet={w.get('quiet')} lost_partitions={w.get('lost_partitions')}"
-        for w in env.http.request("GET", f"{env.api_url()}/api/workers").json()))
+        for w in env.http.request("GET", f"{env.api_url()}/api/workers", headers=auth(env)).json()))
     for pod in pods(env, "worker"):
         name = pod["metadata"]["name"]
         section(f"kubectl logs {name} (last 80 lines)", lambda n=name: env.kubectl(
@@ -168,7 +181,7 @@ def count_status(env: E2E, ids: list[str]) -> dict[str, int]:
 
 
 def workers(env: E2E) -> list[dict[str, Any]]:
-    r = env.http.request("GET", f"{env.api_url()}/api/workers")
+    r = env.http.request("GET", f"{env.api_url()}/api/workers", headers=auth(env))
     r.raise_for_status()
     return list(r.json())
 
@@ -236,12 +249,16 @@ def check_outcome(recs: dict[str, dict[str, Any]], *, lost_worker: str | None = 
 
 
 @contextmanager
-def api_prober(env: E2E, *, interval: float = 0.05) -> Iterator[dict[str, int]]:
-    """Submits a task and reads /readyz through the Service in a loop; counts what was not 2xx."""
+def api_prober(env: E2E, *, interval: float = 0.05, via: Ingress | None = None) -> Iterator[dict[str, int]]:
+    """Submits a task and reads /readyz through the Service (or the ingress) in a loop; counts what
+    was not 2xx."""
     counts = {"ok": 0, "bad": 0}
     errors: list[str] = []
     stop = threading.Event()
-    base = env.api_url()
+    base = env.api_url() if via is None else via.base
+    http = env.http if via is None else via.http
+    extra: dict[str, Any] = {} if via is None else {"extensions": via.extensions}
+    headers = auth(env) if via is None else via.headers
 
     def probe() -> None:
         while not stop.is_set():
@@ -252,7 +269,8 @@ def api_prober(env: E2E, *, interval: float = 0.05) -> Iterator[dict[str, int]]:
                     # caller opens one: a keep-alive connection to a pod that is shutting down is closed
                     # by the server once idle (HTTP allows it; clients retry idempotent requests), and a
                     # probe reusing it at that instant saw 'connection reset' (1 of 802 in CI run 18).
-                    r = env.http.request(method, base + path, json=body, headers={"Connection": "close"})
+                    r = http.request(method, base + path, json=body, headers={"Connection": "close", **headers},
+                                     **extra)
                     ok = 200 <= r.status_code < 300
                     if not ok:
                         errors.append(f"{method} {path}: {r.status_code} {r.text[:100]}")
@@ -361,7 +379,7 @@ def poison_message(env: E2E, report: Report) -> None:
     check_outcome(recs)
 
     def lettered() -> bool:
-        r = env.http.request("GET", f"{env.api_url()}/api/dead-letters?limit=50")
+        r = env.http.request("GET", f"{env.api_url()}/api/dead-letters?limit=50", headers=auth(env))
         return r.status_code == 200 and any(d["kind"] == "message" and "nested" in d["reason"]
                                             for d in r.json()["items"])
     wait_for(lettered, timeout=120, what="the poison message in the dead letters")
@@ -543,3 +561,167 @@ def image_sbom(env: E2E, report: Report, lock: Path) -> None:
         assert not missing and not extra, (component, missing, extra)
         checked += 1
     report.add(Row("image SBOM matches the hashed lock", 0, 0, 0, note=f"{checked} images, {len(want)} packages"))
+
+
+INGRESS_HOST = "taskq.e2e.test"
+INGRESS_TLS_SECRET = "taskq-e2e-tls"
+
+
+@dataclass
+class Ingress:
+    """The release as a client outside the cluster reaches it: HTTPS to the ingress controller,
+    the UI's host name in SNI and Host, the chart's token."""
+
+    base: str
+    http: NetnsHttp
+    token: str
+    host: str = INGRESS_HOST
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Host": self.host, "Authorization": f"Bearer {self.token}"}
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"sni_hostname": self.host}
+
+    def request(self, method: str, path: str, *, token: bool = True, **kw: Any) -> httpx.Response:
+        headers = self.headers if token else {"Host": self.host}
+        return self.http.request(method, self.base + path, headers=headers, extensions=self.extensions, **kw)
+
+
+def _self_signed(folder: Path, host: str) -> tuple[Path, Path]:
+    cert, key = folder / "ingress.crt", folder / "ingress.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
+                    "-out", str(cert), "-subj", f"/CN={host}", "-addext", f"subjectAltName=DNS:{host}"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def _only_current_api_pods(env: E2E) -> bool:
+    out = env.kubectl("get", "pods", "-n", env.namespace, "-o", "json",
+                      "-l", f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component=api")
+    items = json.loads(out)["items"]
+    return bool(items) and not any(p["metadata"].get("deletionTimestamp") for p in items) and \
+        len({p["metadata"]["labels"].get("pod-template-hash") for p in items}) == 1
+
+
+def ingress_values(token: str) -> tuple[str, ...]:
+    return ("api.ingress.enabled=true", "api.ingress.className=traefik", f"api.ingress.host={INGRESS_HOST}",
+            f"api.ingress.tlsSecret={INGRESS_TLS_SECRET}", "api.auth.enabled=true", f"api.auth.token={token}",
+            # Traefik's pods: their X-Forwarded-Proto says the browser came over TLS.
+            "api.trustedProxies=10.244.0.0/16")
+
+
+def _event_through_ingress(env: E2E, ing: Ingress, *, idle: float) -> float:
+    """Opens the event stream through the ingress, lets it sit idle for ``idle`` seconds, then submits
+    a task (through the Service) and returns how long its first event took to arrive: a proxy that
+    buffers or cuts idle streams never delivers it."""
+    submitted: list[float] = []
+    task: list[str] = []
+
+    def later() -> None:
+        task.append(submit(env, "add", [2, 3], 1)[0])
+        submitted.append(time.monotonic())
+
+    def follow(c: httpx.Client) -> float:
+        timer = threading.Timer(idle, later)
+        with c.stream("GET", ing.base + "/api/events", headers=ing.headers, extensions=ing.extensions,
+                      timeout=httpx.Timeout(10.0, read=idle + 30)) as r:
+            assert r.status_code == 200, r.status_code
+            assert r.headers["content-type"].startswith("text/event-stream"), r.headers
+            timer.start()
+            try:
+                for line in r.iter_lines():
+                    if task and line.startswith("data:") and task[0] in line:
+                        return time.monotonic() - submitted[0]
+            finally:
+                timer.cancel()
+        raise AssertionError("the event stream ended through the ingress")
+
+    return ing.http.call(follow)
+
+
+def through_ingress(env: E2E, report: Report, folder: Path, screenshot: Path) -> None:
+    """The design card's way in: the UI and the API only through an ingress controller (Traefik)
+    with TLS. Chromium signs in with the chart's token, submits a task in the form and sees it
+    succeed live, opens its deep link; the session cookie is Secure; the event stream survives the
+    proxy idle; a helm upgrade refuses no request made through the ingress. Then the release goes
+    back to the Service-only values the other scenarios use."""
+    from playwright.sync_api import expect, sync_playwright
+
+    token = "e2e" + secrets.token_hex(20)
+    cert, key = _self_signed(folder, INGRESS_HOST)
+    secret = env.kubectl("create", "secret", "tls", INGRESS_TLS_SECRET, "-n", env.namespace, "--cert", str(cert),
+                         "--key", str(key), "--dry-run=client", "-o", "yaml")
+    env.kubectl("apply", "-n", env.namespace, "-f", "-", stdin=secret)
+    env.helm_upgrade(*ingress_values(token))
+    env.token = token  # the Service needs it too now
+    # helm's --wait ends when the new API pods are ready; the old ones still serve their preStop
+    # sleep and then end their streams: the idle-stream check below must not land on one of them.
+    wait_for(lambda: _only_current_api_pods(env), timeout=120, what="the API's old pods gone")
+    address = env.ingress_address()
+    ing = Ingress(f"https://{address}", env.tls_http(cert), token)
+    try:
+        wait_for(lambda: ing.request("GET", "/readyz").status_code == 200, timeout=60,
+                 what="the API through the ingress")
+        assert ing.request("GET", "/api/tasks?limit=1", token=False).status_code == 401
+        assert ing.request("GET", "/api/tasks?limit=1").status_code == 200
+        metrics = ing.request("GET", "/metrics")
+        assert metrics.status_code != 200 or "taskq_" not in metrics.text, "/metrics is routed by the Ingress"
+        latency = _event_through_ingress(env, ing, idle=20)
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=env.browser_executable(folder), headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                f"--host-resolver-rules=MAP {INGRESS_HOST} {address}"])
+            try:
+                # The certificate is self-signed for the test: the browser is told to accept it.
+                context = browser.new_context(ignore_https_errors=True)
+                page = context.new_page()
+                page.goto(f"https://{INGRESS_HOST}/#/submit", timeout=30000)
+                expect(page.locator("#token-dialog")).to_be_visible(timeout=30000)
+                page.get_by_label("Token", exact=True).fill(token)
+                page.get_by_role("button", name="Sign in").click()
+                expect(page.locator("#token-dialog")).to_be_hidden()
+                cookies = [c for c in context.cookies() if c["domain"].endswith(INGRESS_HOST)]
+                assert cookies and all(c["secure"] and c["httpOnly"] for c in cookies), cookies
+                # The console's event stream is open through the proxy...
+                expect(page.locator("#live")).to_have_class(re.compile(r"\bon\b"), timeout=30000)
+                page.goto(f"https://{INGRESS_HOST}/#/tasks")
+                expect(page.locator("#task-table")).to_be_visible(timeout=30000)
+                # ...and brings a task submitted elsewhere into the list as it happens.
+                live = submit(env, "multiply", [6, 7], 1)[0]
+                expect(page.locator(f"#task-table tbody tr[data-id='{live}']")).to_have_count(1, timeout=30000)
+                page.goto(f"https://{INGRESS_HOST}/#/submit")
+                expect(page.locator("#task-type option[value=add]")).to_have_count(1, timeout=30000)
+                page.select_option("#task-type", "add")
+                page.get_by_label("a", exact=True).fill("20")
+                page.get_by_label("b", exact=True).fill("22")
+                page.get_by_role("button", name="Submit").click()
+                expect(page.locator("#submitted [data-field=status]")).to_have_text("success", timeout=60000)
+                expect(page.locator("#submitted [data-field=result]")).to_have_text("42")
+                tid = page.locator("#submitted [data-field=id]").inner_text()
+                deep = context.new_page()  # the deep link, loaded afresh (the session cookie goes along)
+                deep.goto(f"https://{INGRESS_HOST}/#/tasks/{tid}", timeout=30000)
+                expect(deep.locator("#task-page [data-field=status]")).to_have_text("success", timeout=30000)
+                deep.screenshot(path=str(screenshot))
+            finally:
+                browser.close()
+
+        ids = submit(env, "sleep", [1], 100)
+        with api_prober(env, via=ing) as probes:
+            # A new pod template for the API (the pods behind the ingress) rolls them one by one.
+            env.helm_upgrade(*ingress_values(token), "api.podAnnotations.e2e-rolled=yes")
+            rollout(env, f"deployment/{env.release}-api")
+        recs = wait_terminal(env, ids, timeout=600)
+        dups, _ = check_outcome(recs)
+        assert probes["ok"] > 0 and probes["bad"] == 0, probes
+    finally:
+        ing.http.close()
+        env.helm_upgrade()
+        env.token = None
+    report.add(Row("UI and API through the ingress (Traefik, TLS)", len(ids) + 1, 0, dups,
+                   note=f"Secure cookie; event {latency:.2f}s after 20 s idle; upgrade probes "
+                        f"{probes['ok']} ok, {probes['bad']} not 2xx"))
+    settle(env)

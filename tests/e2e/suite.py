@@ -64,3 +64,9 @@ def test_every_worker_and_api_pod_serves_metrics_inside_the_cluster(env: sc.E2E,
 
 def test_each_image_carries_an_sbom_of_exactly_its_hashed_lock(env: sc.E2E, report: sc.Report) -> None:
     sc.image_sbom(env, report, ROOT / "images" / "requirements.txt")
+
+
+def test_the_ui_and_api_through_the_ingress_with_tls_sign_in_submit_live_and_upgrade(
+    env: sc.E2E, tmp_path: Path, report: sc.Report
+) -> None:
+    sc.through_ingress(env, report, tmp_path, ROOT / ".taskq" / "e2e-ingress.png")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -37,6 +39,7 @@ from tests.e2e.suite import (  # noqa: F401 - collected by pytest with this modu
     test_helm_upgrade_rolls_api_and_workers_without_losing_or_refusing_anything,
     test_scaling_workers_up_mid_load_spreads_work_and_down_loses_nothing,
     test_the_other_kafka_client_takes_over_by_a_rolling_switch_and_hands_tasks_over_too,
+    test_the_ui_and_api_through_the_ingress_with_tls_sign_in_submit_live_and_upgrade,
     test_the_web_ui_loads_through_the_api_service,
 )
 
@@ -56,6 +59,7 @@ class ClusterE2E:
         self.cluster = cluster
         self.namespace = NS
         self.release = RELEASE
+        self.token: str | None = None
         self.http = NetnsHttp(NETNS_PATH)
         self._api: str | None = None
 
@@ -105,6 +109,12 @@ class ClusterE2E:
         self.kubectl("delete", "pod", f"{backing}-0", "-n", NS, "--wait=true", timeout=120)
         sc.rollout(self, f"statefulset/{backing}")
 
+    def ingress_address(self) -> str:
+        return self.kubectl("get", "svc", "traefik", "-n", "traefik", "-o", "jsonpath={.spec.clusterIP}")
+
+    def tls_http(self, ca: Path) -> NetnsHttp:
+        return NetnsHttp(NETNS_PATH, threads=4, verify=ssl.create_default_context(cafile=str(ca)))
+
     def browser_executable(self, folder: Path) -> str:
         # Playwright drives the browser over a pipe, so only the browser's own sockets are in the namespace.
         wrapper = folder / "chromium-in-netns"
@@ -149,7 +159,16 @@ def env() -> Iterator[ClusterE2E]:
         yield e
 
 
+def _traefik_version() -> str:
+    found = re.search(r"^TRAEFIK_VERSION := (\S+)$", (ROOT / "tools" / "cluster" / "cluster.mk").read_text(), re.M)
+    assert found, "TRAEFIK_VERSION is not set in tools/cluster/cluster.mk"
+    return found.group(1)
+
+
 def _install(e: ClusterE2E) -> None:
+    # The ingress controller the UI is reached through (built by make cluster-bin, like Kubernetes).
+    subprocess.run([str(ROOT / "tools" / "cluster" / "addons.sh"), "traefik"], check=True, timeout=300,
+                   env={**os.environ, "TRAEFIK_VERSION": _traefik_version()})
     e.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=120s", timeout=150)
     e.kubectl("create", "namespace", NS)
     volumes = cluster_dir() / "run" / "volumes" / f"{NS}-{uuid.uuid4().hex[:8]}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.e2e.suite import (  # noqa: F401 - collected by pytest with this modu
     test_helm_upgrade_rolls_api_and_workers_without_losing_or_refusing_anything,
     test_scaling_workers_up_mid_load_spreads_work_and_down_loses_nothing,
     test_the_other_kafka_client_takes_over_by_a_rolling_switch_and_hands_tasks_over_too,
+    test_the_ui_and_api_through_the_ingress_with_tls_sign_in_submit_live_and_upgrade,
     test_the_web_ui_loads_through_the_api_service,
 )
 
@@ -63,6 +65,7 @@ class KindE2E:
         self.release = RELEASE
         pid = sh("docker", "inspect", "-f", "{{.State.Pid}}", NODE).strip()
         self.netns = Path(f"/proc/{pid}/ns/net")
+        self.token: str | None = None
         self.http = NetnsHttp(self.netns)
         self._api: str | None = None
 
@@ -105,6 +108,12 @@ class KindE2E:
             self.kubectl("wait", f"pod/{RELEASE}-redis-0", "--for=condition=Ready", "-n", NS, "--timeout=300s",
                          timeout=320)
 
+    def ingress_address(self) -> str:
+        return self.kubectl("get", "svc", "traefik", "-n", "traefik", "-o", "jsonpath={.spec.clusterIP}")
+
+    def tls_http(self, ca: Path) -> NetnsHttp:
+        return NetnsHttp(self.netns, threads=4, verify=ssl.create_default_context(cafile=str(ca)))
+
     def browser_executable(self, folder: Path) -> str:
         wrapper = folder / "chromium-in-kind"
         wrapper.write_text(f'#!/bin/sh\nexec nsenter --net={self.netns} -- /usr/bin/chromium "$@"\n')
@@ -130,6 +139,10 @@ def env() -> Iterator[KindE2E]:
         sh("kind", "load", "docker-image", f"taskq-{image}:e2e", "--name", CLUSTER)
     e = KindE2E()
     e.kubectl("create", "namespace", NS, check=False)
+    # The ingress controller the UI is reached through: Traefik's own chart (IngressClass traefik).
+    sh("helm", "repo", "add", "traefik", "https://traefik.github.io/charts", check=False)
+    e.helm("upgrade", "--install", "traefik", "traefik/traefik", "-n", "traefik", "--create-namespace",
+           "--set", "service.type=ClusterIP", "--wait")
     e.helm("upgrade", "--install", "strimzi", "oci://quay.io/strimzi-helm/strimzi-kafka-operator",
            "-n", NS, "--set", f"watchNamespaces={{{NS}}}", "--wait")
     sh("helm", "repo", "add", "ot-helm", "https://ot-container-kit.github.io/helm-charts/", check=False)

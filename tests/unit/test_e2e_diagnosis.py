@@ -36,6 +36,7 @@ class _Http:
 
 class _Env:
     namespace, release = "jobs", "rel"
+    token: str | None = None
 
     def __init__(self) -> None:
         self.http = _Http()

@@ -4,8 +4,9 @@
 # manifests/, then waits until its APIService answers. Removing it leaves the cluster as before.
 #   addons.sh keda             KEDA operator + metrics API server (binaries of build-keda.sh)
 #   addons.sh metrics-server   metrics-server (the kubelet's /metrics/resource -> metrics.k8s.io)
-#   addons.sh remove keda|metrics-server
-# KEDA_VERSION and METRICS_SERVER_VERSION name the builds (cluster.mk sets them).
+#   addons.sh traefik          Traefik, the ingress controller (IngressClass traefik; build-traefik.sh)
+#   addons.sh remove keda|metrics-server|traefik
+# KEDA_VERSION, METRICS_SERVER_VERSION and TRAEFIK_VERSION name the builds (cluster.mk sets them).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=common.sh
@@ -17,7 +18,7 @@ DEADLINE=${TASKQ_ADDON_DEADLINE:-180}
 # image NAME TAG BINARY: a one-file image of BINARY at /NAME, imported into the cluster.
 image() {
   local name=$1 tag=$2 bin=$3
-  [ -x "$bin" ] || die "$bin missing: run make cluster-autoscalers-bin"
+  [ -x "$bin" ] || die "$bin missing: run make cluster-autoscalers-bin (KEDA, metrics-server) or cluster-bin"
   local tar=$IMAGES/$name.tar
   if [ ! -s "$tar" ] || [ "$bin" -nt "$tar" ]; then
     python3 "$here/mkimage.py" --tag "$name:$tag" --out "$tar" --entrypoint "/$name" --user 10001 --add "$bin:/$name"
@@ -73,6 +74,16 @@ metrics_server() {
   say "metrics-server $v ready (metrics.k8s.io; kubectl top works)"
 }
 
+traefik() {
+  local v=${TRAEFIK_VERSION:?TRAEFIK_VERSION must be set (cluster.mk sets it)}
+  image traefik "$v" "$BIN/traefik"
+  sed -e "s|@TRAEFIK_VERSION@|$v|" -e "s|@TRAEFIK_IMAGE@|traefik:$v|" "$here/manifests/traefik.yaml" |
+    kubectl_c apply -f - >/dev/null
+  kubectl_c -n traefik rollout status deployment/traefik --timeout="${DEADLINE}s" >/dev/null ||
+    die "traefik not ready: $(kubectl_c -n traefik logs deployment/traefik --tail=3 2>&1)"
+  say "Traefik $v ready (IngressClass traefik; Service traefik/traefik, ports 80 and 443)"
+}
+
 remove() {
   case $1 in
     keda)
@@ -87,7 +98,13 @@ remove() {
         --ignore-not-found --wait=true --timeout="${DEADLINE}s" >/dev/null
       kubectl_c delete clusterrolebinding metrics-server --ignore-not-found >/dev/null
       ;;
-    *) die "usage: addons.sh remove keda|metrics-server" ;;
+    traefik)
+      kubectl_c delete namespace traefik --ignore-not-found --wait=true --timeout="${DEADLINE}s" >/dev/null
+      kubectl_c delete clusterrolebinding traefik --ignore-not-found >/dev/null
+      kubectl_c delete clusterrole traefik --ignore-not-found >/dev/null
+      kubectl_c delete ingressclass traefik --ignore-not-found >/dev/null
+      ;;
+    *) die "usage: addons.sh remove keda|metrics-server|traefik" ;;
   esac
   say "removed $1"
 }
@@ -95,6 +112,7 @@ remove() {
 case ${1:-} in
   keda) keda ;;
   metrics-server) metrics_server ;;
+  traefik) traefik ;;
   remove) remove "${2:-}" ;;
-  *) die "usage: addons.sh keda|metrics-server|remove NAME" ;;
+  *) die "usage: addons.sh keda|metrics-server|traefik|remove NAME" ;;
 esac

@@ -8,15 +8,16 @@
 CLUSTER_DIR := $(CACHE)/cluster
 CLUSTER_BIN := $(CLUSTER_DIR)/bin
 COREDNS_VERSION := v1.15.0
-CLUSTER_PKGS := containerd runc containernetworking-plugins iptables conntrack socat gcc libc6-dev curl
+CLUSTER_PKGS := containerd runc containernetworking-plugins iptables conntrack socat gcc libc6-dev curl openssl
 export TASKQ_CLUSTER_DIR := $(CLUSTER_DIR)
 
 .PHONY: cluster cluster-down cluster-images cluster-deps cluster-bin cluster-autoscalers-bin cluster-keda cluster-metrics-server \
-	cluster-prometheus-bin
+	cluster-prometheus-bin cluster-ingress-bin
 
 cluster-deps:
 	@tools/need.sh containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
-	  iptables:iptables conntrack:conntrack socat:socat gcc:gcc /usr/include/stdio.h:libc6-dev curl:curl
+	  iptables:iptables conntrack:conntrack socat:socat gcc:gcc /usr/include/stdio.h:libc6-dev curl:curl \
+	  openssl:openssl
 
 # The binary is rebuilt when the scratch module changes (a version bump edits go.mod and go.sum).
 $(CLUSTER_BIN)/k8s: tools/cluster/k8s/go.mod tools/cluster/k8s/go.sum tools/cluster/k8s/main.go tools/cluster/build-k8s.sh
@@ -27,7 +28,7 @@ $(CLUSTER_BIN)/coredns:
 	@echo "building CoreDNS $(COREDNS_VERSION) into $(CLUSTER_BIN)"
 	@GOBIN=$(CLUSTER_BIN) CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" github.com/coredns/coredns@$(COREDNS_VERSION)
 
-cluster-bin: $(CLUSTER_BIN)/k8s $(CLUSTER_BIN)/coredns
+cluster-bin: $(CLUSTER_BIN)/k8s $(CLUSTER_BIN)/coredns $(CLUSTER_BIN)/traefik
 
 # The autoscalers: KEDA from the pinned scratch module tools/cluster/keda (its own go.mod has a
 # replace directive, so it cannot be go-installed), metrics-server go-installed as it is.
@@ -61,6 +62,15 @@ $(CLUSTER_BIN)/prometheus: tools/cluster/build-prometheus.sh
 	@tools/cluster/build-prometheus.sh $(CLUSTER_BIN)
 
 cluster-prometheus-bin: $(CLUSTER_BIN)/prometheus
+
+# Traefik, the ingress controller the e2e reaches the UI through (tools/cluster/build-traefik.sh).
+TRAEFIK_VERSION := v3.6.12
+export TRAEFIK_VERSION
+$(CLUSTER_BIN)/traefik: tools/cluster/build-traefik.sh
+	@echo "building Traefik $(TRAEFIK_VERSION) into $(CLUSTER_BIN); about 11 min the first time"
+	@tools/cluster/build-traefik.sh $(CLUSTER_BIN)
+
+cluster-ingress-bin: $(CLUSTER_BIN)/traefik
 
 cluster: cluster-deps cluster-bin
 	@tools/cluster/up.sh
