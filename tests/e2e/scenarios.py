@@ -321,7 +321,7 @@ def install_ready(env: E2E, report: Report) -> None:
 SHORT_TASK = [0.5]
 
 
-def graceful_delete(env: E2E, report: Report) -> None:
+def graceful_delete(env: E2E, report: Report, *, label: str = "kubectl delete pod (graceful)") -> None:
     ids = submit(env, "sleep", SHORT_TASK, 300)
     wait_mid_run(env, ids)
     victim = busiest_worker(env, ids)
@@ -329,7 +329,7 @@ def graceful_delete(env: E2E, report: Report) -> None:
     recs = wait_terminal(env, ids, timeout=300)
     dups, _ = check_outcome(recs)
     assert any(r["worker"] == victim for r in recs.values())
-    report.add(Row("kubectl delete pod (graceful)", len(ids), 0, dups, note="nothing ran twice"))
+    report.add(Row(label, len(ids), 0, dups, note="nothing ran twice"))
     settle(env)
 
 
@@ -443,15 +443,7 @@ def other_client(env: E2E, report: Report) -> None:
     switch("kafka-python")
     config = env.kubectl("get", "configmap", "-n", env.namespace, "-o", "json")
     assert '"TASKQ_KAFKA_CLIENT": "kafka-python"' in config, "the release did not switch to kafka-python"
-    ids = submit(env, "sleep", SHORT_TASK, 300)
-    wait_mid_run(env, ids)
-    victim = busiest_worker(env, ids)
-    env.kubectl("delete", "pod", victim, "-n", env.namespace, "--wait=false")
-    recs = wait_terminal(env, ids, timeout=300)
-    dups, _ = check_outcome(recs)
-    assert any(r["worker"] == victim for r in recs.values())
-    report.add(Row("kubectl delete pod (graceful), kafka-python", len(ids), 0, dups, note="nothing ran twice"))
-    settle(env)
+    graceful_delete(env, report, label="kubectl delete pod (graceful), kafka-python")
     switch("default")
     settle(env)
 
