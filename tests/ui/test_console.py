@@ -14,6 +14,7 @@ from tests.helpers import ApiServer, WorkerFactory, wait_all, wait_for
 from tests.ui.conftest import DOCS, UiFactory
 
 TASKS = ["--tasks", "tests.ui.ui_tasks"]
+NOTHING = "\u2013"  # what the console shows in an empty cell (an en dash)
 
 
 def submit(api: ApiServer, bodies: list[dict[str, Any]]) -> list[str]:
@@ -303,6 +304,6 @@ def test_workers_list_their_current_tasks_and_a_lost_workers_tasks_are_flagged(
     # ...until a live worker holds them: then the hand-over is done and the column says so.
     start_worker("worker2", concurrency=2)
     u.go("#/workers")
-    expect(parts).to_have_text("–", timeout=30_000)
+    expect(parts).to_have_text(NOTHING, timeout=30_000)
     held = pg.locator("#worker-table tr[data-worker=worker2] [data-field=partitions]")
-    expect(held).not_to_have_text("–")
+    expect(held).not_to_have_text(NOTHING)
