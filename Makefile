@@ -78,7 +78,7 @@ $(BIN)/kubeconform:
 # The dashboard checker: Grafana's typed dashboard model (grafana-foundation-sdk) in a pinned module.
 $(BIN)/dashcheck: tools/grafana/go.mod tools/grafana/go.sum tools/grafana/main.go
 	@echo "building dashcheck (grafana-foundation-sdk) into $(BIN)"
-	@command -v go >/dev/null || { echo "error: building dashcheck needs Go 1.22+ (apt-get install golang)" >&2; exit 1; }
+	@command -v go >/dev/null || { echo "error: building dashcheck needs Go 1.23+ (apt-get install golang)" >&2; exit 1; }
 	@cd tools/grafana && CGO_ENABLED=0 go build -trimpath -o $(BIN)/dashcheck . || { echo "error: building dashcheck failed (see above)" >&2; exit 1; }
 tools: $(BIN)/helm $(BIN)/kubeconform $(BIN)/dashcheck crds
 

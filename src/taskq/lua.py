@@ -529,7 +529,8 @@ end
 # Per-task-type aggregates (Store.type_metrics reads them): for each finished run, counts by outcome
 # and sketches of run time and wait time (submit to start), in per-minute hashes
 # tt:m:<task>:<minute> (kept 2 h) and per-hour ones tt:h:<task>:<hour> (kept 8 days).
-# Fields: n:<status>, R<k> / W<k> (log bucket k of taskq.sketch: percentiles within 2 %), rs / ws (sums).
+# Fields: n:<status>, R<k> / W<k> (log bucket k of taskq.sketch: percentiles within 2 %), sr / sw (sums
+# of the same runs; older workers wrote rs / ws beside fixed buckets, which readers ignore).
 # One HINCRBY per distinct field per batch, so their cost does not grow with the batch.
 TYPE_STATS = sketch.into_lua(r"""
 local SKETCH_LN_GAMMA, SKETCH_MIN = @SKETCH_LN_GAMMA@, @SKETCH_MIN@
@@ -544,15 +545,15 @@ local function type_stat(stats, task, status, run, wait)
   add('n:'..status, 1)
   add('R'..sketch_of(run), 1)
   add('W'..sketch_of(math.max(wait, 0)), 1)
-  add('rs', run)
-  add('ws', math.max(wait, 0))
+  add('sr', run)
+  add('sw', math.max(wait, 0))
 end
 local function type_stats_write(stats, now)
   local minute, hour = math.floor(tonumber(now) / 60), math.floor(tonumber(now) / 3600)
   for task, fields in pairs(stats) do
     for _, k in ipairs({{P..'tt:m:'..task..':'..minute, 7200}, {P..'tt:h:'..task..':'..hour, 8 * 86400}}) do
       for f, n in pairs(fields) do
-        if f == 'rs' or f == 'ws' then
+        if f == 'sr' or f == 'sw' then
           redis.call('HINCRBYFLOAT', k[1], f, string.format('%.6f', n))
         else
           redis.call('HINCRBY', k[1], f, n)

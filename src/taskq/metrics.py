@@ -115,7 +115,7 @@ class WorkerMetrics:
         retry or dead letter of the task."""
         for status in FINISHED_STATUSES:
             self._finished.labels(task, status, self.worker)
-        for counter in (self._dead, self._redelivered, self._skipped):
+        for counter in (self._started, self._dead, self._redelivered, self._skipped):
             counter.labels(task, self.worker)
 
     def finished(self, task: str, status: str, run_seconds: float, *, running: int) -> None:

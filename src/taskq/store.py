@@ -727,7 +727,7 @@ class Store:
             out.append(TypeMetrics(
                 task=name, window=window, counts=counts, finished=sum(counts.values()),
                 failure_rate=round(bad / ended, 4) if ended else None,
-                run=_timing(total, "R", "rs"), wait=_timing(total, "W", "ws")))
+                run=_timing(total, "R", "sr"), wait=_timing(total, "W", "sw")))
         return [m for m in out if m.finished or tasks is not None]
 
     def task_types(self) -> dict[str, TaskType]:

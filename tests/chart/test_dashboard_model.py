@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.chart.helm import ROOT, tool
 
@@ -21,13 +25,19 @@ def test_the_shipped_dashboard_decodes_strictly_and_validates_against_grafanas_m
     assert res.returncode == 0, res.stderr
 
 
-def test_the_checker_refuses_a_dashboard_grafana_would_not_read(tmp_path: Path) -> None:
-    """So a passing check means something: an unknown field and a wrong type are both refused."""
+@pytest.mark.parametrize("break_it,named", [
+    (lambda b: b.__setitem__("refreshh", "10s"), "refreshh"),  # a field Grafana's model does not have
+    (lambda b: b["panels"][0].__setitem__("gridPos", {"h": "tall", "w": 12, "x": 0, "y": 0}), "gridPos"),  # a type
+    (lambda b: b.pop("annotations"), "annotations"),  # a required field missing
+], ids=["unknown-field", "wrong-type", "missing-required"])
+def test_the_checker_refuses_a_dashboard_grafana_would_not_read(
+    tmp_path: Path, break_it: Callable[[dict[str, Any]], object], named: str
+) -> None:
+    """So a passing check means something: each kind of fault is refused, and named."""
     board = json.loads(DASHBOARD.read_text())
-    board["panels"][0]["gridPos"] = {"h": "tall", "w": 12, "x": 0, "y": 0}
-    board["refreshh"] = "10s"
+    break_it(board)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(board))
     res = _check(bad)
     assert res.returncode == 1, res
-    assert "bad.json" in res.stderr and ("gridPos" in res.stderr or "refreshh" in res.stderr), res.stderr
+    assert "bad.json" in res.stderr and named in res.stderr, res.stderr

@@ -613,8 +613,8 @@ def _event_through_ingress(env: E2E, ing: Ingress, *, idle: float) -> float:
     task: list[str] = []
 
     def later() -> None:
+        submitted.append(time.monotonic())  # before the id: the reader matches on the id, then reads this
         task.append(submit(env, "add", [2, 3], 1)[0])
-        submitted.append(time.monotonic())
 
     def follow(c: httpx.Client) -> float:
         timer = threading.Timer(idle, later)
@@ -647,21 +647,23 @@ def through_ingress(env: E2E, report: Report, folder: Path, screenshot: Path) ->
     secret = env.kubectl("create", "secret", "tls", INGRESS_TLS_SECRET, "-n", env.namespace, "--cert", str(cert),
                          "--key", str(key), "--dry-run=client", "-o", "yaml")
     env.kubectl("apply", "-n", env.namespace, "-f", "-", stdin=secret)
-    env.helm_upgrade(*ingress_values(token))
-    env.token = token  # the Service needs it too now
-    # helm's --wait ends when the new API pods are ready; the old ones still serve their preStop
-    # sleep and then end their streams: the idle-stream check below must not land on one of them.
-    wait_for(lambda: _only_current_api_pods(env), timeout=120, what="the API's old pods gone")
-    address = env.ingress_address()
-    ing = Ingress(f"https://{address}", env.tls_http(cert), token)
+    ing: Ingress | None = None
     try:
+        env.helm_upgrade(*ingress_values(token))
+        env.token = token  # the Service needs it too now
+        # helm's --wait ends when the new API pods are ready; the old ones still serve their preStop
+        # sleep and then end their streams: the idle-stream check below must not land on one of them.
+        wait_for(lambda: _only_current_api_pods(env), timeout=120, what="the API's old pods gone")
+        address = env.ingress_address()
+        ing = Ingress(f"https://{address}", env.tls_http(cert), token)
         wait_for(lambda: ing.request("GET", "/readyz").status_code == 200, timeout=60,
                  what="the API through the ingress")
         assert ing.request("GET", "/api/tasks?limit=1", token=False).status_code == 401
         assert ing.request("GET", "/api/tasks?limit=1").status_code == 200
         metrics = ing.request("GET", "/metrics")
         assert metrics.status_code != 200 or "taskq_" not in metrics.text, "/metrics is routed by the Ingress"
-        latency = _event_through_ingress(env, ing, idle=20)
+        # Longer than a proxy's usual 60 s timeouts (Traefik v3's entrypoint readTimeout is one).
+        latency = _event_through_ingress(env, ing, idle=75)
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=env.browser_executable(folder), headless=True, args=[
@@ -710,10 +712,12 @@ def through_ingress(env: E2E, report: Report, folder: Path, screenshot: Path) ->
         dups, _ = check_outcome(recs)
         assert probes["ok"] > 0 and probes["bad"] == 0, probes
     finally:
-        ing.http.close()
+        if ing is not None:
+            ing.http.close()
         env.helm_upgrade()
         env.token = None
+        env.kubectl("delete", "secret", INGRESS_TLS_SECRET, "-n", env.namespace, "--ignore-not-found", check=False)
     report.add(Row("UI and API through the ingress (Traefik, TLS)", len(ids) + 1, 0, dups,
-                   note=f"Secure cookie; event {latency:.2f}s after 20 s idle; upgrade probes "
+                   note=f"Secure cookie; event {latency:.2f}s after 75 s idle; upgrade probes "
                         f"{probes['ok']} ok, {probes['bad']} not 2xx"))
     settle(env)

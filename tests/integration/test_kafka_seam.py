@@ -317,8 +317,13 @@ def test_a_librdkafka_partition_that_stops_being_fetched_is_sought_again_by_the_
     try:
         consumer._watch.stall_seconds = 1.0  # type: ignore[attr-defined]
         _wait_assigned(consumer, listener, 2)
-        consumer._c.pause([consumer._tp(1)])  # type: ignore[attr-defined]
         producer = t.producer()
+        producer.send(_messages(20, "before"))
+        # Both partitions are fetched and deliver first (librdkafka's cached watermarks are set)...
+        first = _drain(consumer, 20, timeout=20)
+        assert {r.partition for r in first} == {0, 1}
+        # ...then partition 1 stops being fetched while records keep arriving on it.
+        consumer._c.pause([consumer._tp(1)])  # type: ignore[attr-defined]
         producer.send(_messages(60, "stall"))
         producer.close()
         got = _drain(consumer, 60, timeout=20)

@@ -66,7 +66,8 @@ cluster-prometheus-bin: $(CLUSTER_BIN)/prometheus
 # Traefik, the ingress controller the e2e reaches the UI through (tools/cluster/build-traefik.sh).
 TRAEFIK_VERSION := v3.6.12
 export TRAEFIK_VERSION
-$(CLUSTER_BIN)/traefik: tools/cluster/build-traefik.sh
+# cluster.mk holds TRAEFIK_VERSION: a new version rebuilds.
+$(CLUSTER_BIN)/traefik: tools/cluster/build-traefik.sh tools/cluster/cluster.mk
 	@echo "building Traefik $(TRAEFIK_VERSION) into $(CLUSTER_BIN); about 11 min the first time"
 	@tools/cluster/build-traefik.sh $(CLUSTER_BIN)
 

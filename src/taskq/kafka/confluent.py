@@ -299,7 +299,6 @@ class Consumer:
     def _on_assign(self, _c: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         got = {tp.partition for tp in partitions}
         self._assigned |= got
-        self._watch.forget(got)  # read from the committed offset again
         self._listener.on_assigned(got)
 
     def _on_revoke(self, _c: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
@@ -362,13 +361,13 @@ class Consumer:
             return {tp.partition for tp in self._c.assignment()}
 
     def pause_all(self) -> None:
-        self._watch.paused()
         if self._soft_paused_at is None:
             self._soft_paused_at = time.monotonic()
         elif time.monotonic() - self._soft_paused_at >= SOFT_PAUSE_SECONDS:
             self._hard_pause()  # also catches partitions assigned since the pause began
 
     def _hard_pause(self) -> None:
+        self._watch.paused()  # nothing is fetched by design from here until the resume
         todo = self._assigned - self._paused
         if todo:
             with translate_errors("pause"):
@@ -395,8 +394,7 @@ class Consumer:
         """The stall watch (``progress.FetchWatch``): librdkafka has none of kafka-python's known
         stalls, but a partition left unfetched must not strand its tasks whatever the cause."""
         if paused or self._soft_paused_at is not None:
-            self._watch.paused()
-            return
+            return  # a full window: checked again once records are taken
         self._watch.check(self._assigned - self._paused)
 
     def _tp(self, partition: int, offset: int | None = None) -> ck.TopicPartition:
@@ -404,17 +402,16 @@ class Consumer:
             ck.TopicPartition(self.topic, partition, offset)
 
     def _high_watermark(self, partition: int) -> int | None:
-        # Fetch responses keep the cached value current; a partition never fetched has none yet.
-        _, high = self._c.get_watermark_offsets(self._tp(partition), cached=True)
-        if high < 0:
-            _, high = self._c.get_watermark_offsets(self._tp(partition), timeout=1.0)
+        # Asked of the broker: the cached value comes from fetch responses, so it stops moving
+        # exactly when a partition stops being fetched.
+        _, high = self._c.get_watermark_offsets(self._tp(partition), timeout=0.5)
         return high if high >= 0 else None
 
     def _committed(self, partition: int) -> int | None:
-        (tp,) = self._c.committed([self._tp(partition)], timeout=1.0)
+        (tp,) = self._c.committed([self._tp(partition)], timeout=0.5)
         if tp.offset >= 0:
             return int(tp.offset)
-        low, _ = self._c.get_watermark_offsets(self._tp(partition), timeout=1.0)  # auto.offset.reset=earliest
+        low, _ = self._c.get_watermark_offsets(self._tp(partition), timeout=0.5)  # auto.offset.reset=earliest
         return low if low >= 0 else None
 
     def _seek(self, partition: int, offset: int) -> None:

@@ -79,4 +79,7 @@ class FetchWatch:
                                  p, high - at, at, now - since)
                 self.probe.seek(p, at)
             except Exception as exc:  # noqa: BLE001 - a guard must never take the consumer down
+                # Kafka is likely away: the others wait for the next round rather than each
+                # blocking the worker's loop for its own timeout.
                 self.log.debug("stall check of partition %d failed: %s", p, exc)
+                return
