@@ -36,12 +36,20 @@ if [ -f "$dockerd_pid_file" ] && alive "$(cat "$dockerd_pid_file")"; then
   dockerd_before=$(cat "$dockerd_pid_file")
 fi
 e2e_pid=""
+e2e_started=""
 netns=/run/netns/taskq-k8s
 netns_before=""; [ -e "$netns" ] && netns_before=1
 # Stops the e2e job (preparation, then the scenarios) if it still runs: SIGINT, as a Ctrl-C would,
 # so pytest tears its cluster down; then waits until nothing of its process group is left.
 stop_e2e() {
   [ -n "$e2e_pid" ] || return 0
+  # The job starts with SIGINT ignored until its shell runs (see below): a SIGINT sent before then is
+  # lost and the job runs on. Wait (at most 5 s) until it says it runs.
+  local i
+  for i in $(seq 50); do
+    { [ -e "$e2e_started" ] || ! kill -0 -- "-$e2e_pid" 2>/dev/null; } && break
+    sleep 0.1
+  done
   if kill -0 -- "-$e2e_pid" 2>/dev/null; then
     echo "make test: stopping the e2e (its cluster is torn down)" >&2
     kill -INT -- "-$e2e_pid" 2>/dev/null
@@ -51,7 +59,6 @@ stop_e2e() {
     local pid
     pid=$(cat "$CACHE/dockerd/dockerd.pid" 2>/dev/null || true)
     if [ -n "$pid" ] && [ "$pid" != "$dockerd_before" ]; then images/dockerd.sh stop >&2 || true; fi
-    local i
     for i in $(seq 2400); do kill -0 -- "-$e2e_pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 -- "-$e2e_pid" 2>/dev/null; then
       echo "make test: the e2e did not stop within 240 s of SIGINT: killing it" >&2
@@ -96,11 +103,14 @@ e2e_log=$CACHE/e2e.log
 if [ "$E2E" = 0 ]; then
   echo "e2e: skipped because E2E=0 was given"
 else
-  export MAKE DOCKERD_BEFORE=$dockerd_before
+  e2e_started=$CACHE/e2e.started
+  rm -f "$e2e_started"
+  export MAKE DOCKERD_BEFORE=$dockerd_before E2E_STARTED=$e2e_started
   # A background job of a script starts with SIGINT ignored, and Python then never turns it into
   # KeyboardInterrupt: env gives it back its default, so stop_e2e's SIGINT lets pytest tear down.
   # shellcheck disable=SC2016 # expanded by the job's own shell
   setsid env --default-signal=INT bash -c '
+    : > "$E2E_STARTED"  # from here a SIGINT reaches the job (stop_e2e waits for this)
     "$MAKE" --no-print-directory e2e-prep || { echo "error: preparing the e2e cluster failed (above)"; exit 1; }
     pid=$(cat "$CACHE/dockerd/dockerd.pid" 2>/dev/null || true)
     if [ -n "$pid" ] && [ "$pid" != "$DOCKERD_BEFORE" ]; then images/dockerd.sh stop; fi
