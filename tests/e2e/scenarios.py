@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests import locks
 from tests.e2e.netns import NetnsHttp
 
 TERMINAL = {"success", "failed", "dead", "cancelled"}
@@ -525,21 +525,6 @@ READ_SBOM = ("import json, platform, sys; json.dump({'python': platform.python_v
              f"'sbom': json.load(open({SBOM_PATH!r}))}}, sys.stdout)")
 
 
-def locked_requirements(path: Path, python: str) -> dict[str, str]:
-    """name -> version of every requirement a `make lock` file pins for Linux and this Python."""
-    env = {"python_full_version": python, "python_version": ".".join(python.split(".")[:2]),
-           "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
-    text = re.sub(r"\\\n\s*", " ", path.read_text())
-    out = {}
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        req = Requirement(line.split(" --hash")[0])
-        if req.marker is None or req.marker.evaluate(env):
-            out[canonicalize_name(req.name)] = next(iter(req.specifier)).version
-    return out
-
-
 def image_sbom(env: E2E, report: Report, lock: Path) -> None:
     """Each running image carries the SBOM written at its build, and it lists exactly what the
     hashed lock file pinned for the image's Python (so the lock, not whatever pip found, runs)."""
@@ -548,7 +533,7 @@ def image_sbom(env: E2E, report: Report, lock: Path) -> None:
         pod = ready_pods(env, component)[0]["metadata"]["name"]
         out = json.loads(env.kubectl("exec", "-n", env.namespace, pod, "-c", container, "--", "python", "-c",
                                      READ_SBOM))
-        sbom, want = out["sbom"], locked_requirements(lock, out["python"])
+        sbom, want = out["sbom"], locks.pins(lock, python=out["python"])
         assert sbom["bomFormat"] == "CycloneDX", sbom.get("bomFormat")
         have = {canonicalize_name(c["name"]): c.get("version") for c in sbom["components"]}
         assert have.pop("taskq", None) is not None, sorted(have)

@@ -10,6 +10,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.locks import entries, pins, requirement
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = [ROOT / "images" / "requirements.txt", ROOT / "images" / "build-requirements.txt"]
 DOCKERFILES = [ROOT / "images" / "api" / "Dockerfile", ROOT / "images" / "worker" / "Dockerfile"]
@@ -19,29 +21,13 @@ IMAGE_ENV = {"sys_platform": "linux", "platform_system": "Linux", "python_versio
              "platform_python_implementation": "CPython", "platform_machine": "x86_64", "extra": ""}
 
 
-def entries(lock: Path) -> list[str]:
-    """The lock's requirement entries, each with its continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n\s*", " ", lock.read_text())
-    return [line.split(" #")[0].strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
-
-
-def pins(lock: Path) -> dict[str, str]:
-    out = {}
-    for entry in entries(lock):
-        req = Requirement(entry.split(" --hash")[0])
-        (spec,) = req.specifier
-        out[canonicalize_name(req.name)] = spec.version
-    return out
-
-
 @pytest.mark.parametrize("lock", LOCKS, ids=lambda p: p.name)
 def test_every_locked_requirement_is_pinned_exactly_with_hashes_and_names_no_index(lock: Path) -> None:
     found = entries(lock)
     assert found, f"{lock} pins nothing"
     for entry in found:
         assert not entry.startswith("-"), f"{lock.name}: an option line ({entry!r}) would name an index or a path"
-        req = Requirement(entry.split(" --hash")[0])
+        req = requirement(entry)
         assert req.url is None, entry
         assert [s.operator for s in req.specifier] == ["=="], f"{lock.name}: {req.name} is not pinned exactly"
         hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})\b", entry)
