@@ -35,12 +35,22 @@ def value(key: str) -> float:
     return 2 * GAMMA ** int(key) / (GAMMA + 1)
 
 
+def _index(key: str) -> float | None:
+    """A bucket's place in order; None for a field that is no bucket (a damaged hash is skipped)."""
+    if key == ZERO:
+        return -math.inf
+    try:
+        return int(key)
+    except ValueError:
+        return None
+
+
 def quantiles(counts: Mapping[str, float], qs: tuple[float, ...]) -> tuple[float | None, ...]:
     """The ``qs`` quantiles (0..1) of the counted durations; None each when nothing was counted.
 
     The q-quantile is the order statistic of rank ``floor(q * (n - 1))`` (0-based), as DDSketch's
     guarantee states it."""
-    order = sorted(((-math.inf if k == ZERO else int(k), k, c) for k, c in counts.items() if c > 0))
+    order = sorted((_index(k), k, c) for k, c in counts.items() if c > 0 and _index(k) is not None)
     n = sum(c for _, _, c in order)
     if not n:
         return tuple(None for _ in qs)

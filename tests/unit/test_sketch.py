@@ -39,3 +39,10 @@ def test_nothing_counted_reads_as_no_value_and_tiny_durations_as_zero() -> None:
     assert sketch.quantiles({}, (0.5, 0.99)) == (None, None)
     assert sketch.bucket(0.0) == sketch.bucket(float("nan")) == sketch.ZERO
     assert sketch.quantiles({sketch.ZERO: 3}, (0.5,)) == (0.0,)
+
+
+def test_fields_that_are_no_bucket_are_skipped_not_fatal() -> None:
+    """The counts come from a Redis hash anyone with access can write: a damaged field must not
+    turn the metrics page into a 500."""
+    counts = {sketch.bucket(1.0): 3, "x7": 5, "": 1, "1e9": 2}
+    assert sketch.quantiles(counts, (0.5,)) == sketch.quantiles({sketch.bucket(1.0): 3}, (0.5,))
