@@ -514,7 +514,10 @@ def pod_metrics(env: E2E, report: Report) -> None:
             assert ann.get("prometheus.io/scrape") == "true", ann
             url = f"http://{pod['status']['podIP']}:{ann['prometheus.io/port']}{ann['prometheus.io/path']}"
             r = env.http.request("GET", url)
-            assert r.status_code == 200, (url, r.status_code)
+            if r.status_code != 200:
+                logs = env.kubectl("logs", pod["metadata"]["name"], "-n", env.namespace, "--tail=60", check=False)
+                raise AssertionError(f"{component} {pod['metadata']['name']}: GET {url} answered {r.status_code} "
+                                     f"{r.text[:300]!r}; its log ends:\n{logs}")
             assert metric in r.text, (url, r.text[:300])
             checked += 1
     report.add(Row("pod /metrics from inside the cluster", 0, 0, 0, note=f"{checked} pods answered"))

@@ -78,6 +78,8 @@ def translate_errors(what: str, refusals: Refusals | None = None) -> Iterator[No
         raise _error(err, what, refusals) from exc
     except BufferError as exc:
         raise BrokerUnavailable(f"the producer queue is full while trying to {what}: {exc}") from exc
+    except TimeoutError as exc:  # an admin future's result(timeout=...) that Kafka did not answer in time
+        raise BrokerUnavailable(f"Kafka did not answer in time while trying to {what}") from exc
 
 
 class LibrdkafkaLog:
@@ -442,8 +444,8 @@ def _warn_if_broker_sessions_are_long(settings: Settings) -> None:
         entries = admin.describe_configs([resource], request_timeout=3)[resource].result(timeout=3)
         entry = entries.get("group.consumer.session.timeout.ms")
         session_ms = int(entry.value) if entry is not None and entry.value else 45_000
-    except (ck.KafkaException, ValueError, KeyError):
-        return  # no rights to read broker configs, say: nothing to tell
+    except (ck.KafkaException, TimeoutError, ValueError, KeyError):
+        return  # no rights to read broker configs, or no answer in time: nothing to tell
     if session_ms > 2 * settings.session_timeout * 1000:
         log.warning("KIP-848 consumer groups: the broker times a worker's session out after %.0f s "
                     "(group.consumer.session.timeout.ms), so a lost worker's tasks move only then; lower it "
@@ -503,10 +505,13 @@ class Admin:
         with self._translated("read consumer lag"):
             group = ck.ConsumerGroupTopicPartitions(s.group_id, parts)
             fut = self._a.list_consumer_group_offsets([group], request_timeout=self.timeout)[s.group_id]
-            committed = {tp.partition: tp.offset for tp in fut.result(timeout=self.timeout).topic_partitions}
+            # A second beyond the request's own timeout, so librdkafka's error (which names the cause)
+            # usually arrives before the wait gives up.
+            wait = self.timeout + 1.0
+            committed = {tp.partition: tp.offset for tp in fut.result(timeout=wait).topic_partitions}
             latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
             ends_f = self._a.list_offsets({tp: latest for tp in parts}, request_timeout=self.timeout)
-            ends = {tp.partition: f.result(timeout=self.timeout).offset for tp, f in ends_f.items()}
+            ends = {tp.partition: f.result(timeout=wait).offset for tp, f in ends_f.items()}
         return {p: max(0, ends.get(p, 0) - max(0, committed.get(p, 0))) for p in range(s.partitions)}
 
     @contextmanager
