@@ -27,6 +27,9 @@ FINISHED_STATUSES = ("success", "failed", "retried", "dead")
 _INVALID_REASONS = (("empty message", "empty"), ("not JSON", "not_json"),
                     ("message is not a JSON object", "not_object"), ("unsupported wire version", "version"),
                     ("field ", "field"), ("nested", "too_deep"), ("cannot be started", "unstartable"))
+INVALID_LABELS = (*dict.fromkeys(label for _, label in _INVALID_REASONS), "unreadable")
+# The task label of a dead letter whose message could not be read as a task at all.
+UNDECODABLE = "(undecodable)"
 
 
 def invalid_reason(why: str) -> str:
@@ -87,6 +90,10 @@ class WorkerMetrics:
         self._redis_errors.labels(worker)
         self._kafka_errors.labels(worker)
         self._internal.labels(worker)
+        # A worker's first unreadable message must show as an increase too (see _zero).
+        self._dead.labels(UNDECODABLE, worker)
+        for reason in INVALID_LABELS:
+            self._invalid.labels(reason, worker)
         # Labelled children of the per-task series, looked up once per task name (hot path: two
         # .labels() calls per event cost ~5% of a worker's loop thread).
         self._start_children: dict[str, tuple[Any, Any]] = {}

@@ -36,6 +36,9 @@ def test_worker_metrics_count_successes_failures_retries_and_dead_letters(
     first = scrape(port)
     assert first['taskq_tasks_finished_total{status="dead",task="sleep",worker="m1"}'] == 0
     assert first['taskq_tasks_redelivered_total{task="add",worker="m1"}'] == 0
+    # So is a message that is no task at all: the dashboard's dead letters see the first one too.
+    assert first['taskq_tasks_dead_lettered_total{task="(undecodable)",worker="m1"}'] == 0
+    assert first['taskq_invalid_messages_total{reason="too_deep",worker="m1"}'] == 0
     ok = client.submit_many([TaskRequest("add", (i, 1)) for i in range(10)])
     bad = client.submit("fail", "x")
     dead = client.submit("fail", "y", _max_retries=1)

@@ -17,7 +17,7 @@ from ..errors import TaskqError
 from ..kafka import Producer, Record
 from ..limits import cut_text
 from ..logs import Log
-from ..metrics import WorkerMetrics
+from ..metrics import UNDECODABLE, WorkerMetrics
 from ..models import TaskMessage, TaskState
 from ..registry import Registry
 from ..settings import Settings
@@ -144,7 +144,7 @@ class DeadLetters:
             envelope["cut"] = f"value_b64 holds the first {RAW_KEEP} of {len(raw)} bytes"
         try:
             self.producer.send_raw(self.settings.dead_topic, orjson.dumps(envelope), key=rec.key)
-            self.metrics.dead_lettered("(undecodable)")
+            self.metrics.dead_lettered(UNDECODABLE)
         except TaskqError as exc:
             self.metrics.kafka_error()
             self.log.error("could not dead-letter offset %d: %s", rec.offset, exc)
