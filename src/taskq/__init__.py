@@ -8,9 +8,13 @@ from .errors import (
     BrokerUnavailable,
     Cancelled,
     ConfigError,
+    DeadLetterNotFound,
+    InvalidMessage,
     InvalidTask,
     NotInTask,
     Retry,
+    ScheduleExists,
+    ScheduleNotFound,
     StoreError,
     StoreUnavailable,
     SubmitFailed,
@@ -20,6 +24,7 @@ from .errors import (
     TaskTimeout,
     UnknownTask,
     WaitTimeout,
+    WorkerNotFound,
     WorkflowNotFound,
 )
 from .models import TaskRecord, TaskState
@@ -36,5 +41,6 @@ __all__ = [
     "TaskState", "TaskStateError", "TaskTimeout", "TaskqError", "UnknownTask", "WaitTimeout", "WorkflowNotFound",
     "WorkflowRecord", "WorkflowRef", "chain", "chord", "group", "sig", "task",
     "Schedule", "every", "Cancelled", "NotInTask", "TaskContext", "current", "progress",
+    "DeadLetterNotFound", "InvalidMessage", "ScheduleExists", "ScheduleNotFound", "WorkerNotFound",
 ]
 __version__ = "0.1.0"
