@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from taskq.client import Client
-from taskq.devstack import KafkaServer, RedisServer, free_port, spawn, stop_process
+from taskq.devstack import KafkaServer, RedisServer, free_port, stop_process
 from taskq.kafka import ensure_topics
 from taskq.settings import Settings
 from taskq.store import Store
@@ -24,8 +23,7 @@ from tests.helpers import (
     WorkerProc,
     client_settings,
     make_settings,
-    settings_env,
-    wait_for,
+    start_worker_process,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -160,19 +158,9 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
 
     def start(worker_id: str, *, concurrency: int = 4, wait_ready: bool = True, settings_: Settings | None = None,
               extra: list[str] | None = None) -> WorkerProc:
-        s = settings_ or settings
-        log = tmp_path / f"{worker_id}-{next(started)}.log"
-        with open(log, "wb") as fh:
-            proc = spawn([sys.executable, "-m", "taskq", "worker", "--id", worker_id, "--concurrency",
-                          str(concurrency), *(extra or [])], env=settings_env(s), stdout=fh)
-        w = WorkerProc(worker_id, proc, log, s)
+        w = start_worker_process(settings_ or settings, worker_id, tmp_path / f"{worker_id}-{next(started)}.log",
+                                 concurrency=concurrency, wait_ready=wait_ready, extra=extra)
         procs.append(w)
-        if wait_ready:
-            # A join kafka-python dropped is re-done by the worker's JoinGuard within seconds; no retry here,
-            # so a worker that never joins fails the test.
-            wait_for(lambda: "partitions assigned" in w.output() or proc.poll() is not None, timeout=30,
-                     what=f"{worker_id} to join the group")
-            assert proc.poll() is None, w.output()
         return w
 
     yield start

@@ -22,7 +22,7 @@ import uvicorn
 
 from taskq.api.app import create_app
 from taskq.client import Client
-from taskq.devstack import KafkaServer, RedisServer, free_port, stop_process
+from taskq.devstack import KafkaServer, RedisServer, free_port, spawn, stop_process
 from taskq.kafka import ensure_topics
 from taskq.settings import Settings
 
@@ -104,6 +104,22 @@ class WorkerProc:
 
 
 WorkerFactory = Callable[..., WorkerProc]
+
+
+def start_worker_process(settings: Settings, worker_id: str, log: Path, *, concurrency: int = 4,
+                         wait_ready: bool = True, extra: list[str] | None = None) -> WorkerProc:
+    """Start ``taskq worker`` with ``settings``; its output goes to ``log``. Ready means it joined."""
+    with open(log, "wb") as fh:
+        proc = spawn([sys.executable, "-m", "taskq", "worker", "--id", worker_id, "--concurrency",
+                      str(concurrency), *(extra or [])], env=settings_env(settings), stdout=fh)
+    w = WorkerProc(worker_id, proc, log, settings)
+    if wait_ready:
+        # A join kafka-python dropped is re-done by the worker's JoinGuard within seconds; no retry here,
+        # so a worker that never joins fails the test.
+        wait_for(lambda: "partitions assigned" in w.output() or proc.poll() is not None, timeout=30,
+                 what=f"{worker_id} to join the group")
+        assert proc.poll() is None, w.output()
+    return w
 
 
 def keys_on(partitions: Iterable[int], total: int, n: int) -> list[str]:
