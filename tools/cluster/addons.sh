@@ -5,7 +5,8 @@
 #   addons.sh keda             KEDA operator + metrics API server (binaries of build-keda.sh)
 #   addons.sh metrics-server   metrics-server (the kubelet's /metrics/resource -> metrics.k8s.io)
 #   addons.sh traefik          Traefik, the ingress controller (IngressClass traefik; build-traefik.sh)
-#   addons.sh remove keda|metrics-server|traefik
+#   addons.sh netpol           kube-router's NetworkPolicy controller (iptables + ipset), so policies are enforced
+#   addons.sh remove keda|metrics-server|traefik|netpol
 # KEDA_VERSION, METRICS_SERVER_VERSION and TRAEFIK_VERSION name the builds (cluster.mk sets them).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -84,6 +85,25 @@ traefik() {
   say "Traefik $v ready (IngressClass traefik; Service traefik/traefik, ports 80 and 443)"
 }
 
+netpol_healthy() { in_ns curl -fs --max-time 2 http://127.0.0.1:20244/healthz; }
+
+# kube-router with only its firewall (network policy controller): the bridge CNI keeps the pod
+# network and kube-proxy the Services. It runs beside the other components, a process in the
+# cluster's network namespace (down.sh stops it with them), and reads the API as the node does.
+netpol() {
+  [ -x "$BIN/kube-router" ] || die "$BIN/kube-router missing: run make cluster-bin"
+  command -v ipset >/dev/null || die "ipset missing: run make cluster-deps"
+  if ! alive "$(pid_of kube-router)"; then
+    setsid nsenter --net="$NS_PATH" -- "$BIN/kube-router" --kubeconfig="$KUBECONFIG_FILE" \
+      --hostname-override=localhost --run-firewall=true --run-router=false --run-service-proxy=false \
+      --enable-cni=false --enable-ipv6=false --health-port=20244 --metrics-port=0 \
+      </dev/null >"$LOGS/kube-router.log" 2>&1 &
+    echo $! >"$PIDS/kube-router"
+  fi
+  wait_for "kube-router (log: $LOGS/kube-router.log)" netpol_healthy
+  say "kube-router $(${BIN}/kube-router --version 2>/dev/null | head -1 | awk '{print $2}') enforces NetworkPolicy"
+}
+
 remove() {
   case $1 in
     keda)
@@ -104,7 +124,13 @@ remove() {
       kubectl_c delete clusterrole traefik --ignore-not-found >/dev/null
       kubectl_c delete ingressclass traefik --ignore-not-found >/dev/null
       ;;
-    *) die "usage: addons.sh remove keda|metrics-server|traefik" ;;
+    netpol)
+      local pid; pid=$(pid_of kube-router)
+      if alive "$pid"; then kill -TERM "$pid"; for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done; fi
+      rm -f "$PIDS/kube-router"
+      in_ns "$BIN/kube-router" --cleanup-config >/dev/null 2>&1 || true
+      ;;
+    *) die "usage: addons.sh remove keda|metrics-server|traefik|netpol" ;;
   esac
   say "removed $1"
 }
@@ -113,6 +139,7 @@ case ${1:-} in
   keda) keda ;;
   metrics-server) metrics_server ;;
   traefik) traefik ;;
+  netpol) netpol ;;
   remove) remove "${2:-}" ;;
-  *) die "usage: addons.sh keda|metrics-server|traefik|remove NAME" ;;
+  *) die "usage: addons.sh keda|metrics-server|traefik|netpol|remove NAME" ;;
 esac

@@ -8,7 +8,12 @@
 CLUSTER_DIR := $(CACHE)/cluster
 CLUSTER_BIN := $(CLUSTER_DIR)/bin
 COREDNS_VERSION := v1.15.0
-CLUSTER_PKGS := containerd runc containernetworking-plugins iptables conntrack socat gcc libc6-dev curl openssl
+# kube-router's network policy controller enforces NetworkPolicy beside the bridge CNI (the e2e
+# proves the chart's policies with it). v2.1.0 is the version the Go module proxy serves; it runs
+# only inside the throwaway cluster's network namespace. kube-network-policies v0.8.0 builds but
+# cannot work here: its rules need nftables' queue expression, and this kernel has no CONFIG_NFT_QUEUE.
+KUBE_ROUTER_VERSION := v2.1.0
+CLUSTER_PKGS := containerd runc containernetworking-plugins iptables ipset conntrack socat gcc libc6-dev curl openssl
 export TASKQ_CLUSTER_DIR := $(CLUSTER_DIR)
 
 .PHONY: cluster cluster-down cluster-images cluster-deps cluster-bin cluster-autoscalers-bin cluster-keda cluster-metrics-server \
@@ -16,7 +21,7 @@ export TASKQ_CLUSTER_DIR := $(CLUSTER_DIR)
 
 cluster-deps:
 	@tools/need.sh containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
-	  iptables:iptables conntrack:conntrack socat:socat gcc:gcc /usr/include/stdio.h:libc6-dev curl:curl \
+	  iptables:iptables ipset:ipset conntrack:conntrack socat:socat gcc:gcc /usr/include/stdio.h:libc6-dev curl:curl \
 	  openssl:openssl
 
 # The binary is rebuilt when the scratch module changes (a version bump edits go.mod and go.sum).
@@ -28,7 +33,15 @@ $(CLUSTER_BIN)/coredns:
 	@echo "building CoreDNS $(COREDNS_VERSION) into $(CLUSTER_BIN)"
 	@GOBIN=$(CLUSTER_BIN) CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" github.com/coredns/coredns@$(COREDNS_VERSION)
 
-cluster-bin: $(CLUSTER_BIN)/k8s $(CLUSTER_BIN)/coredns $(CLUSTER_BIN)/traefik
+cluster-bin: $(CLUSTER_BIN)/k8s $(CLUSTER_BIN)/coredns $(CLUSTER_BIN)/traefik $(CLUSTER_BIN)/kube-router-$(KUBE_ROUTER_VERSION)
+
+# The version is in the file name, so a new one rebuilds; addons.sh runs the newest built.
+$(CLUSTER_BIN)/kube-router-$(KUBE_ROUTER_VERSION):
+	@echo "building kube-router $(KUBE_ROUTER_VERSION) into $(CLUSTER_BIN)"
+	@tmp=$$(mktemp -d) && GOBIN=$$tmp CGO_ENABLED=0 go install -trimpath \
+	  -ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$(KUBE_ROUTER_VERSION)" \
+	  github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$(KUBE_ROUTER_VERSION) && \
+	  mv $$tmp/kube-router $@ && ln -sf $(@F) $(CLUSTER_BIN)/kube-router; rc=$$?; rm -rf $$tmp; exit $$rc
 
 # The autoscalers: KEDA from the pinned scratch module tools/cluster/keda (its own go.mod has a
 # replace directive, so it cannot be go-installed), metrics-server go-installed as it is.
