@@ -14,17 +14,19 @@ import re
 import shutil
 import ssl
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from taskq.devstack import default_cache_dir
+from tests.e2e import netpol, panels, subchart
 from tests.e2e import prometheus as prom
 from tests.e2e import scenarios as sc
-from tests.e2e import subchart
 from tests.e2e.cluster import NAMESPACE as NETNS
 from tests.e2e.cluster import Cluster, cluster_dir, running_cluster
 from tests.e2e.netns import NetnsHttp
@@ -159,16 +161,18 @@ def env() -> Iterator[ClusterE2E]:
         yield e
 
 
-def _traefik_version() -> str:
-    found = re.search(r"^TRAEFIK_VERSION := (\S+)$", (ROOT / "tools" / "cluster" / "cluster.mk").read_text(), re.M)
-    assert found, "TRAEFIK_VERSION is not set in tools/cluster/cluster.mk"
+def _cluster_mk(name: str) -> str:
+    found = re.search(rf"^{name} := (\S+)$", (ROOT / "tools" / "cluster" / "cluster.mk").read_text(), re.M)
+    assert found, f"{name} is not set in tools/cluster/cluster.mk"
     return found.group(1)
 
 
 def _install(e: ClusterE2E) -> None:
-    # The ingress controller the UI is reached through (built by make cluster-bin, like Kubernetes).
-    subprocess.run([str(ROOT / "tools" / "cluster" / "addons.sh"), "traefik"], check=True, timeout=300,
-                   env={**os.environ, "TRAEFIK_VERSION": _traefik_version()})
+    # The ingress controller the UI is reached through, and kube-router enforcing NetworkPolicy (both
+    # built by make cluster-bin, like Kubernetes).
+    for addon in ("traefik", "netpol"):
+        subprocess.run([str(ROOT / "tools" / "cluster" / "addons.sh"), addon], check=True, timeout=300,
+                       env={**os.environ, "TRAEFIK_VERSION": _cluster_mk("TRAEFIK_VERSION")})
     e.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=120s", timeout=150)
     e.kubectl("create", "namespace", NS)
     volumes = cluster_dir() / "run" / "volumes" / f"{NS}-{uuid.uuid4().hex[:8]}"
@@ -186,39 +190,65 @@ def test_a_parent_chart_with_taskq_as_a_dependency_installs_runs_a_task_and_unin
     subchart.install_run_uninstall(env, tmp_path, report)
 
 
-# Defined here, after the shared tests, so it runs last: by then every pod has run tasks.
-def test_prometheus_discovers_every_pod_and_the_dashboard_queries_return_data(
-    env: ClusterE2E, tmp_path: Path, report: sc.Report
-) -> None:
+def test_the_charts_network_policies_are_enforced_on_the_cluster(env: ClusterE2E, report: sc.Report) -> None:
+    netpol.enforced(env, report, image="docker.io/library/taskq-worker:e2e",
+                    kubectl=[str(env.cluster.kubectl_path), "--kubeconfig", str(env.cluster.kubeconfig)])
+
+
+@dataclass
+class Watch:
+    """The Prometheus that scrapes the release from its install to the last scenario, and when each
+    scenario started (the dashboard pictures mark them)."""
+
+    server: prom.Prometheus
+    targets: prom.PodTargets
+    started: float
+    marks: list[tuple[float, str]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def watch(env: ClusterE2E, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watch]:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("Debian's prometheus is not installed (make test-e2e installs it: tools/need.sh prometheus)")
     # Debian builds Prometheus without Kubernetes service discovery ("field kubernetes_sd_configs not
-    # found"), so the test does what kubernetes_sd would: it lists the annotated pods of the
+    # found"), so PodTargets does what kubernetes_sd would: it lists the annotated pods of the
     # release's namespace through the Kubernetes API and hands them over as file_sd targets with
     # the labels the Prometheus operator's PodMonitor adds (namespace, pod). `make test-prometheus`
     # runs a Prometheus built with kubernetes_sd instead (test_prometheus_sd.py).
-    targets = [
-        {"targets": [f"{p['status']['podIP']}:{p['metadata']['annotations']['prometheus.io/port']}"],
-         "labels": {"namespace": NS, "pod": p["metadata"]["name"], "component": c,
-                    "__metrics_path__": p["metadata"]["annotations"]["prometheus.io/path"]}}
-        for c in ("api", "worker") for p in sc.ready_pods(env, c)
-        if p["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"
-    ]
-    (tmp_path / "targets.json").write_text(json.dumps(targets))
-    config = {
-        "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
-        "scrape_configs": [{
-            "job_name": "taskq-pods",
-            "file_sd_configs": [{"files": [str(tmp_path / "targets.json")], "refresh_interval": "5s"}],
-        }],
-    }
-    pods = {t["labels"]["pod"] for t in targets}
+    folder = tmp_path_factory.mktemp("prometheus")
+    targets = prom.PodTargets(env, folder / "targets.json")
+    try:
+        with prom.running(binary, targets.config(), folder, netns=NETNS_PATH, http=env.http) as p:
+            yield Watch(p, targets, time.time())
+    finally:
+        targets.close()
+
+
+@pytest.fixture(autouse=True)
+def _mark_scenario(request: pytest.FixtureRequest, watch: Watch) -> None:
+    watch.marks.append((time.time(), request.node.name.removeprefix("test_").replace("_", " ")))
+
+
+# Defined here, after the shared tests, so it runs last: by then every pod has run tasks.
+def test_prometheus_scrapes_every_pod_and_the_dashboard_panels_show_the_whole_run(
+    env: ClusterE2E, watch: Watch, report: sc.Report
+) -> None:
+    pods = watch.targets.pods
     assert len(pods) == 5, pods
-    with prom.running(binary, config, tmp_path, netns=NETNS_PATH, http=env.http) as query:
-        sc.wait_for(lambda: prom.scraped_pods(query, NS) == pods, timeout=90,
-                    what=f"Prometheus to scrape all of {sorted(pods)}")
-        res = prom.check_dashboard(env, query, pods)
-    report.add(sc.Row("Prometheus scrape + dashboard PromQL", res.tasks, 0, 0,
+    sc.wait_for(lambda: prom.scraped_pods(watch.server, NS) >= pods, timeout=90,
+                what=f"Prometheus to scrape all of {sorted(pods)}")
+    res = prom.check_dashboard(env, watch.server, pods)
+    out = ROOT / "docs" / "dashboard" if os.environ.get("TASKQ_UPDATE_SCREENSHOTS") else ROOT / ".taskq" / "dashboard"
+    dashboard = json.loads(prom.DASHBOARD.read_text())
+    subst = {"$namespace": NS, "$task": ".*", "$__rate_interval": "1m"}
+    drawn = panels.render(dashboard, watch.server.range, subst, start=watch.started, end=time.time(),
+                          marks=watch.marks[:-1], out=out)
+    # Every panel is drawn, and every one whose queries had data at the end has data over the run.
+    assert [p.title for p in drawn] == [p["title"] for p in dashboard["panels"] if p.get("targets")]
+    empty = [p.title for p in drawn if not p.series]
+    assert set(empty) <= set(res.empty_titles), f"panels drawn without data: {empty}"
+    report.add(sc.Row("Prometheus scrape + dashboard PromQL + pictures", res.tasks, 0, 0,
                       note=f"{len(pods)} annotated pods scraped; {res.with_data} of {res.queries} queries with data"
-                           f" (no events for: {', '.join(res.empty_titles) or 'none'})"))
+                           f" (no events for: {', '.join(res.empty_titles) or 'none'}); {len(drawn)} panels drawn"
+                           f" into {out.relative_to(ROOT)}"))
