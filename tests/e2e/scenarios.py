@@ -497,7 +497,12 @@ def web_ui(env: E2E, report: Report, folder: Path, screenshot: Path) -> None:
             page = browser.new_page()
             page.goto(env.api_url() + "/", timeout=30000)  # lands on the Overview
             page.click("a[href='#/tasks']")
-            page.wait_for_selector(f"#task-table tbody tr[data-id='{tid}']", timeout=30000)
+            try:
+                page.wait_for_selector(f"#task-table tbody tr[data-id='{tid}']", timeout=30000)
+            except Exception as exc:
+                page.screenshot(path=str(screenshot))
+                raise AssertionError(f"task {tid} not listed; the page (screenshot {screenshot}) says: "
+                                     f"{page.inner_text('body')[:1500]}") from exc
             page.click("a[href='#/workers']")
             page.wait_for_selector("#worker-table tbody tr", timeout=30000)
             page.screenshot(path=str(screenshot))
@@ -714,6 +719,9 @@ def through_ingress(env: E2E, report: Report, folder: Path, screenshot: Path) ->
             ing.http.close()
         env.helm_upgrade()
         env.token = None
+        # The token-less release is back once the old pods (which still ask for a token while their
+        # preStop runs) are gone: the next scenario's browser would otherwise meet a sign-in dialog.
+        wait_for(lambda: _only_current_api_pods(env), timeout=120, what="the API's token-requiring pods gone")
         env.kubectl("delete", "secret", INGRESS_TLS_SECRET, "-n", env.namespace, "--ignore-not-found", check=False)
     report.add(Row("UI and API through the ingress (Traefik, TLS)", len(ids) + 1, 0, dups,
                    note=f"Secure cookie; event {latency:.2f}s after 75 s idle; upgrade probes "
