@@ -518,7 +518,7 @@ def dev(
         "--prometheus-port", min=0, max=65535, help="Prometheus' port on 127.0.0.1; 0: a free one")] = 0,
 ) -> None:
     """Run Kafka, Redis, the API+UI and workers here (and Prometheus with --prometheus); Ctrl-C stops everything."""
-    from .dev import DevStack
+    from .devstack.stack import DevStack
 
     stack = DevStack(root=data.resolve(), workers=workers_n, port=port, kafka_port=kafka_port,
                      redis_port=redis_port, concurrency=concurrency, tasks_modules=list(tasks or []),

@@ -112,7 +112,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_dev_prometheus_scrapes_the_api_and_every_live_worker_with_the_charts_alerts(tmp_path: Path) -> None:
-    from taskq.devprometheus import alert_names, chart_rules
+    from taskq.devstack.prometheus import alert_names, chart_rules
     from tests.chart.helm import tool
     from tests.prometheus.support import PromApi, need
 

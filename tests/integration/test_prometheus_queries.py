@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from taskq.devprometheus import PrometheusServer, alert_names, chart_rules
 from taskq.devstack import free_port
+from taskq.devstack.prometheus import PrometheusServer, alert_names, chart_rules
 from taskq.settings import Settings
 from tests.chart.helm import tool
 from tests.helpers import ApiServer, WorkerFactory, WorkerProc, wait_for

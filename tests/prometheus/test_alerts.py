@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from taskq.devprometheus import alert_names, chart_rules
+from taskq.devstack.prometheus import alert_names, chart_rules
 from tests.chart.helm import tool
 from tests.prometheus.support import need
 

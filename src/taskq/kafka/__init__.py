@@ -1,6 +1,6 @@
 """Everything Kafka, behind one seam: ``transport(settings)`` picks the client library.
 
-``TASKQ_KAFKA_CLIENT=kafka-python`` (the default) or ``confluent`` (librdkafka). Callers use the
+``TASKQ_KAFKA_CLIENT=confluent`` (librdkafka, the default) or ``kafka-python``. Callers use the
 protocols of ``base`` and never import a Kafka client; see docs/architecture.md, "The Kafka seam".
 """
 
@@ -42,7 +42,22 @@ def consumer_lag(settings: Settings) -> dict[int, int]:
         admin.close()
 
 
+def broker_answers(bootstrap: str, *, timeout: float = 3.0) -> bool:
+    """Whether the plaintext broker at ``bootstrap`` lists its topics: the readiness of the broker
+    ``taskq dev`` and the tests start. It takes no settings, so no ``TASKQ_*`` variable changes what
+    is asked; raises whatever the client raises while the broker is not up."""
+    from kafka import KafkaAdminClient
+
+    ms = int(timeout * 1000)
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap], request_timeout_ms=ms, bootstrap_timeout_ms=ms)
+    try:
+        admin.list_topics()
+        return True
+    finally:
+        admin.close()
+
+
 __all__ = [
     "Admin", "Consumer", "OnDelivery", "PartitionListener", "Producer", "Record", "Transport",
-    "consumer_lag", "ensure_topics", "transport",
+    "broker_answers", "consumer_lag", "ensure_topics", "transport",
 ]

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .devprometheus import DEV_NAMESPACE, PrometheusServer, chart_rules, find_prometheus
-from .devstack import KafkaServer, RedisServer, free_port, port_in_use, python_argv, spawn, stop_process, wait_until
-from .errors import ConfigError
+from ..errors import ConfigError
+from .prometheus import DEV_NAMESPACE, PrometheusServer, chart_rules, find_prometheus
+from .services import KafkaServer, RedisServer, free_port, port_in_use, python_argv, spawn, stop_process, wait_until
 
 COLORS = ["36", "32", "33", "35", "34", "31", "96", "92", "93"]
 
@@ -148,8 +148,8 @@ class DevStack:
         self.say("kafka", f"starting on {self.kafka.bootstrap} (KRaft, data in {self._shown(self.kafka.data_dir)})")
         self.kafka.start()
         self.say("kafka", f"ready after {time.monotonic() - t0:.1f}s")
-        from .kafka import ensure_topics
-        from .settings import Settings
+        from ..kafka import ensure_topics
+        from ..settings import Settings
 
         ensure_topics(Settings(kafka_bootstrap=self.kafka.bootstrap, redis_url=self.redis.url))
         api = self._start_child("api", python_argv("api", "--host", "127.0.0.1", "--port", str(self.port)), COLORS[0])

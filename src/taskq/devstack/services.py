@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .errors import ConfigError, TaskqError
+from ..errors import ConfigError, TaskqError
 
 KAFKA_VERSION = "4.3.1"
 PR_SET_PDEATHSIG = 1
@@ -249,15 +249,9 @@ class KafkaServer:
         return out
 
     def _ready(self) -> bool:
-        from kafka import KafkaAdminClient
+        from ..kafka import broker_answers
 
-        admin = KafkaAdminClient(bootstrap_servers=[self.bootstrap], request_timeout_ms=3000,
-                                 bootstrap_timeout_ms=3000)
-        try:
-            admin.list_topics()
-            return True
-        finally:
-            admin.close()
+        return broker_answers(self.bootstrap, timeout=3.0)
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is not None:

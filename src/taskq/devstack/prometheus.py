@@ -18,11 +18,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .devstack import default_cache_dir, port_in_use, spawn, stop_process, wait_until
-from .errors import ConfigError, TaskqError
+from ..errors import ConfigError, TaskqError
+from .services import default_cache_dir, port_in_use, spawn, stop_process, wait_until
 
-# The chart beside the package in a checkout (src/taskq/../../charts/taskq); a wheel has none.
-CHART = Path(__file__).resolve().parents[2] / "charts" / "taskq"
+# The chart beside the package in a checkout (src/taskq/devstack/../../../charts/taskq); a wheel has none.
+CHART = Path(__file__).resolve().parents[3] / "charts" / "taskq"
 # Scrape jobs: one file_sd file each, named after the job.
 JOBS = ("taskq-api", "taskq-workers")
 # Like a cluster's `namespace` label (the dashboard's $namespace variable reads it from taskq_workers).
