@@ -357,7 +357,8 @@ class Chaos:
                             rep.slowest_recovery = (f"({tid}: {h['worker']} killed at "
                                                     f"{time.strftime('%H:%M:%S', time.localtime(min(kills)))}, "
                                                     f"attempt {h['attempt'] + 1} by {nxt[0]['worker']})")
-        self.workflows.check(store, timeout=max(30.0, deadline - time.monotonic()))
+        self.workflows.check(store, timeout=max(30.0, deadline - time.monotonic()),
+                             killed_past_limit=self._killed_past_the_limit)
         rep.workflows = self.workflows.report.render()
         rep.wrong += [f"workflow {w}" for w in self.workflows.report.wrong]
         self.schedules.check(store, timeout=max(10.0, deadline - time.monotonic()))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +31,16 @@ class WorkflowReport:
     ended: int = 0
     callbacks: int = 0  # chord callbacks that ran
     rerun_callbacks: int = 0  # ran again after their worker was SIGKILLed (history says lost)
+    # Failed because a step ended dead when this run's SIGKILLs caught it mid-run more often than
+    # max_lost_runs allows: poison containment, as for a plain task (run.py's dead_by_kills).
+    dead_by_kills: int = 0
     wrong: list[str] = field(default_factory=list)
 
     def render(self) -> str:
         return (f"workflows                {self.chords} chords, {self.chains} chains: "
                 f"{self.ended} ended as they must; {self.callbacks} callbacks fired once "
-                f"({self.rerun_callbacks} re-run after a SIGKILL)"
+                f"({self.rerun_callbacks} re-run after a SIGKILL); {self.dead_by_kills} failed by a step "
+                f"the kills made dead"
                 + (f", WRONG {self.wrong[:5]}" if self.wrong else ""))
 
 
@@ -104,7 +109,10 @@ class WorkflowProbe:
                 self.report.chains += 1
             time.sleep(pause)
 
-    def check(self, store: Store, *, timeout: float) -> None:
+    def check(self, store: Store, *, timeout: float,
+              killed_past_limit: Callable[[list[dict[str, Any]]], bool] = lambda _: False) -> None:
+        """Every workflow ended as it must; ``killed_past_limit`` tells a step's run history that
+        this run's SIGKILLs ended dead (poison containment), which fails its workflow rightly."""
         rep = self.report
         deadline = time.monotonic() + timeout
         recs: dict[str, Any] = {}
@@ -122,6 +130,11 @@ class WorkflowProbe:
                 rep.wrong.append(f"{wid} {want.kind} not ended ({rec.status if rec else 'unreadable'})")
                 continue
             if rec.status != want.status:
+                step = store.get_many([rec.failed_task_id])[0] if rec.failed_task_id else None
+                if (rec.status == "failed" and step is not None and step.status == "dead"
+                        and killed_past_limit(list(step.history))):
+                    rep.dead_by_kills += 1
+                    continue
                 rep.wrong.append(f"{wid} {want.kind} {rec.status}, expected {want.status}: {rec.error}")
                 continue
             if want.kind == "chord":
