@@ -30,7 +30,7 @@ PROBE = ("import socket, sys\n"
          "    print(f'closed: {exc}')\n")
 # The kernel completes handshakes up to the backlog, so listening is enough to be reached.
 LISTEN = ("import socket, time\n"
-          f"s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+          "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
           f"s.bind(('0.0.0.0', {EXTRA_PORT})); s.listen(64); print('listening', flush=True); time.sleep(300)\n")
 
 

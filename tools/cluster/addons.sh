@@ -101,7 +101,8 @@ netpol() {
     echo $! >"$PIDS/kube-router"
   fi
   wait_for "kube-router (log: $LOGS/kube-router.log)" netpol_healthy
-  say "kube-router $(${BIN}/kube-router --version 2>/dev/null | head -1 | awk '{print $2}') enforces NetworkPolicy"
+  # It prints "Running <path> version v2.1.0, built on ..." (to stderr).
+  say "kube-router $("$BIN/kube-router" --version 2>&1 | sed -n 's/.* version \([^,]*\),.*/\1/p') enforces NetworkPolicy"
 }
 
 remove() {
