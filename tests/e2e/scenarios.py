@@ -438,10 +438,15 @@ def other_client(env: E2E, report: Report) -> None:
         ids = submit(env, "sleep", SHORT_TASK, 200)
         env.helm_upgrade(*([f"kafka.client={client}"] if client != "default" else []))
         rollout(env, f"deployment/{worker_name(env)}")
-        recs = wait_terminal(env, ids, timeout=300)
+        # The batch in flight may all finish on the old pods before a new one joins: tasks submitted
+        # once the old pods are gone show the new fleet running.
+        wait_for(lambda: _only_current_pods(env, "worker"), timeout=120, what="the old worker pods gone")
+        after = submit(env, "sleep", SHORT_TASK, 20)
+        recs = wait_terminal(env, ids + after, timeout=300)
         dups, _ = check_outcome(recs)
         new = {r["worker"] for r in recs.values()} - before
-        assert new, f"no task ran on the {client} fleet"
+        assert new and all(recs[i]["worker"] in new for i in after), f"the {client} fleet ran no task"
+        ids += after
         report.add(Row(f"roll the fleet to the {client} Kafka client", len(ids), 0, dups,
                        note=f"{sum(1 for r in recs.values() if r['worker'] in new)} ran on the new pods"))
         settle(env)
@@ -588,8 +593,13 @@ def _self_signed(folder: Path, host: str) -> tuple[Path, Path]:
 
 
 def _only_current_api_pods(env: E2E) -> bool:
+    return _only_current_pods(env, "api")
+
+
+def _only_current_pods(env: E2E, component: str) -> bool:
+    """No pod of ``component`` terminating, and all of one template (a roll is over)."""
     out = env.kubectl("get", "pods", "-n", env.namespace, "-o", "json",
-                      "-l", f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component=api")
+                      "-l", f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component={component}")
     items = json.loads(out)["items"]
     return bool(items) and not any(p["metadata"].get("deletionTimestamp") for p in items) and \
         len({p["metadata"]["labels"].get("pod-template-hash") for p in items}) == 1
